@@ -1,0 +1,557 @@
+//! [`StytchAuth`]: the shared engine behind the layer, the extractors and the guards.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+use tracing::Instrument as _;
+
+use crate::client::wire::{AuthenticateParams, AuthenticateResponse, SessionCredential};
+use crate::client::{ClientError, ClientSettings, Endpoint, StytchClient};
+use crate::clock::SharedClock;
+use crate::config::{ConfigError, StytchAuthBuilder};
+use crate::cookies::{CookieSettings, SessionCookies};
+use crate::credentials::{self, CredentialSettings, Credentials};
+use crate::error::{ErrorHandler, Reason};
+use crate::jwt::claims::SessionClaims;
+use crate::jwt::jwks::{JwksCache, JwksSettings, KeyError};
+use crate::jwt::keys::KeySet;
+use crate::jwt::verify::{ClaimRules, Rejected, Standing, Token};
+use crate::layer::StytchAuthLayer;
+use crate::member::{AuthMethod, AuthenticatedMember, MemberData};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::rbac::PolicyCache;
+use crate::request_auth::{Failure, RequestAuth};
+use crate::single_flight::SingleFlight;
+
+type RemoteResult = Result<Arc<AuthenticateResponse>, Arc<ClientError>>;
+
+/// Stytch B2B session authentication and RBAC for axum.
+///
+/// Build one per process with [`StytchAuth::builder`] or [`StytchAuth::from_env`],
+/// install [`StytchAuth::layer`] on the router, and take
+/// [`AuthenticatedMember`] in handlers. Cheap to clone: clones share one HTTP client,
+/// the JWKS, the verified-token cache, the policy cache and the counters.
+///
+/// # Examples
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use axum_stytch::{AuthenticatedMember, StytchAuth};
+///
+/// async fn me(member: AuthenticatedMember) -> String {
+///     member.member_id().to_owned()
+/// }
+///
+/// # fn build() -> Result<Router, axum_stytch::ConfigError> {
+/// let auth = StytchAuth::builder("project-test-00000000-0000-0000-0000-000000000000", "secret-test-x")
+///     .build()?;
+/// let app: Router = Router::new().route("/me", get(me)).layer(auth.layer());
+/// # Ok(app) }
+/// # build().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct StytchAuth {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) project_id: String,
+    pub(crate) client: StytchClient,
+    pub(crate) clock: SharedClock,
+    pub(crate) rules: ClaimRules,
+    pub(crate) credentials: CredentialSettings,
+    pub(crate) cookies: CookieSettings,
+    pub(crate) session_duration_minutes: Option<u32>,
+    pub(crate) jwks: Arc<JwksCache>,
+    /// Verified JWTs, by the whole token.
+    tokens: Option<moka::sync::Cache<Arc<str>, Arc<CachedToken>>>,
+    /// Sessions logged out through this instance, by member_session_id.
+    revoked: moka::sync::Cache<String, ()>,
+    remote: SingleFlight<AuthenticateParams, RemoteResult>,
+    pub(crate) policy: PolicyCache,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) error_handler: Option<ErrorHandler>,
+}
+
+struct CachedToken {
+    member: AuthenticatedMember,
+    /// Unix seconds after which the token is no longer trusted locally.
+    valid_until: u64,
+}
+
+impl fmt::Debug for StytchAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StytchAuth")
+            .field("project_id", &self.inner.project_id)
+            .field("client", &self.inner.client)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the layer could decide without waiting.
+pub(crate) enum Begin {
+    Ready(Arc<RequestAuth>),
+    /// The JWT needs keys that are not loaded yet.
+    NeedsKeys {
+        jwt: String,
+        token: Option<String>,
+        source: credentials::Source,
+        kid: String,
+    },
+}
+
+impl StytchAuth {
+    /// A builder for the project's id and secret (from the Stytch dashboard).
+    pub fn builder(project_id: impl Into<String>, secret: impl Into<String>) -> StytchAuthBuilder {
+        StytchAuthBuilder::new(project_id, secret)
+    }
+
+    /// Builds from `STYTCH_PROJECT_ID`, `STYTCH_SECRET` and optional `STYTCH_BASE_URL`,
+    /// with every other setting at its default. Use [`StytchAuthBuilder::from_env`] to
+    /// change more.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        StytchAuthBuilder::from_env()?.build()
+    }
+
+    pub(crate) fn from_builder(b: StytchAuthBuilder) -> Result<Self, ConfigError> {
+        let endpoint = Endpoint::resolve(&b.project_id, b.base_url.as_deref())?;
+        let client = StytchClient::new(
+            &b.project_id,
+            &b.secret,
+            &endpoint,
+            &ClientSettings {
+                connect_timeout: b.connect_timeout,
+                request_timeout: b.request_timeout,
+            },
+        )?;
+        let metrics = Arc::new(Metrics::default());
+        let mut issuers = vec![format!("stytch.com/{}", b.project_id)];
+        issuers.extend(endpoint.custom_issuer.clone());
+        let jwks = JwksCache::new(
+            client.clone(),
+            b.clock.clone(),
+            JwksSettings {
+                refresh_interval: b.jwks_refresh_interval,
+                cooldown: b.jwks_refresh_cooldown,
+                max_stale: b.jwks_max_stale,
+            },
+            Arc::clone(&metrics),
+        );
+        // A JWT lives at most 300 s; entries also expire by the injected clock on read.
+        let token_ttl =
+            b.max_token_age.min(Duration::from_secs(300)) + b.leeway + Duration::from_secs(1);
+        let tokens = (b.token_cache_capacity > 0 && !b.max_token_age.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(b.token_cache_capacity)
+                .time_to_live(token_ttl)
+                .build()
+        });
+        let revoked = moka::sync::Cache::builder()
+            .max_capacity(b.revocation_capacity)
+            .time_to_live(Duration::from_secs(3600))
+            .build();
+        let policy = PolicyCache::new(
+            client.clone(),
+            b.clock.clone(),
+            b.policy_refresh_interval,
+            b.policy_grace,
+            b.org_policy_capacity,
+            Arc::clone(&metrics),
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                project_id: b.project_id.clone(),
+                client,
+                clock: b.clock,
+                rules: ClaimRules {
+                    project_id: b.project_id,
+                    issuers,
+                    leeway_secs: b.leeway.as_secs(),
+                    max_token_age_secs: b.max_token_age.as_secs(),
+                },
+                credentials: CredentialSettings {
+                    jwt_cookie: b.jwt_cookie.clone(),
+                    token_cookie: b.token_cookie.clone(),
+                    bearer: b.bearer,
+                    max_cookie_size: b.max_cookie_size,
+                },
+                cookies: CookieSettings {
+                    jwt_name: b.jwt_cookie,
+                    token_name: b.token_cookie,
+                    path: b.cookie_path,
+                    domain: b.cookie_domain,
+                    secure: b.cookie_secure,
+                    http_only: b.cookie_http_only,
+                    same_site: b.cookie_same_site,
+                },
+                session_duration_minutes: b
+                    .session_duration
+                    .and_then(|d| u32::try_from(d.as_secs() / 60).ok()),
+                jwks,
+                tokens,
+                revoked,
+                remote: SingleFlight::new(),
+                policy,
+                metrics,
+                error_handler: b.error_handler,
+            }),
+        })
+    }
+
+    /// The Tower layer that authenticates every request (see the crate docs for the
+    /// request flow). It never rejects by itself: extractors and guards decide.
+    pub fn layer(&self) -> StytchAuthLayer {
+        StytchAuthLayer::new(self.clone())
+    }
+
+    /// The project id.
+    pub fn project_id(&self) -> &str {
+        &self.inner.project_id
+    }
+
+    /// Fetches the JWKS now instead of on the first request. Returns whether it worked;
+    /// on failure the first requests retry (respecting the cooldown).
+    pub async fn warm_up(&self) -> bool {
+        self.inner.jwks.refresh().await
+    }
+
+    /// The layer's counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    /// `Set-Cookie` headers that store a session after a login, e.g. with the
+    /// `session_jwt`, `session_token` and `member_session.expires_at` of the official
+    /// `stytch` crate's magic-link or password authenticate response. The cookies carry
+    /// the configured attributes and expire with the session.
+    pub fn session_cookies(
+        &self,
+        session_jwt: &str,
+        session_token: &str,
+        expires_at: SystemTime,
+    ) -> SessionCookies {
+        SessionCookies::new(self.inner.cookies.set(
+            session_jwt,
+            session_token,
+            expires_at,
+            self.inner.clock.now(),
+        ))
+    }
+
+    /// Ends the member's session: revokes it at Stytch, refuses its JWTs on this
+    /// instance at once (other instances accept an already issued JWT until it is
+    /// `max_token_age` old), and returns the `Set-Cookie` headers that clear both
+    /// cookies. A session Stytch no longer knows counts as logged out.
+    ///
+    /// # Errors
+    ///
+    /// When Stytch cannot be reached or refuses the call; the session is refused on
+    /// this instance anyway.
+    pub async fn logout(
+        &self,
+        member: &AuthenticatedMember,
+    ) -> Result<SessionCookies, ClientError> {
+        let session_id = member.member_session_id().to_owned();
+        self.inner.revoked.insert(session_id.clone(), ());
+        if let Some(tokens) = &self.inner.tokens {
+            let id = session_id.clone();
+            // Revoked sessions are also refused on every cache hit; this frees the memory.
+            let _ = tokens
+                .invalidate_entries_if(move |_, cached| cached.member.member_session_id() == id);
+        }
+        let cookies = SessionCookies::new(self.inner.cookies.clear());
+        match self.inner.client.revoke(&session_id).await {
+            Ok(()) => Ok(cookies),
+            Err(ClientError::Api(e)) if e.status == 404 => Ok(cookies),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A route guard that answers 401 unless the request has a valid session.
+    pub fn require_session(&self) -> crate::RequireSession {
+        crate::RequireSession::new()
+    }
+
+    /// Decides whether `member` may perform `action` on `resource` in
+    /// `organization_id`, for decisions that depend on data loaded in the handler.
+    ///
+    /// Decided locally, like Stytch does, against the cached RBAC policy (refreshed at
+    /// most every 5 minutes) and the organization's custom roles, with the roles of the
+    /// member's session.
+    ///
+    /// # Errors
+    ///
+    /// A rejection (403 `tenancy_mismatch` or `permission_denied`, 503 when the policy
+    /// cannot be loaded) that can be returned from the handler as is.
+    pub async fn authorize(
+        &self,
+        member: &AuthenticatedMember,
+        organization_id: &str,
+        resource: &str,
+        action: &str,
+    ) -> Result<crate::rbac::Verdict, crate::AuthRejection> {
+        self.inner
+            .policy
+            .decide(member, organization_id, resource, action)
+            .await
+            .map_err(|f| {
+                self.inner.metrics.failure(f.reason);
+                crate::extract::rejection(f, Some((resource, action)))
+            })
+    }
+
+    /// `Set-Cookie` headers that clear both session cookies, without calling Stytch.
+    pub fn clear_cookies(&self) -> SessionCookies {
+        SessionCookies::new(self.inner.cookies.clear())
+    }
+
+    // ------------------------------------------------------------------------------
+    // Per-request authentication
+
+    /// Everything that can be decided without waiting: credentials, cache, local
+    /// verification with loaded keys.
+    pub(crate) fn begin(&self, headers: &HeaderMap) -> Begin {
+        let creds = match credentials::extract(headers, &self.inner.credentials) {
+            Ok(c) => c,
+            Err(_) => {
+                return Begin::Ready(self.finished(
+                    Err(Failure::new(Reason::InvalidCredentials)),
+                    credentials::Source::Cookie,
+                ));
+            }
+        };
+        if creds.is_empty() {
+            return Begin::Ready(
+                self.finished(Err(Failure::new(Reason::MissingCredentials)), creds.source),
+            );
+        }
+        let Some(jwt) = creds.jwt else {
+            let token = creds.token.unwrap_or_default();
+            return Begin::Ready(self.remote(
+                SessionCredential::Token(token.to_owned()),
+                None,
+                creds.source,
+            ));
+        };
+        if let Some(member) = self.cached(jwt) {
+            return Begin::Ready(self.finished(member, creds.source));
+        }
+        let token = match Token::parse(jwt) {
+            Ok(t) => t,
+            Err(rejected) => return Begin::Ready(self.rejected(rejected, creds.source)),
+        };
+        match self.inner.jwks.serving_set_with(&token.kid) {
+            Some(set) => Begin::Ready(self.verify_with(&set, jwt, &token, &creds)),
+            None => Begin::NeedsKeys {
+                jwt: jwt.to_owned(),
+                token: creds.token.map(str::to_owned),
+                source: creds.source,
+                kid: token.kid,
+            },
+        }
+    }
+
+    /// The rest of [`begin`](Self::begin) when keys had to be fetched first.
+    pub(crate) async fn finish(
+        &self,
+        jwt: String,
+        token: Option<String>,
+        source: credentials::Source,
+        kid: String,
+    ) -> Arc<RequestAuth> {
+        let creds = Credentials {
+            jwt: Some(&jwt),
+            token: token.as_deref(),
+            source,
+        };
+        match self.inner.jwks.key_set_for(&kid).await {
+            Ok(set) => match Token::parse(&jwt) {
+                Ok(parsed) => self.verify_with(&set, &jwt, &parsed, &creds),
+                Err(rejected) => self.rejected(rejected, source),
+            },
+            Err(KeyError::UnknownKid) => self.rejected(Rejected::BadSignature, source),
+            Err(KeyError::Unavailable) => {
+                self.finished(Err(Failure::new(Reason::StytchUnavailable)), source)
+            }
+        }
+    }
+
+    fn verify_with(
+        &self,
+        set: &KeySet,
+        jwt: &str,
+        token: &Token<'_>,
+        creds: &Credentials<'_>,
+    ) -> Arc<RequestAuth> {
+        let Some(key) = set.get(&token.kid) else {
+            return self.rejected(Rejected::BadSignature, creds.source);
+        };
+        self.inner
+            .metrics
+            .local_verifications
+            .fetch_add(1, Ordering::Relaxed);
+        if let Err(rejected) = token.verify_signature(key) {
+            return self.rejected(rejected, creds.source);
+        }
+        let claims = match token.claims() {
+            Ok(c) => c,
+            Err(rejected) => return self.rejected(rejected, creds.source),
+        };
+        if self.is_revoked(&claims.session.id) {
+            return self.finished_clearing(Reason::SessionRevoked, creds.source);
+        }
+        match self.inner.rules.check(&claims, self.inner.clock.now()) {
+            Ok(Standing::Fresh { valid_until }) => {
+                let member = member_from_claims(claims);
+                if let Some(tokens) = &self.inner.tokens {
+                    tokens.insert(
+                        Arc::from(jwt),
+                        Arc::new(CachedToken {
+                            member: member.clone(),
+                            valid_until,
+                        }),
+                    );
+                }
+                tracing::debug!(path = "local", outcome = "ok", "stytch session verified");
+                self.finished(Ok(member), creds.source)
+            }
+            // Signed by Stytch but expired or too old: Stytch decides (and renews).
+            Ok(Standing::Stale) => self.remote(
+                SessionCredential::Jwt(jwt.to_owned()),
+                Some(claims.organization.organization_id),
+                creds.source,
+            ),
+            Err(rejected) => self.rejected(rejected, creds.source),
+        }
+    }
+
+    fn cached(&self, jwt: &str) -> Option<Result<AuthenticatedMember, Failure>> {
+        let tokens = self.inner.tokens.as_ref()?;
+        let entry = tokens.get(jwt)?;
+        if self.inner.clock.unix_seconds() >= entry.valid_until {
+            tokens.invalidate(jwt);
+            return None;
+        }
+        self.inner
+            .metrics
+            .cache_hits
+            .fetch_add(1, Ordering::Relaxed);
+        if self.is_revoked(entry.member.member_session_id()) {
+            return Some(Err(Failure::new(Reason::SessionRevoked).clearing_cookies()));
+        }
+        tracing::trace!(path = "cached", outcome = "ok", "stytch session verified");
+        Some(Ok(entry.member.clone()))
+    }
+
+    fn is_revoked(&self, member_session_id: &str) -> bool {
+        self.inner.revoked.contains_key(member_session_id)
+    }
+
+    fn rejected(&self, rejected: Rejected, source: credentials::Source) -> Arc<RequestAuth> {
+        tracing::debug!(path = "local", outcome = "rejected", reason = ?rejected, "stytch session JWT rejected");
+        match rejected {
+            Rejected::SessionEnded => self.finished_clearing(Reason::SessionExpired, source),
+            _ => self.finished(Err(Failure::new(Reason::InvalidToken)), source),
+        }
+    }
+
+    fn finished(
+        &self,
+        result: Result<AuthenticatedMember, Failure>,
+        source: credentials::Source,
+    ) -> Arc<RequestAuth> {
+        Arc::new(RequestAuth::done(self.clone(), result, source))
+    }
+
+    fn finished_clearing(&self, reason: Reason, source: credentials::Source) -> Arc<RequestAuth> {
+        self.finished(Err(Failure::new(reason).clearing_cookies()), source)
+    }
+
+    fn remote(
+        &self,
+        credential: SessionCredential,
+        organization_hint: Option<String>,
+        source: credentials::Source,
+    ) -> Arc<RequestAuth> {
+        Arc::new(RequestAuth::remote(
+            self.clone(),
+            credential,
+            organization_hint,
+            source,
+        ))
+    }
+
+    /// `sessions/authenticate`, coalescing identical concurrent calls.
+    pub(crate) async fn authenticate_remote(&self, params: AuthenticateParams) -> RemoteResult {
+        let this = self.clone();
+        let key = params.clone();
+        self.inner
+            .remote
+            .run(key, move || async move {
+                this.inner
+                    .metrics
+                    .remote_authentications
+                    .fetch_add(1, Ordering::Relaxed);
+                let span = tracing::debug_span!(
+                    "stytch.authenticate",
+                    path = "remote",
+                    check = params.authorization_check.is_some()
+                );
+                let result = this
+                    .inner
+                    .client
+                    .authenticate(&params)
+                    .instrument(span)
+                    .await;
+                if let Err(error) = &result {
+                    tracing::debug!(%error, "stytch sessions/authenticate failed");
+                }
+                result.map(Arc::new).map_err(Arc::new)
+            })
+            .await
+            .unwrap_or_else(|| {
+                Err(Arc::new(ClientError::Transport(
+                    "authentication task failed".into(),
+                )))
+            })
+    }
+}
+
+/// The member described by a verified JWT (wire spec §5.4).
+pub(crate) fn member_from_claims(claims: SessionClaims) -> AuthenticatedMember {
+    AuthenticatedMember::new(MemberData {
+        member_id: claims.sub,
+        member_session_id: claims.session.id,
+        organization_id: claims.organization.organization_id,
+        organization_slug: claims.organization.slug,
+        roles: claims.session.roles,
+        authentication_factors: claims.session.authentication_factors,
+        started_at: claims.session.started_at,
+        expires_at: claims
+            .session
+            .expires_at
+            .unwrap_or_else(|| crate::timestamp::from_unix(claims.exp)),
+        custom_claims: claims.custom,
+        method: AuthMethod::LocalJwt,
+    })
+}
+
+/// The member described by a `sessions/authenticate` answer.
+pub(crate) fn member_from_remote(response: &AuthenticateResponse) -> AuthenticatedMember {
+    let s = &response.member_session;
+    AuthenticatedMember::new(MemberData {
+        member_id: s.member_id.clone(),
+        member_session_id: s.member_session_id.clone(),
+        organization_id: s.organization_id.clone(),
+        organization_slug: s.organization_slug.clone(),
+        roles: s.roles.clone(),
+        authentication_factors: s.authentication_factors.clone(),
+        started_at: s.started_at,
+        expires_at: s.expires_at,
+        custom_claims: s.custom_claims.clone().unwrap_or_default(),
+        method: AuthMethod::Remote,
+    })
+}

@@ -1,0 +1,269 @@
+//! A small typed client for the Stytch B2B endpoints the middleware needs.
+//!
+//! [`wire`] holds the pure request builders and response parsers; this module is
+//! the thin I/O step on top (reqwest with rustls, Basic auth, timeouts, a bounded
+//! response body).
+
+mod error;
+pub(crate) mod wire;
+
+use std::time::Duration;
+
+use http::HeaderValue;
+use http::header::USER_AGENT;
+use serde::de::DeserializeOwned;
+
+pub use error::{ApiError, ClientError};
+use wire::{
+    AuthenticateParams, AuthenticateResponse, Empty, JwksResponse, OrgPolicyResponse,
+    PolicyResponse,
+};
+
+use crate::config::ConfigError;
+
+/// Responses larger than this are not Stytch responses; reading stops there.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Connection and timeout settings for calls to Stytch.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientSettings {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where the API lives and which issuers its JWTs may carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    /// `scheme://host[:port]`, no trailing slash.
+    pub(crate) base_url: String,
+    /// The custom base URL's origin, accepted as a JWT `iss` besides `stytch.com/<pid>`.
+    pub(crate) custom_issuer: Option<String>,
+}
+
+impl Endpoint {
+    /// The environment URL for `project_id`, or `custom` when given.
+    ///
+    /// A custom URL must be `https://`, or `http://` to a loopback address (the emulator),
+    /// and must not carry a path, query or credentials: Stytch serves at the root.
+    pub(crate) fn resolve(project_id: &str, custom: Option<&str>) -> Result<Self, ConfigError> {
+        let Some(custom) = custom else {
+            return Ok(Self {
+                base_url: wire::default_base_url(project_id).to_owned(),
+                custom_issuer: None,
+            });
+        };
+        let invalid = |reason: &str| ConfigError::InvalidBaseUrl {
+            url: custom.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let url = reqwest::Url::parse(custom).map_err(|e| invalid(&e.to_string()))?;
+        let host = url.host_str().ok_or_else(|| invalid("no host"))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(host) => {}
+            "http" => return Err(invalid("plain http is only allowed to a loopback address")),
+            _ => return Err(invalid("scheme must be https")),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid("must not contain credentials"));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("must not have a path, query or fragment"));
+        }
+        let origin = url.origin().ascii_serialization();
+        Ok(Self {
+            base_url: origin.clone(),
+            custom_issuer: Some(origin),
+        })
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The HTTP client for Stytch. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct StytchClient {
+    http: reqwest::Client,
+    base_url: String,
+    project_id: String,
+    basic_auth: HeaderValue,
+}
+
+impl std::fmt::Debug for StytchClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StytchClient")
+            .field("base_url", &self.base_url)
+            .field("project_id", &self.project_id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl StytchClient {
+    pub(crate) fn new(
+        project_id: &str,
+        secret: &str,
+        endpoint: &Endpoint,
+        settings: &ClientSettings,
+    ) -> Result<Self, ConfigError> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("axum-stytch/", env!("CARGO_PKG_VERSION"))),
+        );
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+        Ok(Self {
+            http,
+            base_url: endpoint.base_url.clone(),
+            project_id: project_id.to_owned(),
+            basic_auth: wire::basic_auth(project_id, secret),
+        })
+    }
+
+    /// `POST /v1/b2b/sessions/authenticate`.
+    pub(crate) async fn authenticate(
+        &self,
+        params: &AuthenticateParams,
+    ) -> Result<AuthenticateResponse, ClientError> {
+        self.send(wire::authenticate_request(
+            &self.base_url,
+            &self.basic_auth,
+            params,
+        ))
+        .await
+    }
+
+    /// `POST /v1/b2b/sessions/revoke` of one member session.
+    pub(crate) async fn revoke(&self, member_session_id: &str) -> Result<(), ClientError> {
+        self.send::<Empty>(wire::revoke_request(
+            &self.base_url,
+            &self.basic_auth,
+            member_session_id,
+        ))
+        .await
+        .map(|_| ())
+    }
+
+    /// `GET /v1/b2b/sessions/jwks/{project_id}`.
+    pub(crate) async fn jwks(&self) -> Result<JwksResponse, ClientError> {
+        self.send(wire::jwks_request(&self.base_url, &self.project_id))
+            .await
+    }
+
+    /// `GET /v1/b2b/rbac/policy`.
+    pub(crate) async fn policy(&self) -> Result<PolicyResponse, ClientError> {
+        self.send(wire::policy_request(&self.base_url, &self.basic_auth))
+            .await
+    }
+
+    /// `GET /v1/b2b/rbac/organizations/{organization_id}`.
+    pub(crate) async fn org_policy(
+        &self,
+        organization_id: &str,
+    ) -> Result<OrgPolicyResponse, ClientError> {
+        self.send(wire::org_policy_request(
+            &self.base_url,
+            &self.basic_auth,
+            organization_id,
+        ))
+        .await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        let request = reqwest::Request::try_from(request)?;
+        let mut response = self.http.execute(request).await?;
+        let status = response.status().as_u16();
+        let headers = std::mem::take(response.headers_mut());
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(ClientError::UnexpectedResponse {
+                    status,
+                    detail: format!("response body over {MAX_RESPONSE_BYTES} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        wire::parse_response(status, &headers, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_environment_and_custom_urls() {
+        let e = Endpoint::resolve("project-live-1", None).unwrap();
+        assert_eq!(e.base_url, "https://api.stytch.com");
+        assert_eq!(e.custom_issuer, None);
+        let e = Endpoint::resolve("project-test-1", None).unwrap();
+        assert_eq!(e.base_url, "https://test.stytch.com");
+
+        let e = Endpoint::resolve("project-test-1", Some("https://auth.example.com/")).unwrap();
+        assert_eq!(e.base_url, "https://auth.example.com");
+        assert_eq!(e.custom_issuer.as_deref(), Some("https://auth.example.com"));
+        let e = Endpoint::resolve("project-test-1", Some("http://127.0.0.1:4010")).unwrap();
+        assert_eq!(e.base_url, "http://127.0.0.1:4010");
+        assert!(Endpoint::resolve("p", Some("http://[::1]:80")).is_ok());
+        assert!(Endpoint::resolve("p", Some("http://localhost:9")).is_ok());
+    }
+
+    #[test]
+    fn rejects_unsafe_or_malformed_custom_urls() {
+        for bad in [
+            "http://auth.example.com",
+            "ftp://auth.example.com",
+            "https://user:pw@auth.example.com",
+            "https://auth.example.com/prefix",
+            "https://auth.example.com/?q=1",
+            "not a url",
+            "",
+        ] {
+            let err = Endpoint::resolve("p", Some(bad)).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::InvalidBaseUrl { .. }),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_redacts_the_secret() {
+        let endpoint = Endpoint::resolve("project-test-1", None).unwrap();
+        let client = StytchClient::new(
+            "project-test-1",
+            "super-secret",
+            &endpoint,
+            &ClientSettings::default(),
+        )
+        .unwrap();
+        let dbg = format!("{client:?}");
+        assert!(!dbg.contains("super-secret"), "{dbg}");
+        assert!(dbg.contains("<redacted>"));
+    }
+}

@@ -1,0 +1,155 @@
+//! Injectable time source.
+//!
+//! Every expiry, TTL and age decision in this crate reads the time from a
+//! [`Clock`], so tests can move time forward without sleeping.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// A source of the current wall-clock time.
+///
+/// The default is [`SystemClock`]. Tests inject a controllable clock (see
+/// `axum_stytch::testing::MockClock` with the `test-util` feature) so that
+/// token expiry and cache TTLs are exercised without sleeping.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use axum_stytch::Clock;
+///
+/// /// A clock that runs ten seconds behind the system clock.
+/// struct Behind;
+///
+/// impl Clock for Behind {
+///     fn now(&self) -> SystemTime {
+///         SystemTime::now() - Duration::from_secs(10)
+///     }
+/// }
+/// ```
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The operating system's clock ([`SystemTime::now`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> SystemTime {
+        (**self).now()
+    }
+}
+
+/// Shared, type-erased clock handle used inside the crate.
+#[derive(Clone)]
+pub(crate) struct SharedClock(pub(crate) Arc<dyn Clock>);
+
+impl SharedClock {
+    pub(crate) fn system() -> Self {
+        Self(Arc::new(SystemClock))
+    }
+
+    pub(crate) fn now(&self) -> SystemTime {
+        self.0.now()
+    }
+
+    /// Seconds since the Unix epoch, saturating at 0 for times before it.
+    pub(crate) fn unix_seconds(&self) -> u64 {
+        unix_seconds(self.now())
+    }
+}
+
+impl fmt::Debug for SharedClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// Seconds since the Unix epoch, saturating at 0 for times before it.
+pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(any(test, feature = "test-util"))]
+pub use mock::MockClock;
+
+#[cfg(any(test, feature = "test-util"))]
+mod mock {
+    use super::Clock;
+    use std::sync::{Arc, Mutex, PoisonError};
+    use std::time::{Duration, SystemTime};
+
+    /// A clock that only moves when told to. Cheap to clone; clones share time.
+    ///
+    /// Available with the `test-util` feature. The [`StytchEmulator`] owns
+    /// one; hand the same clock to [`StytchAuthBuilder::clock`] so that the
+    /// emulator and the middleware agree on the time.
+    ///
+    /// [`StytchEmulator`]: crate::testing::StytchEmulator
+    /// [`StytchAuthBuilder::clock`]: crate::StytchAuthBuilder::clock
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum_stytch::{Clock, testing::MockClock};
+    ///
+    /// let clock = MockClock::new();
+    /// let before = clock.now();
+    /// clock.advance(Duration::from_secs(301));
+    /// assert_eq!(clock.now().duration_since(before).unwrap().as_secs(), 301);
+    /// ```
+    #[derive(Debug, Clone)]
+    pub struct MockClock {
+        now: Arc<Mutex<SystemTime>>,
+    }
+
+    impl MockClock {
+        /// A clock frozen at the current system time, truncated to whole seconds.
+        pub fn new() -> Self {
+            let secs = super::unix_seconds(SystemTime::now());
+            Self::at(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+        }
+
+        /// A clock frozen at `time`.
+        pub fn at(time: SystemTime) -> Self {
+            Self {
+                now: Arc::new(Mutex::new(time)),
+            }
+        }
+
+        /// Moves the clock forward by `by`.
+        pub fn advance(&self, by: Duration) {
+            let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+            *now += by;
+        }
+
+        /// Sets the clock to `time` (which may be in the past).
+        pub fn set(&self, time: SystemTime) {
+            *self.now.lock().unwrap_or_else(PoisonError::into_inner) = time;
+        }
+    }
+
+    impl Default for MockClock {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Clock for MockClock {
+        fn now(&self) -> SystemTime {
+            *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+}

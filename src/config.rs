@@ -1,0 +1,445 @@
+//! [`StytchAuthBuilder`]: every setting, its default, and validation at build time.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::Response;
+use http::request::Parts;
+
+use crate::clock::{Clock, SharedClock};
+use crate::cookies::SameSite;
+use crate::error::AuthRejection;
+
+/// A setting that cannot work, reported by [`StytchAuthBuilder::build`] or
+/// [`StytchAuth::from_env`](crate::StytchAuth::from_env).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The project id is empty.
+    #[error(
+        "the Stytch project id is empty (set STYTCH_PROJECT_ID or pass it to StytchAuth::builder)"
+    )]
+    MissingProjectId,
+    /// The secret is empty.
+    #[error("the Stytch secret is empty (set STYTCH_SECRET or pass it to StytchAuth::builder)")]
+    MissingSecret,
+    /// An environment variable `from_env` needs is not set or not UTF-8.
+    #[error("environment variable {0} is not set (or not valid UTF-8)")]
+    MissingEnv(&'static str),
+    /// The custom base URL cannot be used.
+    #[error("invalid Stytch base URL {url:?}: {reason}")]
+    InvalidBaseUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Another setting is out of range.
+    #[error("invalid setting {setting}: {reason}")]
+    InvalidSetting {
+        /// The builder method.
+        setting: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// The HTTP client could not be created.
+    #[error("could not create the HTTP client: {0}")]
+    HttpClient(String),
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidSetting {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+/// Builds a [`StytchAuth`](crate::StytchAuth). Every setting has a documented default.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use axum_stytch::StytchAuth;
+///
+/// let auth = StytchAuth::builder("project-test-00000000-0000-0000-0000-000000000000", "secret-test-xyz")
+///     .max_token_age(Duration::from_secs(120))
+///     .session_duration(Duration::from_secs(60 * 60))
+///     .bearer_tokens(true)
+///     .build()
+///     .expect("valid configuration");
+/// # let _ = auth;
+/// ```
+#[must_use]
+pub struct StytchAuthBuilder {
+    pub(crate) project_id: String,
+    pub(crate) secret: String,
+    pub(crate) base_url: Option<String>,
+    pub(crate) clock: SharedClock,
+    pub(crate) max_token_age: Duration,
+    pub(crate) leeway: Duration,
+    pub(crate) jwt_cookie: String,
+    pub(crate) token_cookie: String,
+    pub(crate) bearer: bool,
+    pub(crate) max_cookie_size: usize,
+    pub(crate) session_duration: Option<Duration>,
+    pub(crate) cookie_path: String,
+    pub(crate) cookie_domain: Option<String>,
+    pub(crate) cookie_secure: bool,
+    pub(crate) cookie_http_only: bool,
+    pub(crate) cookie_same_site: SameSite,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) jwks_refresh_interval: Duration,
+    pub(crate) jwks_refresh_cooldown: Duration,
+    pub(crate) jwks_max_stale: Duration,
+    pub(crate) token_cache_capacity: u64,
+    pub(crate) revocation_capacity: u64,
+    pub(crate) policy_refresh_interval: Duration,
+    pub(crate) policy_grace: Duration,
+    pub(crate) org_policy_capacity: u64,
+    pub(crate) error_handler: Option<crate::error::ErrorHandler>,
+}
+
+impl fmt::Debug for StytchAuthBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StytchAuthBuilder")
+            .field("project_id", &self.project_id)
+            .field("secret", &"<redacted>")
+            .field("base_url", &self.base_url)
+            .field("max_token_age", &self.max_token_age)
+            .field("leeway", &self.leeway)
+            .field("jwt_cookie", &self.jwt_cookie)
+            .field("token_cookie", &self.token_cookie)
+            .field("bearer", &self.bearer)
+            .field("session_duration", &self.session_duration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The longest the RBAC policy may be cached: Stytch's SDKs refresh every 5 minutes.
+pub(crate) const MAX_POLICY_REFRESH: Duration = Duration::from_secs(300);
+
+impl StytchAuthBuilder {
+    pub(crate) fn new(project_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            project_id: project_id.into(),
+            secret: secret.into(),
+            base_url: None,
+            clock: SharedClock::system(),
+            max_token_age: Duration::from_secs(300),
+            leeway: Duration::from_secs(5),
+            jwt_cookie: "stytch_session_jwt".into(),
+            token_cookie: "stytch_session".into(),
+            bearer: false,
+            max_cookie_size: 4096,
+            session_duration: None,
+            cookie_path: "/".into(),
+            cookie_domain: None,
+            cookie_secure: true,
+            cookie_http_only: true,
+            cookie_same_site: SameSite::Lax,
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            jwks_refresh_interval: Duration::from_secs(300),
+            jwks_refresh_cooldown: Duration::from_secs(30),
+            jwks_max_stale: Duration::from_secs(3600),
+            token_cache_capacity: 10_000,
+            revocation_capacity: 10_000,
+            policy_refresh_interval: MAX_POLICY_REFRESH,
+            policy_grace: Duration::from_secs(900),
+            org_policy_capacity: 1_000,
+            error_handler: None,
+        }
+    }
+
+    /// A builder from `STYTCH_PROJECT_ID`, `STYTCH_SECRET` and, when set,
+    /// `STYTCH_BASE_URL`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let var =
+            |name: &'static str| std::env::var(name).map_err(|_| ConfigError::MissingEnv(name));
+        let mut builder = Self::new(var("STYTCH_PROJECT_ID")?, var("STYTCH_SECRET")?);
+        if let Ok(url) = std::env::var("STYTCH_BASE_URL") {
+            if !url.is_empty() {
+                builder = builder.base_url(url);
+            }
+        }
+        Ok(builder)
+    }
+
+    /// API base URL: a custom domain (`https://auth.example.com`) or the emulator
+    /// (`http://127.0.0.1:PORT`; plain http is accepted for loopback only).
+    /// Default: `https://api.stytch.com` for `project-live-` ids, else
+    /// `https://test.stytch.com`. With a custom URL, JWTs issued by that origin are
+    /// accepted besides `stytch.com/<project_id>`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Time source for expiry, ages and TTLs. Default: the system clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = SharedClock(Arc::new(clock));
+        self
+    }
+
+    /// Oldest JWT (by `iat`) trusted without asking Stytch. Default: 300 s (a JWT's
+    /// whole life). This bounds how long a revoked session keeps working on another
+    /// instance. `Duration::ZERO` sends every request to Stytch.
+    pub fn max_token_age(mut self, age: Duration) -> Self {
+        self.max_token_age = age;
+        self
+    }
+
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default: 5 s; at most 60 s.
+    pub fn clock_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Name of the session JWT cookie. Default: `stytch_session_jwt`.
+    pub fn session_jwt_cookie(mut self, name: impl Into<String>) -> Self {
+        self.jwt_cookie = name.into();
+        self
+    }
+
+    /// Name of the session token cookie. Default: `stytch_session`.
+    pub fn session_token_cookie(mut self, name: impl Into<String>) -> Self {
+        self.token_cookie = name.into();
+        self
+    }
+
+    /// Also accept `Authorization: Bearer <session JWT or token>`, which then takes
+    /// precedence over cookies. Renewed credentials are not sent back for bearer
+    /// requests. Default: off.
+    pub fn bearer_tokens(mut self, enabled: bool) -> Self {
+        self.bearer = enabled;
+        self
+    }
+
+    /// Largest session cookie (or bearer) value read; larger ones are rejected (401
+    /// `invalid_credentials`) without being parsed. Default: 4096 bytes.
+    pub fn max_cookie_size(mut self, bytes: usize) -> Self {
+        self.max_cookie_size = bytes;
+        self
+    }
+
+    /// Extend the session to now + `duration` whenever Stytch is asked (sliding
+    /// sessions). Whole minutes, 5 minutes to 366 days. Default: not extended.
+    pub fn session_duration(mut self, duration: Duration) -> Self {
+        self.session_duration = Some(duration);
+        self
+    }
+
+    /// `Path` of the cookies this crate sets. Default: `/`.
+    pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
+        self.cookie_path = path.into();
+        self
+    }
+
+    /// `Domain` of the cookies this crate sets. Default: none (host-only).
+    pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
+        self.cookie_domain = Some(domain.into());
+        self
+    }
+
+    /// `Secure` on the cookies this crate sets. Default: on (browsers still accept
+    /// `Secure` cookies from `http://localhost`).
+    pub fn cookie_secure(mut self, secure: bool) -> Self {
+        self.cookie_secure = secure;
+        self
+    }
+
+    /// `HttpOnly` on the cookies this crate sets. Default: on. Turn it off only when
+    /// browser code (such as Stytch's frontend SDK) must read the cookies.
+    pub fn cookie_http_only(mut self, http_only: bool) -> Self {
+        self.cookie_http_only = http_only;
+        self
+    }
+
+    /// `SameSite` of the cookies this crate sets. Default: [`SameSite::Lax`].
+    /// `SameSite::None` requires `Secure`.
+    pub fn cookie_same_site(mut self, same_site: SameSite) -> Self {
+        self.cookie_same_site = same_site;
+        self
+    }
+
+    /// Connect timeout for calls to Stytch. Default: 2 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Total timeout of each call to Stytch. Default: 5 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Age at which the JWKS is refreshed in the background (keys keep being served
+    /// meanwhile). Default: 300 s.
+    pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
+        self.jwks_refresh_interval = interval;
+        self
+    }
+
+    /// Minimum time between JWKS refreshes caused by an unknown `kid`, and between
+    /// retries after a failed fetch. Default: 30 s.
+    pub fn jwks_refresh_cooldown(mut self, cooldown: Duration) -> Self {
+        self.jwks_refresh_cooldown = cooldown;
+        self
+    }
+
+    /// How long past the refresh interval the last keys are still used while Stytch
+    /// cannot be reached; after that, JWTs are answered 503. Default: 1 hour.
+    pub fn jwks_max_stale(mut self, max_stale: Duration) -> Self {
+        self.jwks_max_stale = max_stale;
+        self
+    }
+
+    /// Most verified JWTs remembered (a repeated JWT then costs no RSA work).
+    /// Default: 10,000. `0` disables the cache.
+    pub fn token_cache_capacity(mut self, entries: u64) -> Self {
+        self.token_cache_capacity = entries;
+        self
+    }
+
+    /// Most logged-out sessions remembered locally, so their JWTs are refused at once
+    /// on this instance. Default: 10,000.
+    pub fn revocation_capacity(mut self, entries: u64) -> Self {
+        self.revocation_capacity = entries;
+        self
+    }
+
+    /// How often the RBAC policy is refreshed. Default and maximum: 300 s.
+    pub fn policy_refresh_interval(mut self, interval: Duration) -> Self {
+        self.policy_refresh_interval = interval;
+        self
+    }
+
+    /// How long past its refresh interval a policy may still decide when refreshes
+    /// fail; after that RBAC decisions answer 503. Default: 15 minutes.
+    pub fn policy_grace(mut self, grace: Duration) -> Self {
+        self.policy_grace = grace;
+        self
+    }
+
+    /// Most organizations whose custom roles are cached. Default: 1,000.
+    pub fn org_policy_capacity(mut self, entries: u64) -> Self {
+        self.org_policy_capacity = entries;
+        self
+    }
+
+    /// Replaces rejection responses: return `Some(response)` to use it, `None` for the
+    /// default JSON. Receives the request parts (path, headers) to decide.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::response::{IntoResponse, Redirect};
+    /// use axum_stytch::{Reason, StytchAuth};
+    ///
+    /// let auth = StytchAuth::builder("project-test-x", "secret")
+    ///     .error_handler(|rejection, parts| {
+    ///         let html = parts.headers.get("accept")
+    ///             .and_then(|v| v.to_str().ok())
+    ///             .is_some_and(|v| v.contains("text/html"));
+    ///         (html && rejection.status() == 401).then(|| Redirect::to("/login").into_response())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn error_handler<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&AuthRejection, &Parts) -> Option<Response> + Send + Sync + 'static,
+    {
+        self.error_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Validates every setting and builds the [`StytchAuth`](crate::StytchAuth).
+    pub fn build(self) -> Result<crate::StytchAuth, ConfigError> {
+        self.validate()?;
+        crate::auth::StytchAuth::from_builder(self)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.project_id.trim().is_empty() {
+            return Err(ConfigError::MissingProjectId);
+        }
+        if self.secret.is_empty() {
+            return Err(ConfigError::MissingSecret);
+        }
+        for (setting, name) in [
+            ("session_jwt_cookie", &self.jwt_cookie),
+            ("session_token_cookie", &self.token_cookie),
+        ] {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            {
+                return Err(invalid(
+                    setting,
+                    format!("{name:?} is not a valid cookie name"),
+                ));
+            }
+        }
+        if self.jwt_cookie == self.token_cookie {
+            return Err(invalid(
+                "session_token_cookie",
+                "must differ from the JWT cookie name",
+            ));
+        }
+        if self.max_cookie_size < 256 {
+            return Err(invalid("max_cookie_size", "must be at least 256 bytes"));
+        }
+        if self.leeway > Duration::from_secs(60) {
+            return Err(invalid("clock_leeway", "must be at most 60 s"));
+        }
+        if let Some(d) = self.session_duration {
+            let minutes = d.as_secs() / 60;
+            if d.as_secs() % 60 != 0 || !(5..=527_040).contains(&minutes) {
+                return Err(invalid(
+                    "session_duration",
+                    "whole minutes from 5 minutes to 366 days",
+                ));
+            }
+        }
+        if !self.cookie_path.starts_with('/') || self.cookie_path.contains(';') {
+            return Err(invalid(
+                "cookie_path",
+                "must start with '/' and not contain ';'",
+            ));
+        }
+        if self
+            .cookie_domain
+            .as_deref()
+            .is_some_and(|d| d.is_empty() || d.contains([';', ' ']))
+        {
+            return Err(invalid("cookie_domain", "must be a domain name"));
+        }
+        if self.cookie_same_site == SameSite::None && !self.cookie_secure {
+            return Err(invalid(
+                "cookie_same_site",
+                "SameSite=None requires cookie_secure(true)",
+            ));
+        }
+        for (setting, d) in [
+            ("connect_timeout", self.connect_timeout),
+            ("request_timeout", self.request_timeout),
+            ("jwks_refresh_interval", self.jwks_refresh_interval),
+            ("policy_refresh_interval", self.policy_refresh_interval),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(setting, "must be greater than zero"));
+            }
+        }
+        if self.policy_refresh_interval > MAX_POLICY_REFRESH {
+            return Err(invalid("policy_refresh_interval", "must be at most 300 s"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,217 @@
+//! Writing the session cookies back to the browser.
+
+use std::time::{Duration, SystemTime};
+
+use axum::response::{IntoResponseParts, ResponseParts};
+use axum_extra::extract::cookie::{Cookie, SameSite as CookieSameSite};
+use http::HeaderValue;
+use http::header::SET_COOKIE;
+
+/// The `SameSite` attribute of the cookies this crate sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent only on same-site requests.
+    Strict,
+    /// Sent on same-site requests and top-level cross-site navigations (the default).
+    Lax,
+    /// Sent on every request; requires `Secure`.
+    None,
+}
+
+/// Attributes of the cookies set on renewal, login and logout.
+#[derive(Debug, Clone)]
+pub(crate) struct CookieSettings {
+    pub(crate) jwt_name: String,
+    pub(crate) token_name: String,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: SameSite,
+}
+
+impl CookieSettings {
+    fn build(&self, name: &str, value: &str, max_age: Duration) -> HeaderValue {
+        let mut cookie = Cookie::build((name.to_owned(), value.to_owned()))
+            .path(self.path.clone())
+            .secure(self.secure)
+            .http_only(self.http_only)
+            .same_site(match self.same_site {
+                SameSite::Strict => CookieSameSite::Strict,
+                SameSite::Lax => CookieSameSite::Lax,
+                SameSite::None => CookieSameSite::None,
+            })
+            .max_age(time::Duration::seconds(
+                i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
+            ));
+        if let Some(domain) = &self.domain {
+            cookie = cookie.domain(domain.clone());
+        }
+        // Names are validated at build time and values are Stytch tokens (URL-safe);
+        // a value that still cannot be a header is dropped rather than panicking.
+        HeaderValue::try_from(cookie.build().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+
+    /// `Set-Cookie` values that store a session, expiring with it.
+    pub(crate) fn set(
+        &self,
+        session_jwt: &str,
+        session_token: &str,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Vec<HeaderValue> {
+        let max_age = expires_at.duration_since(now).unwrap_or(Duration::ZERO);
+        let mut values = Vec::with_capacity(2);
+        if !session_jwt.is_empty() {
+            values.push(self.build(&self.jwt_name, session_jwt, max_age));
+        }
+        if !session_token.is_empty() {
+            values.push(self.build(&self.token_name, session_token, max_age));
+        }
+        values.retain(|v| !v.is_empty());
+        values
+    }
+
+    /// `Set-Cookie` values that delete both session cookies.
+    pub(crate) fn clear(&self) -> Vec<HeaderValue> {
+        vec![
+            self.build(&self.jwt_name, "", Duration::ZERO),
+            self.build(&self.token_name, "", Duration::ZERO),
+        ]
+    }
+
+    /// Whether a `Set-Cookie` value is for one of our two cookies.
+    pub(crate) fn is_ours(&self, set_cookie: &HeaderValue) -> bool {
+        let bytes = set_cookie.as_bytes();
+        let name = bytes
+            .iter()
+            .position(|b| *b == b'=')
+            .map_or(bytes, |i| &bytes[..i])
+            .trim_ascii();
+        name == self.jwt_name.as_bytes() || name == self.token_name.as_bytes()
+    }
+}
+
+/// `Set-Cookie` headers for the session cookies, as response parts.
+///
+/// Returned by [`StytchAuth::session_cookies`](crate::StytchAuth::session_cookies)
+/// (after a login) and [`StytchAuth::logout`](crate::StytchAuth::logout) (clearing
+/// them). Use it in a handler's return tuple.
+///
+/// # Examples
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use axum_stytch::{SessionCookies, StytchAuth};
+///
+/// fn logged_in(auth: &StytchAuth, jwt: &str, token: &str, expires_at: std::time::SystemTime) -> impl IntoResponse {
+///     let cookies: SessionCookies = auth.session_cookies(jwt, token, expires_at);
+///     (cookies, "welcome")
+/// }
+/// ```
+#[derive(Clone)]
+#[must_use = "session cookies do nothing unless they are part of a response"]
+pub struct SessionCookies {
+    values: Vec<HeaderValue>,
+}
+
+impl SessionCookies {
+    pub(crate) fn new(values: Vec<HeaderValue>) -> Self {
+        Self { values }
+    }
+
+    /// The `Set-Cookie` header values (they contain credentials: do not log them).
+    pub fn header_values(&self) -> &[HeaderValue] {
+        &self.values
+    }
+}
+
+impl std::fmt::Debug for SessionCookies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCookies")
+            .field("count", &self.values.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntoResponseParts for SessionCookies {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        for value in self.values {
+            res.headers_mut().append(SET_COOKIE, value);
+        }
+        Ok(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> CookieSettings {
+        CookieSettings {
+            jwt_name: "stytch_session_jwt".into(),
+            token_name: "stytch_session".into(),
+            path: "/".into(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+        }
+    }
+
+    #[test]
+    fn set_carries_documented_attributes_and_max_age() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let values = settings().set("h.p.s", "tok", now + Duration::from_secs(3600), now);
+        let texts: Vec<_> = values
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(texts.len(), 2);
+        for (text, prefix) in texts
+            .iter()
+            .zip(["stytch_session_jwt=h.p.s", "stytch_session=tok"])
+        {
+            assert!(text.starts_with(prefix), "{text}");
+            for attr in [
+                "HttpOnly",
+                "SameSite=Lax",
+                "Secure",
+                "Path=/",
+                "Max-Age=3600",
+            ] {
+                assert!(text.contains(attr), "{text} lacks {attr}");
+            }
+        }
+    }
+
+    #[test]
+    fn clear_expires_both_and_keeps_path_and_domain() {
+        let mut s = settings();
+        s.domain = Some("example.com".into());
+        s.same_site = SameSite::Strict;
+        let values = s.clear();
+        assert_eq!(values.len(), 2);
+        for v in &values {
+            let t = v.to_str().unwrap();
+            assert!(
+                t.contains("Max-Age=0")
+                    && t.contains("Domain=example.com")
+                    && t.contains("SameSite=Strict"),
+                "{t}"
+            );
+            assert!(s.is_ours(v));
+        }
+        assert!(!s.is_ours(&HeaderValue::from_static("other=1; Path=/")));
+    }
+
+    #[test]
+    fn expired_session_gets_zero_max_age() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let values = settings().set("j", "t", now - Duration::from_secs(5), now);
+        assert!(values[0].to_str().unwrap().contains("Max-Age=0"));
+    }
+}

@@ -1,0 +1,264 @@
+//! Reading the session credentials from a request's headers.
+//!
+//! One pass over the `Cookie` header(s), no allocation: values are borrowed from the
+//! headers. Cookies other than ours are skipped without being decoded, so a malformed
+//! unrelated cookie never affects authentication.
+
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, COOKIE};
+
+/// Where credentials are looked for.
+#[derive(Debug, Clone)]
+pub(crate) struct CredentialSettings {
+    pub(crate) jwt_cookie: String,
+    pub(crate) token_cookie: String,
+    pub(crate) bearer: bool,
+    pub(crate) max_cookie_size: usize,
+}
+
+/// Where the credentials came from (renewed credentials are only written back as
+/// cookies when they came from cookies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Cookie,
+    Bearer,
+}
+
+/// The credentials of one request, borrowed from its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Credentials<'a> {
+    pub(crate) jwt: Option<&'a str>,
+    pub(crate) token: Option<&'a str>,
+    pub(crate) source: Source,
+}
+
+/// Why the credentials could not be read. Each one is answered 401 `invalid_credentials`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CredentialError {
+    /// A session cookie (or bearer token) over the size cap.
+    Oversized,
+    /// The same session cookie more than once.
+    Duplicate,
+    /// A session cookie value that is empty or not visible ASCII.
+    Malformed,
+}
+
+impl<'a> Credentials<'a> {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.jwt.is_none() && self.token.is_none()
+    }
+}
+
+/// Extracts the session credentials.
+///
+/// With bearer tokens enabled, an `Authorization: Bearer` header wins over cookies;
+/// a value with two dots is treated as a session JWT, anything else as a session token.
+pub(crate) fn extract<'a>(
+    headers: &'a HeaderMap,
+    settings: &CredentialSettings,
+) -> Result<Credentials<'a>, CredentialError> {
+    if settings.bearer {
+        if let Some(bearer) = bearer(headers, settings)? {
+            let is_jwt = bearer.bytes().filter(|b| *b == b'.').count() == 2;
+            return Ok(Credentials {
+                jwt: is_jwt.then_some(bearer),
+                token: (!is_jwt).then_some(bearer),
+                source: Source::Bearer,
+            });
+        }
+    }
+    let mut creds = Credentials {
+        jwt: None,
+        token: None,
+        source: Source::Cookie,
+    };
+    let jwt_name = settings.jwt_cookie.as_bytes();
+    let token_name = settings.token_cookie.as_bytes();
+    for header in headers.get_all(COOKIE) {
+        for pair in header.as_bytes().split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
+            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+                continue;
+            };
+            let (name, value) = (pair[..eq].trim_ascii(), &pair[eq + 1..]);
+            let slot = if name == jwt_name {
+                &mut creds.jwt
+            } else if name == token_name {
+                &mut creds.token
+            } else {
+                continue;
+            };
+            if slot.is_some() {
+                return Err(CredentialError::Duplicate);
+            }
+            *slot = Some(cookie_value(value.trim_ascii(), settings.max_cookie_size)?);
+        }
+    }
+    Ok(creds)
+}
+
+fn bearer<'a>(
+    headers: &'a HeaderMap,
+    settings: &CredentialSettings,
+) -> Result<Option<&'a str>, CredentialError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(CredentialError::Duplicate);
+    }
+    let bytes = value.as_bytes();
+    if bytes.len() < 7 || !bytes[..7].eq_ignore_ascii_case(b"bearer ") {
+        // Another scheme (Basic, ...): not ours, fall back to cookies.
+        return Ok(None);
+    }
+    cookie_value(bytes[7..].trim_ascii(), settings.max_cookie_size).map(Some)
+}
+
+/// Validates a credential value: within the cap, non-empty, visible ASCII without
+/// `"`, `,`, `;` or `\`. A value wrapped in one pair of double quotes (RFC 6265
+/// `cookie-value`) is unwrapped.
+fn cookie_value(value: &[u8], max: usize) -> Result<&str, CredentialError> {
+    if value.len() > max {
+        return Err(CredentialError::Oversized);
+    }
+    let value = match value {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => value,
+    };
+    if value.is_empty()
+        || !value
+            .iter()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'))
+    {
+        return Err(CredentialError::Malformed);
+    }
+    // Visible ASCII is valid UTF-8.
+    std::str::from_utf8(value).map_err(|_| CredentialError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn settings(bearer: bool) -> CredentialSettings {
+        CredentialSettings {
+            jwt_cookie: "stytch_session_jwt".into(),
+            token_cookie: "stytch_session".into(),
+            bearer,
+            max_cookie_size: 64,
+        }
+    }
+
+    fn headers(cookies: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for c in cookies {
+            h.append(COOKIE, HeaderValue::from_bytes(c).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn finds_both_cookies_among_others() {
+        let h = headers(&[
+            b"a=1; stytch_session_jwt=h.p.s;b=2",
+            b"stytch_session=tok ; c",
+        ]);
+        let c = extract(&h, &settings(false)).unwrap();
+        assert_eq!(c.jwt, Some("h.p.s"));
+        assert_eq!(c.token, Some("tok"));
+        assert_eq!(c.source, Source::Cookie);
+    }
+
+    #[test]
+    fn table_of_cookie_headers() {
+        type Expect = Result<(Option<&'static str>, Option<&'static str>), CredentialError>;
+        let cases: &[(&[u8], Expect)] = &[
+            (b"", Ok((None, None))),
+            (b"other=x", Ok((None, None))),
+            (b"stytch_session_jwt=", Err(CredentialError::Malformed)),
+            (b"stytch_session_jwt=a b", Err(CredentialError::Malformed)),
+            (b"stytch_session_jwt=\"q.u.o\"", Ok((Some("q.u.o"), None))),
+            (
+                b"stytch_session_jwt=\"unterminated",
+                Err(CredentialError::Malformed),
+            ),
+            (b"stytch_session_jwt=x\\y", Err(CredentialError::Malformed)),
+            (
+                b"stytch_session_jwt=a; stytch_session_jwt=a",
+                Err(CredentialError::Duplicate),
+            ),
+            (
+                b"stytch_session=a;stytch_session=b",
+                Err(CredentialError::Duplicate),
+            ),
+            (
+                b"stytch_session_jwtx=1; xstytch_session=2",
+                Ok((None, None)),
+            ),
+            (b"STYTCH_SESSION=1", Ok((None, None))),
+            (b"stytch_session=\xff\xfe", Err(CredentialError::Malformed)),
+            (b"junk=\xff; stytch_session=ok", Ok((None, Some("ok")))),
+            (b";;;=;==;stytch_session=ok=", Ok((None, Some("ok=")))),
+        ];
+        for (header, expected) in cases {
+            let h = headers(&[header]);
+            let got = extract(&h, &settings(false)).map(|c| (c.jwt, c.token));
+            assert_eq!(&got, expected, "{:?}", String::from_utf8_lossy(header));
+        }
+    }
+
+    #[test]
+    fn oversized_cookie_is_rejected_before_validation() {
+        let big = format!("stytch_session_jwt={}", "a".repeat(65));
+        let h = headers(&[big.as_bytes()]);
+        assert_eq!(
+            extract(&h, &settings(false)),
+            Err(CredentialError::Oversized)
+        );
+        let ok = format!("stytch_session_jwt={}", "a".repeat(64));
+        let h = headers(&[ok.as_bytes()]);
+        assert!(extract(&h, &settings(false)).is_ok());
+    }
+
+    #[test]
+    fn duplicate_across_headers_is_rejected() {
+        let h = headers(&[b"stytch_session=a", b"stytch_session=b"]);
+        assert_eq!(
+            extract(&h, &settings(false)),
+            Err(CredentialError::Duplicate)
+        );
+    }
+
+    #[test]
+    fn bearer_only_when_enabled() {
+        let mut h = headers(&[b"stytch_session=cookie-token"]);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer h.p.s"));
+        let c = extract(&h, &settings(false)).unwrap();
+        assert_eq!((c.jwt, c.token), (None, Some("cookie-token")));
+        let c = extract(&h, &settings(true)).unwrap();
+        assert_eq!(
+            (c.jwt, c.token, c.source),
+            (Some("h.p.s"), None, Source::Bearer)
+        );
+
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("bearer opaque-token"),
+        );
+        let c = extract(&h, &settings(true)).unwrap();
+        assert_eq!((c.jwt, c.token), (None, Some("opaque-token")));
+
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        let c = extract(&h, &settings(true)).unwrap();
+        assert_eq!(c.source, Source::Cookie);
+
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(
+            extract(&h, &settings(true)),
+            Err(CredentialError::Malformed)
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! Why a request was not let through, and the response that says so.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::request::Parts;
+
+/// The machine-readable reason a request was rejected.
+///
+/// Its [`as_str`](Reason::as_str) form is the `error` field of the JSON body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// No session cookie (or bearer token, when enabled). 401.
+    MissingCredentials,
+    /// A session cookie that cannot be a credential: over the size cap, repeated, not
+    /// text. 401.
+    InvalidCredentials,
+    /// A session JWT that is malformed, forged, tampered with, signed with an
+    /// unknown key or another algorithm, or issued for another project. 401.
+    InvalidToken,
+    /// The session has ended. 401.
+    SessionExpired,
+    /// The session was revoked (logout), or Stytch no longer knows it. 401.
+    SessionRevoked,
+    /// Stytch could not be reached (or answered an error) when its answer was needed to
+    /// decide. 503: the crate fails closed.
+    StytchUnavailable,
+    /// The member's organization is not the one the route is about. 403.
+    TenancyMismatch,
+    /// None of the member's roles grants the action on the resource. 403.
+    PermissionDenied,
+    /// The [`StytchAuth`](crate::StytchAuth) layer is not installed on this route. 500.
+    LayerMissing,
+    /// A guard or extractor is set up wrongly for this route (for example
+    /// `organization_from_path` names a path parameter the route does not have, or a
+    /// [`Verdict`](crate::rbac::Verdict) is extracted where no guard ran). 500.
+    Misconfigured,
+}
+
+impl Reason {
+    /// The reason as it appears in the JSON body, e.g. `"session_expired"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::MissingCredentials => "missing_credentials",
+            Reason::InvalidCredentials => "invalid_credentials",
+            Reason::InvalidToken => "invalid_token",
+            Reason::SessionExpired => "session_expired",
+            Reason::SessionRevoked => "session_revoked",
+            Reason::StytchUnavailable => "stytch_unavailable",
+            Reason::TenancyMismatch => "tenancy_mismatch",
+            Reason::PermissionDenied => "permission_denied",
+            Reason::LayerMissing => "layer_missing",
+            Reason::Misconfigured => "misconfigured",
+        }
+    }
+
+    /// The HTTP status for this reason.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Reason::MissingCredentials
+            | Reason::InvalidCredentials
+            | Reason::InvalidToken
+            | Reason::SessionExpired
+            | Reason::SessionRevoked => StatusCode::UNAUTHORIZED,
+            Reason::TenancyMismatch | Reason::PermissionDenied => StatusCode::FORBIDDEN,
+            Reason::StytchUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::LayerMissing | Reason::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Reason::MissingCredentials => "No session: sign in first.",
+            Reason::InvalidCredentials => "The session cookie is malformed.",
+            Reason::InvalidToken => "The session token is not valid.",
+            Reason::SessionExpired => "The session has expired: sign in again.",
+            Reason::SessionRevoked => "The session has ended: sign in again.",
+            Reason::StytchUnavailable => {
+                "Authentication is temporarily unavailable: try again shortly."
+            }
+            Reason::TenancyMismatch => "The member does not belong to this organization.",
+            Reason::PermissionDenied => "The member may not perform this action.",
+            Reason::LayerMissing => {
+                "Missing StytchAuth layer: is the StytchAuth layer installed? \
+                 Add `.layer(auth.layer())` to the router that serves this route."
+            }
+            Reason::Misconfigured => {
+                "Authorization is misconfigured for this route: check that organization_from_path \
+                 names one of the route's path parameters, and that a RequireAuthz guard runs \
+                 before a Verdict is extracted."
+            }
+        }
+    }
+
+    pub(crate) const ALL: [Reason; 10] = [
+        Reason::MissingCredentials,
+        Reason::InvalidCredentials,
+        Reason::InvalidToken,
+        Reason::SessionExpired,
+        Reason::SessionRevoked,
+        Reason::StytchUnavailable,
+        Reason::TenancyMismatch,
+        Reason::PermissionDenied,
+        Reason::LayerMissing,
+        Reason::Misconfigured,
+    ];
+
+    pub(crate) fn index(self) -> usize {
+        Reason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A hook that replaces the default JSON rejection, e.g. to redirect browsers to a
+/// login page. Return `None` to keep the default response.
+pub(crate) type ErrorHandler =
+    Arc<dyn Fn(&AuthRejection, &Parts) -> Option<Response> + Send + Sync + 'static>;
+
+/// The rejection of [`AuthenticatedMember`](crate::AuthenticatedMember),
+/// [`RequireAuthz`](crate::RequireAuthz) and friends.
+///
+/// Renders as JSON, `{"error": "<reason>", "message": "...", "resource": ..., "action": ...}`,
+/// with the status of its [`Reason`], unless an error handler installed with
+/// [`StytchAuthBuilder::error_handler`](crate::StytchAuthBuilder::error_handler)
+/// produced another response. It never contains a token or the member's roles.
+pub struct AuthRejection {
+    reason: Reason,
+    permission: Option<(String, String)>,
+    retry_after: Option<Duration>,
+    custom: Option<Response>,
+}
+
+impl AuthRejection {
+    pub(crate) fn new(reason: Reason) -> Self {
+        Self {
+            reason,
+            permission: None,
+            retry_after: None,
+            custom: None,
+        }
+    }
+
+    pub(crate) fn with_permission(mut self, resource: &str, action: &str) -> Self {
+        self.permission = Some((resource.to_owned(), action.to_owned()));
+        self
+    }
+
+    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    /// Runs the user's error handler, if any, and keeps its response.
+    pub(crate) fn customize(mut self, handler: Option<&ErrorHandler>, parts: &Parts) -> Self {
+        if let Some(handler) = handler {
+            self.custom = handler(&self, parts);
+        }
+        self
+    }
+
+    /// Why the request was rejected.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The HTTP status of the default response.
+    pub fn status(&self) -> StatusCode {
+        self.reason.status()
+    }
+
+    /// The resource of the denied permission (403 only).
+    pub fn resource(&self) -> Option<&str> {
+        self.permission.as_ref().map(|(r, _)| r.as_str())
+    }
+
+    /// The action of the denied permission (403 only).
+    pub fn action(&self) -> Option<&str> {
+        self.permission.as_ref().map(|(_, a)| a.as_str())
+    }
+
+    /// The default JSON response, ignoring any error handler.
+    pub fn default_response(&self) -> Response {
+        let mut body = serde_json::json!({
+            "error": self.reason.as_str(),
+            "message": self.reason.message(),
+        });
+        if let Some((resource, action)) = &self.permission {
+            body["resource"] = resource.as_str().into();
+            body["action"] = action.as_str().into();
+        }
+        let mut response = (self.status(), Json(body)).into_response();
+        if self.status() == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Cookie realm=\"stytch\""),
+            );
+        }
+        if self.reason == Reason::StytchUnavailable {
+            let secs = self.retry_after.map_or(1, |d| d.as_secs().clamp(1, 60));
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl fmt::Debug for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthRejection")
+            .field("reason", &self.reason)
+            .field("permission", &self.permission)
+            .field("custom_response", &self.custom.is_some())
+            .finish()
+    }
+}
+
+impl fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.reason.message())
+    }
+}
+
+impl std::error::Error for AuthRejection {}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self.custom {
+            Some(response) => response,
+            None => self.default_response(),
+        }
+    }
+}

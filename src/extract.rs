@@ -1,0 +1,80 @@
+//! `AuthenticatedMember` as a required and an optional axum extractor.
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use http::request::Parts;
+
+use crate::error::{AuthRejection, Reason};
+use crate::layer::AuthContext;
+use crate::member::AuthenticatedMember;
+use crate::request_auth::Failure;
+
+/// The request's authentication state, or the 500 that says the layer is missing.
+pub(crate) fn context(parts: &Parts) -> Result<AuthContext, AuthRejection> {
+    parts
+        .extensions
+        .get::<AuthContext>()
+        .cloned()
+        .ok_or_else(|| {
+            tracing::error!(
+                "AuthenticatedMember or RequireAuthz used on a route without the StytchAuth layer"
+            );
+            AuthRejection::new(Reason::LayerMissing)
+        })
+}
+
+/// The rejection for `failure`, through the user's error handler.
+pub(crate) fn reject(ctx: &AuthContext, failure: Failure, parts: &Parts) -> AuthRejection {
+    rejection(failure, None).customize(ctx.0.auth().inner.error_handler.as_ref(), parts)
+}
+
+/// The rejection for a failed authorization of `(resource, action)`, through the
+/// user's error handler. 403 bodies name the permission (never the member's roles).
+pub(crate) fn reject_authz(
+    ctx: &AuthContext,
+    failure: Failure,
+    resource: &str,
+    action: &str,
+    parts: &Parts,
+) -> AuthRejection {
+    rejection(failure, Some((resource, action)))
+        .customize(ctx.0.auth().inner.error_handler.as_ref(), parts)
+}
+
+/// The rejection for `failure`, without the user's error handler.
+pub(crate) fn rejection(failure: Failure, permission: Option<(&str, &str)>) -> AuthRejection {
+    let rejection = AuthRejection::new(failure.reason).with_retry_after(failure.retry_after);
+    match permission {
+        Some((resource, action)) if failure.reason.status() == http::StatusCode::FORBIDDEN => {
+            rejection.with_permission(resource, action)
+        }
+        _ => rejection,
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthenticatedMember {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ctx = context(parts)?;
+        ctx.0.member().await.map_err(|f| reject(&ctx, f, parts))
+    }
+}
+
+/// `Option<AuthenticatedMember>`: `None` when there is no valid session (missing,
+/// malformed, forged, expired or revoked credentials); still a rejection when the
+/// answer is unknown (503, Stytch unavailable) or the layer is missing (500).
+impl<S: Send + Sync> OptionalFromRequestParts<S> for AuthenticatedMember {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let ctx = context(parts)?;
+        match ctx.0.member().await {
+            Ok(member) => Ok(Some(member)),
+            Err(f) if f.reason.status().is_client_error() => Ok(None),
+            Err(f) => Err(reject(&ctx, f, parts)),
+        }
+    }
+}

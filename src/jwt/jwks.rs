@@ -1,0 +1,211 @@
+//! The JWKS cache: lock-free reads, shared refreshes, bounded staleness, and at most
+//! one unknown-`kid` refresh per cooldown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+
+use super::keys::KeySet;
+use crate::client::StytchClient;
+use crate::clock::{SharedClock, unix_seconds};
+use crate::metrics::Metrics;
+use crate::single_flight::SingleFlight;
+
+/// JWKS refresh timing.
+#[derive(Debug, Clone)]
+pub(crate) struct JwksSettings {
+    /// Keys older than this are refreshed in the background while still served.
+    pub(crate) refresh_interval: Duration,
+    /// Minimum time between refreshes forced by an unknown `kid`, and between attempts
+    /// after a failed fetch.
+    pub(crate) cooldown: Duration,
+    /// How long past `refresh_interval` keys are still served when refreshes fail.
+    pub(crate) max_stale: Duration,
+}
+
+/// Why no key could be found for a `kid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyError {
+    /// Stytch does not (or, within the cooldown, is not asked whether it does) publish it.
+    UnknownKid,
+    /// No usable key set: Stytch could not be reached.
+    Unavailable,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FetchFailed;
+
+pub(crate) struct JwksCache {
+    client: StytchClient,
+    clock: SharedClock,
+    settings: JwksSettings,
+    metrics: Arc<Metrics>,
+    current: ArcSwapOption<KeySet>,
+    flight: SingleFlight<(), Result<Arc<KeySet>, FetchFailed>>,
+    /// Unix seconds of the last refresh forced by an unknown `kid`.
+    last_forced: AtomicU64,
+    /// Unix seconds of the last failed fetch (0: none since the last success).
+    last_failure: AtomicU64,
+}
+
+impl JwksCache {
+    pub(crate) fn new(
+        client: StytchClient,
+        clock: SharedClock,
+        settings: JwksSettings,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            clock,
+            settings,
+            metrics,
+            current: ArcSwapOption::empty(),
+            flight: SingleFlight::new(),
+            last_forced: AtomicU64::new(0),
+            last_failure: AtomicU64::new(0),
+        })
+    }
+
+    /// The key set that holds `kid`, fetching or refreshing as the rules allow.
+    pub(crate) async fn key_set_for(self: &Arc<Self>, kid: &str) -> Result<Arc<KeySet>, KeyError> {
+        let usable = self
+            .current
+            .load_full()
+            .filter(|set| self.still_serving(set));
+        let Some(set) = usable else {
+            // Nothing (usable) loaded: every request needs the keys, so wait for them,
+            // but do not retry a failed fetch before the cooldown has passed.
+            if self.failed_recently() && !self.flight.in_flight(&()) {
+                return Err(KeyError::Unavailable);
+            }
+            let set = self.fetch().await.map_err(|_| KeyError::Unavailable)?;
+            return if set.get(kid).is_some() {
+                Ok(set)
+            } else {
+                Err(KeyError::UnknownKid)
+            };
+        };
+        if set.get(kid).is_some() {
+            return Ok(set);
+        }
+        // Unknown kid (a key rotation, or a forged token): refresh at most once per
+        // cooldown; concurrent requests join the refresh in progress.
+        if !self.flight.in_flight(&()) && !self.claim_forced_refresh() {
+            return Err(KeyError::UnknownKid);
+        }
+        match self.fetch().await {
+            Ok(set) if set.get(kid).is_some() => Ok(set),
+            Ok(_) => Err(KeyError::UnknownKid),
+            Err(_) => Err(KeyError::Unavailable),
+        }
+    }
+
+    /// The loaded key set, when it holds `kid` and may still be served, without
+    /// waiting (starts a background refresh when it is due).
+    pub(crate) fn serving_set_with(self: &Arc<Self>, kid: &str) -> Option<Arc<KeySet>> {
+        let set = self.current.load_full()?;
+        (set.get(kid).is_some() && self.still_serving(&set)).then_some(set)
+    }
+
+    fn still_serving(self: &Arc<Self>, set: &KeySet) -> bool {
+        let age = self
+            .clock
+            .now()
+            .duration_since(set.fetched_at)
+            .unwrap_or(Duration::ZERO);
+        if age > self.settings.refresh_interval {
+            self.refresh_in_background();
+        }
+        age <= self.settings.refresh_interval + self.settings.max_stale
+    }
+
+    /// Fetches the keys now (used for warm-up). Joins a fetch in progress.
+    pub(crate) async fn refresh(self: &Arc<Self>) -> bool {
+        self.fetch().await.is_ok()
+    }
+
+    fn failed_recently(&self) -> bool {
+        let failed = self.last_failure.load(Ordering::Acquire);
+        failed != 0
+            && self.clock.unix_seconds() < failed.saturating_add(self.settings.cooldown.as_secs())
+    }
+
+    fn claim_forced_refresh(&self) -> bool {
+        let now = self.clock.unix_seconds();
+        let cooldown = self.settings.cooldown.as_secs();
+        let last = self.last_forced.load(Ordering::Acquire);
+        if last != 0 && now < last.saturating_add(cooldown) {
+            return false;
+        }
+        self.last_forced
+            .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn refresh_in_background(self: &Arc<Self>) {
+        if self.flight.in_flight(&()) || self.failed_recently() {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let this = Arc::clone(self);
+            handle.spawn(async move {
+                let _ = this.fetch().await;
+            });
+        }
+    }
+
+    async fn fetch(self: &Arc<Self>) -> Result<Arc<KeySet>, FetchFailed> {
+        let this = Arc::clone(self);
+        self.flight
+            .run((), move || async move { this.fetch_now().await })
+            .await
+            .unwrap_or(Err(FetchFailed))
+    }
+
+    async fn fetch_now(&self) -> Result<Arc<KeySet>, FetchFailed> {
+        self.metrics.jwks_fetches.fetch_add(1, Ordering::Relaxed);
+        let result = self.client.jwks().await;
+        let now = self.clock.now();
+        let outcome = match result {
+            Ok(jwks) => {
+                let (set, skipped) = KeySet::from_jwks(&jwks, now);
+                if skipped > 0 {
+                    tracing::warn!(
+                        skipped,
+                        "JWKS contained keys that are not RS256 signing keys; ignored"
+                    );
+                }
+                if set.len() == 0 {
+                    tracing::error!(
+                        "JWKS answered without a usable RS256 key; keeping the previous keys"
+                    );
+                    Err(FetchFailed)
+                } else {
+                    tracing::debug!(keys = set.len(), "JWKS refreshed");
+                    Ok(Arc::new(set))
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "JWKS fetch failed");
+                Err(FetchFailed)
+            }
+        };
+        match &outcome {
+            Ok(set) => {
+                self.current.store(Some(Arc::clone(set)));
+                self.last_failure.store(0, Ordering::Release);
+            }
+            Err(_) => {
+                self.metrics
+                    .jwks_fetch_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                self.last_failure
+                    .store(unix_seconds(now).max(1), Ordering::Release);
+            }
+        }
+        outcome
+    }
+}

@@ -1,0 +1,8 @@
+//! Local verification of Stytch session JWTs.
+
+pub(crate) mod claims;
+pub(crate) mod jwks;
+pub(crate) mod keys;
+#[cfg(test)]
+pub(crate) mod test_keys;
+pub(crate) mod verify;

@@ -1,0 +1,506 @@
+//! Local verification of a session JWT: structure, RS256 signature, claims.
+//!
+//! Pure: the key and the time are passed in. `jsonwebtoken` parses the header; the
+//! signature is checked with aws-lc-rs against a key parsed once per JWKS fetch
+//! (jsonwebtoken 11 re-parses the RSA key on every call); the claims are checked here
+//! because their rules (issuer set, age limit, stale-but-signed fallback, injected
+//! clock) are Stytch's, not generic JWT ones.
+
+use std::time::SystemTime;
+
+use aws_lc_rs::signature::ParsedPublicKey;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+
+use super::claims::SessionClaims;
+use super::keys::MAX_KID_LEN;
+use crate::clock::unix_seconds;
+
+/// No Stytch session JWT comes near this; anything longer is rejected unparsed.
+pub(crate) const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// An RSA-8192 signature is 1,024 bytes.
+const MAX_SIGNATURE_LEN: usize = 1024;
+
+/// Why a JWT was rejected without asking Stytch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejected {
+    /// Not three base64url segments of JSON, too long, or claims of the wrong shape.
+    Malformed,
+    /// `alg` is not RS256 (including `none` and HMAC).
+    UnsupportedAlgorithm,
+    /// No usable `kid`.
+    MissingKid,
+    /// The signature does not verify with the key named by `kid`.
+    BadSignature,
+    /// Signed, but for another issuer or audience, or without a subject.
+    InvalidClaims,
+    /// Signed, but `nbf` or `iat` lies in the future.
+    NotYetValid,
+    /// Signed, but the session itself (not just the JWT) has expired.
+    SessionEnded,
+}
+
+/// A JWT split into its parts, header decoded, signature not yet checked.
+#[derive(Debug)]
+pub(crate) struct Token<'a> {
+    pub(crate) kid: String,
+    signing_input: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+}
+
+impl<'a> Token<'a> {
+    pub(crate) fn parse(token: &'a str) -> Result<Self, Rejected> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Rejected::Malformed);
+        }
+        let mut parts = token.splitn(4, '.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Rejected::Malformed);
+        };
+        if header.is_empty() || payload.is_empty() || signature.is_empty() {
+            return Err(Rejected::Malformed);
+        }
+        let parsed = jsonwebtoken::decode_header(token).map_err(|_| Rejected::Malformed)?;
+        if parsed.alg != Algorithm::RS256 {
+            return Err(Rejected::UnsupportedAlgorithm);
+        }
+        if parsed
+            .typ
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("JWT"))
+        {
+            return Err(Rejected::Malformed);
+        }
+        let kid = parsed
+            .kid
+            .filter(|k| !k.is_empty() && k.len() <= MAX_KID_LEN)
+            .ok_or(Rejected::MissingKid)?;
+        Ok(Self {
+            kid,
+            signing_input: &token[..header.len() + 1 + payload.len()],
+            payload,
+            signature,
+        })
+    }
+
+    /// Checks the RS256 signature with `key`.
+    pub(crate) fn verify_signature(&self, key: &ParsedPublicKey) -> Result<(), Rejected> {
+        if self.signature.len() > MAX_SIGNATURE_LEN * 4 / 3 + 4 {
+            return Err(Rejected::BadSignature);
+        }
+        let signature = URL_SAFE_NO_PAD
+            .decode(self.signature)
+            .map_err(|_| Rejected::BadSignature)?;
+        key.verify_sig(self.signing_input.as_bytes(), &signature)
+            .map_err(|_| Rejected::BadSignature)
+    }
+
+    /// Decodes the payload. Only meaningful after [`Token::verify_signature`].
+    pub(crate) fn claims(&self) -> Result<SessionClaims, Rejected> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(self.payload)
+            .map_err(|_| Rejected::Malformed)?;
+        serde_json::from_slice(&bytes).map_err(|_| Rejected::Malformed)
+    }
+}
+
+/// The claim rules of one project.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimRules {
+    pub(crate) project_id: String,
+    /// `stytch.com/<project_id>`, and the custom domain's origin when one is configured.
+    pub(crate) issuers: Vec<String>,
+    pub(crate) leeway_secs: u64,
+    /// `0` means every token is too old (always ask Stytch).
+    pub(crate) max_token_age_secs: u64,
+}
+
+/// A signed token's standing at a given time.
+#[derive(Debug)]
+pub(crate) enum Standing {
+    /// Valid now; may be trusted locally until `valid_until` (unix seconds, exclusive).
+    Fresh { valid_until: u64 },
+    /// Validly signed but expired or older than the age limit: Stytch must decide.
+    Stale,
+}
+
+impl ClaimRules {
+    pub(crate) fn check(
+        &self,
+        claims: &SessionClaims,
+        now: SystemTime,
+    ) -> Result<Standing, Rejected> {
+        if !self.issuers.iter().any(|iss| *iss == claims.iss)
+            || !claims.aud.contains(&self.project_id)
+            || claims.sub.is_empty()
+            || claims.session.id.is_empty()
+            || claims.organization.organization_id.is_empty()
+        {
+            return Err(Rejected::InvalidClaims);
+        }
+        let now_secs = unix_seconds(now);
+        let latest_start = now_secs.saturating_add(self.leeway_secs);
+        if claims.iat > latest_start || claims.nbf.is_some_and(|nbf| nbf > latest_start) {
+            return Err(Rejected::NotYetValid);
+        }
+        if claims.session.expires_at.is_some_and(|end| end <= now) {
+            return Err(Rejected::SessionEnded);
+        }
+        let exp_deadline = claims
+            .exp
+            .saturating_add(self.leeway_secs)
+            .saturating_add(1);
+        let age_deadline = claims.iat.saturating_add(self.max_token_age_secs);
+        let valid_until = exp_deadline.min(age_deadline);
+        if now_secs >= valid_until {
+            return Ok(Standing::Stale);
+        }
+        Ok(Standing::Fresh { valid_until })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwt::test_keys::{TestKey, claims_json};
+    use std::time::Duration;
+
+    const PID: &str = "project-test-1";
+
+    fn rules() -> ClaimRules {
+        ClaimRules {
+            project_id: PID.into(),
+            issuers: vec![
+                format!("stytch.com/{PID}"),
+                "https://auth.example.com".into(),
+            ],
+            leeway_secs: 5,
+            max_token_age_secs: 300,
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    const IAT: u64 = 1_767_225_600;
+
+    fn standing(
+        patch: impl FnOnce(&mut serde_json::Value),
+        now: u64,
+    ) -> Result<Standing, Rejected> {
+        let mut claims = claims_json(PID, IAT);
+        patch(&mut claims);
+        let key = TestKey::get();
+        let jwt = key.sign(&claims);
+        let token = Token::parse(&jwt)?;
+        token.verify_signature(key.public())?;
+        rules().check(&token.claims()?, at(now))
+    }
+
+    #[test]
+    fn fresh_token_is_valid_until_the_earlier_deadline() {
+        match standing(|_| {}, IAT + 10).unwrap() {
+            Standing::Fresh { valid_until } => assert_eq!(valid_until, IAT + 300),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn claim_table() {
+        use serde_json::json;
+        type Patch = fn(&mut serde_json::Value);
+        let cases: &[(&str, Patch, u64, Result<&str, Rejected>)] = &[
+            ("default issuer", |_| {}, IAT, Ok("fresh")),
+            (
+                "custom-domain issuer",
+                |c| c["iss"] = json!("https://auth.example.com"),
+                IAT,
+                Ok("fresh"),
+            ),
+            (
+                "wrong issuer",
+                |c| c["iss"] = json!("stytch.com/project-test-2"),
+                IAT,
+                Err(Rejected::InvalidClaims),
+            ),
+            (
+                "environment url is not an issuer",
+                |c| c["iss"] = json!("https://test.stytch.com"),
+                IAT,
+                Err(Rejected::InvalidClaims),
+            ),
+            (
+                "other audience",
+                |c| c["aud"] = json!(["project-test-2"]),
+                IAT,
+                Err(Rejected::InvalidClaims),
+            ),
+            (
+                "audience as string",
+                |c| c["aud"] = json!(PID),
+                IAT,
+                Ok("fresh"),
+            ),
+            (
+                "audience among others",
+                |c| c["aud"] = json!(["x", PID]),
+                IAT,
+                Ok("fresh"),
+            ),
+            (
+                "empty sub",
+                |c| c["sub"] = json!(""),
+                IAT,
+                Err(Rejected::InvalidClaims),
+            ),
+            (
+                "missing session claim",
+                |c| {
+                    c.as_object_mut()
+                        .unwrap()
+                        .remove(crate::jwt::claims::SESSION_CLAIM);
+                },
+                IAT,
+                Err(Rejected::Malformed),
+            ),
+            (
+                "missing org claim",
+                |c| {
+                    c.as_object_mut()
+                        .unwrap()
+                        .remove(crate::jwt::claims::ORGANIZATION_CLAIM);
+                },
+                IAT,
+                Err(Rejected::Malformed),
+            ),
+            (
+                "roles not strings",
+                |c| c[crate::jwt::claims::SESSION_CLAIM]["roles"] = json!([1, 2]),
+                IAT,
+                Err(Rejected::Malformed),
+            ),
+            (
+                "exp as float",
+                |c| c["exp"] = json!(1.5e9),
+                IAT,
+                Err(Rejected::Malformed),
+            ),
+            (
+                "exp as string",
+                |c| c["exp"] = json!("1767225900"),
+                IAT,
+                Err(Rejected::Malformed),
+            ),
+            (
+                "negative iat",
+                |c| c["iat"] = json!(-1),
+                IAT,
+                Err(Rejected::Malformed),
+            ),
+            (
+                "exp u64::MAX",
+                |c| c["exp"] = json!(u64::MAX),
+                IAT,
+                Ok("fresh"),
+            ),
+            (
+                "iat u64::MAX",
+                |c| {
+                    c["iat"] = json!(u64::MAX);
+                    c["nbf"] = json!(u64::MAX);
+                },
+                IAT,
+                Err(Rejected::NotYetValid),
+            ),
+            (
+                "future nbf",
+                |c| c["nbf"] = json!(IAT + 60),
+                IAT,
+                Err(Rejected::NotYetValid),
+            ),
+            (
+                "nbf within leeway",
+                |c| c["nbf"] = json!(IAT + 5),
+                IAT,
+                Ok("fresh"),
+            ),
+            (
+                "future iat",
+                |c| c["iat"] = json!(IAT + 60),
+                IAT,
+                Err(Rejected::NotYetValid),
+            ),
+            ("expired within leeway", |_| {}, IAT + 299, Ok("fresh")),
+            ("too old", |_| {}, IAT + 300, Ok("stale")),
+            (
+                "expired",
+                |c| c["exp"] = json!(IAT + 60),
+                IAT + 66,
+                Ok("stale"),
+            ),
+            (
+                "session over",
+                |c| {
+                    c[crate::jwt::claims::SESSION_CLAIM]["expires_at"] =
+                        json!("2026-01-01T00:00:01Z")
+                },
+                IAT + 2,
+                Err(Rejected::SessionEnded),
+            ),
+        ];
+        for (name, patch, now, expected) in cases {
+            let got = standing(*patch, *now).map(|s| match s {
+                Standing::Fresh { .. } => "fresh",
+                Standing::Stale => "stale",
+            });
+            assert_eq!(got, *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn zero_max_age_makes_every_token_stale() {
+        let key = TestKey::get();
+        let jwt = key.sign(&claims_json(PID, IAT));
+        let token = Token::parse(&jwt).unwrap();
+        let rules = ClaimRules {
+            max_token_age_secs: 0,
+            ..rules()
+        };
+        assert!(matches!(
+            rules.check(&token.claims().unwrap(), at(IAT)),
+            Ok(Standing::Stale)
+        ));
+    }
+
+    #[test]
+    fn structural_table() {
+        let key = TestKey::get();
+        let good = key.sign(&claims_json(PID, IAT));
+        let (h, rest) = good.split_once('.').unwrap();
+        let (p, s) = rest.split_once('.').unwrap();
+        let enc = |v: &str| URL_SAFE_NO_PAD.encode(v);
+        let cases: Vec<(String, Rejected)> = vec![
+            (String::new(), Rejected::Malformed),
+            ("a.b".into(), Rejected::Malformed),
+            (format!("{good}.extra"), Rejected::Malformed),
+            (format!("{h}..{s}"), Rejected::Malformed),
+            (format!("{h}={p}.{s}"), Rejected::Malformed),
+            (
+                format!("{}.{p}.{s}", enc(r#"{"alg":"none","kid":"k"}"#)),
+                Rejected::Malformed,
+            ),
+            (
+                format!("{}.{p}.{s}", enc(r#"{"alg":"HS256","kid":"k"}"#)),
+                Rejected::UnsupportedAlgorithm,
+            ),
+            (
+                format!("{}.{p}.{s}", enc(r#"{"alg":"RS384","kid":"k"}"#)),
+                Rejected::UnsupportedAlgorithm,
+            ),
+            (
+                format!("{}.{p}.{s}", enc(r#"{"alg":"PS256","kid":"k"}"#)),
+                Rejected::UnsupportedAlgorithm,
+            ),
+            (
+                format!("{}.{p}.{s}", enc(r#"{"alg":"ES256","kid":"k"}"#)),
+                Rejected::UnsupportedAlgorithm,
+            ),
+            (
+                format!("{}.{p}.{s}", enc(r#"{"alg":"RS256"}"#)),
+                Rejected::MissingKid,
+            ),
+            (
+                format!("{}.{p}.{s}", enc(r#"{"alg":"RS256","kid":""}"#)),
+                Rejected::MissingKid,
+            ),
+            (
+                format!("{}.{p}.{s}", enc(r#"{"alg":"RS256","kid":7}"#)),
+                Rejected::Malformed,
+            ),
+            (
+                format!(
+                    "{}.{p}.{s}",
+                    enc(&format!(
+                        r#"{{"alg":"RS256","kid":"{}"}}"#,
+                        "k".repeat(10_000)
+                    ))
+                ),
+                Rejected::Malformed,
+            ),
+            (
+                format!(
+                    "{}.{p}.{s}",
+                    enc(&format!(r#"{{"alg":"RS256","kid":"{}"}}"#, "k".repeat(200)))
+                ),
+                Rejected::MissingKid,
+            ),
+            (
+                format!(
+                    "{}.{p}.{s}",
+                    enc(r#"{"alg":"RS256","kid":"k","typ":"at+jwt"}"#)
+                ),
+                Rejected::Malformed,
+            ),
+            (format!("{}.{p}.{s}", enc("[1]")), Rejected::Malformed),
+            ("x".repeat(MAX_TOKEN_LEN + 1), Rejected::Malformed),
+        ];
+        for (token, expected) in cases {
+            let short: String = token.chars().take(60).collect();
+            assert_eq!(Token::parse(&token).err(), Some(expected), "{short}");
+        }
+    }
+
+    #[test]
+    fn tampering_breaks_the_signature() {
+        let key = TestKey::get();
+        let good = key.sign(&claims_json(PID, IAT));
+        let (h, rest) = good.split_once('.').unwrap();
+        let (p, s) = rest.split_once('.').unwrap();
+        let mut other = claims_json(PID, IAT);
+        other["sub"] = "member-test-evil".into();
+        let evil_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).unwrap());
+        let flip = |seg: &str| {
+            let mut b = seg.as_bytes().to_vec();
+            let i = b.len() / 2;
+            b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+            String::from_utf8(b).unwrap()
+        };
+        for tampered in [
+            format!("{h}.{evil_payload}.{s}"),
+            format!("{h}.{}.{s}", flip(p)),
+            format!("{h}.{p}.{}", flip(s)),
+            format!("{h}.{p}.{}", &s[..s.len() - 4]),
+            format!("{h}.{p}.{s}=="),
+            format!(
+                "{h}.{p}.{}",
+                s.replace(|c: char| c.is_ascii_alphabetic(), "+")
+            ),
+        ] {
+            let token = Token::parse(&tampered).unwrap();
+            assert_eq!(
+                token.verify_signature(key.public()),
+                Err(Rejected::BadSignature)
+            );
+        }
+        let token = Token::parse(&good).unwrap();
+        assert_eq!(token.verify_signature(key.public()), Ok(()));
+        assert_eq!(token.kid, key.kid());
+    }
+
+    #[test]
+    fn other_key_does_not_verify() {
+        let key = TestKey::get();
+        let other = TestKey::other();
+        let jwt = other.sign(&claims_json(PID, IAT));
+        let token = Token::parse(&jwt).unwrap();
+        assert_eq!(
+            token.verify_signature(key.public()),
+            Err(Rejected::BadSignature)
+        );
+    }
+}

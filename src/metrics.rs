@@ -1,0 +1,72 @@
+//! Counters readable from [`StytchAuth::metrics`](crate::StytchAuth::metrics).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::Reason;
+
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) local_verifications: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
+    pub(crate) remote_authentications: AtomicU64,
+    pub(crate) renewals: AtomicU64,
+    pub(crate) jwks_fetches: AtomicU64,
+    pub(crate) jwks_fetch_failures: AtomicU64,
+    pub(crate) policy_fetches: AtomicU64,
+    pub(crate) failures: [AtomicU64; Reason::ALL.len()],
+}
+
+impl Metrics {
+    pub(crate) fn failure(&self, reason: Reason) {
+        self.failures[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            local_verifications: get(&self.local_verifications),
+            cache_hits: get(&self.cache_hits),
+            remote_authentications: get(&self.remote_authentications),
+            renewals: get(&self.renewals),
+            jwks_fetches: get(&self.jwks_fetches),
+            jwks_fetch_failures: get(&self.jwks_fetch_failures),
+            policy_fetches: get(&self.policy_fetches),
+            failures: Reason::ALL
+                .iter()
+                .map(|r| (*r, get(&self.failures[r.index()])))
+                .collect(),
+        }
+    }
+}
+
+/// A point-in-time copy of the layer's counters (monotonic since `build()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// JWTs whose signature was verified locally (RSA work done).
+    pub local_verifications: u64,
+    /// JWTs accepted from the verified-token cache (no RSA work).
+    pub cache_hits: u64,
+    /// Calls to Stytch's `sessions/authenticate` (coalesced calls count once).
+    pub remote_authentications: u64,
+    /// Responses that carried renewed session cookies.
+    pub renewals: u64,
+    /// JWKS fetches attempted.
+    pub jwks_fetches: u64,
+    /// JWKS fetches that failed.
+    pub jwks_fetch_failures: u64,
+    /// RBAC policy fetches attempted (project and organization).
+    pub policy_fetches: u64,
+    /// Rejections by reason.
+    pub failures: Vec<(Reason, u64)>,
+}
+
+impl MetricsSnapshot {
+    /// How many rejections had `reason`.
+    pub fn failures_for(&self, reason: Reason) -> u64 {
+        self.failures
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+}

@@ -1,0 +1,12 @@
+//! Role-based access control against Stytch's RBAC policy.
+
+pub(crate) mod cache;
+mod decision;
+pub(crate) mod guard;
+mod policy;
+pub(crate) mod typed;
+mod verdict;
+
+pub(crate) use cache::PolicyCache;
+pub use policy::{Permission, Policy, Resource, Role, Scope};
+pub use verdict::Verdict;

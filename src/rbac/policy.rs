@@ -1,0 +1,156 @@
+//! Stytch's RBAC policy document (`GET /v1/b2b/rbac/policy`).
+
+use serde::{Deserialize, Serialize};
+
+/// A project's RBAC policy: the roles and what each one may do.
+///
+/// Only `roles` matters for member-session decisions; `resources` and
+/// `scopes` are kept so the emulator can serve a complete document.
+///
+/// # Examples
+///
+/// ```
+/// use axum_stytch::rbac::{Policy, Role};
+///
+/// let policy = Policy::new()
+///     .with_role(Role::new("viewer").allow("document", ["read"]))
+///     .with_role(Role::new("admin").allow("document", ["*"]));
+/// assert_eq!(policy.roles.len(), 2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Policy {
+    /// Roles and their permissions.
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    /// Resources and the actions defined on them.
+    #[serde(default)]
+    pub resources: Vec<Resource>,
+    /// Scopes (used by M2M and connected-app tokens, not member sessions).
+    #[serde(default)]
+    pub scopes: Vec<Scope>,
+}
+
+impl Policy {
+    /// An empty policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a role (builder style).
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.roles.push(role);
+        self
+    }
+
+    /// Adds a resource definition (builder style).
+    pub fn with_resource(mut self, resource: Resource) -> Self {
+        self.resources.push(resource);
+        self
+    }
+}
+
+/// A role and the permissions it grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Role {
+    /// The role's id, as it appears in a session's `roles` claim.
+    pub role_id: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// What the role may do.
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+}
+
+impl Role {
+    /// A role with no permissions.
+    pub fn new(role_id: impl Into<String>) -> Self {
+        Self {
+            role_id: role_id.into(),
+            description: String::new(),
+            permissions: Vec::new(),
+        }
+    }
+
+    /// Grants `actions` on `resource_id` (builder style). `"*"` means every action.
+    pub fn allow<I, A>(mut self, resource_id: impl Into<String>, actions: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<String>,
+    {
+        self.permissions.push(Permission {
+            resource_id: resource_id.into(),
+            actions: actions.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+}
+
+/// Actions allowed on one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Permission {
+    /// The resource, matched by exact string equality.
+    pub resource_id: String,
+    /// Allowed actions; `"*"` allows every action.
+    pub actions: Vec<String>,
+}
+
+impl Permission {
+    /// A permission for `actions` on `resource_id`.
+    pub fn new<I, A>(resource_id: impl Into<String>, actions: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<String>,
+    {
+        Self {
+            resource_id: resource_id.into(),
+            actions: actions.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A resource and the actions defined on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Resource {
+    /// The resource's id.
+    pub resource_id: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Actions defined for it.
+    #[serde(default)]
+    pub actions: Vec<String>,
+}
+
+impl Resource {
+    /// A resource with the given actions.
+    pub fn new<I, A>(resource_id: impl Into<String>, actions: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<String>,
+    {
+        Self {
+            resource_id: resource_id.into(),
+            description: String::new(),
+            actions: actions.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// An OAuth-style scope (not used for member sessions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Scope {
+    /// The scope string, e.g. `read:docs`.
+    pub scope: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// What the scope grants.
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+}

@@ -1,0 +1,155 @@
+//! Coalescing of identical concurrent calls: one outbound request, one shared answer.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use futures_util::FutureExt as _;
+use futures_util::future::{BoxFuture, Shared};
+
+type Flight<V> = Shared<BoxFuture<'static, Option<V>>>;
+
+/// Runs at most one future per key at a time; concurrent callers with the same key
+/// await the same result.
+///
+/// The work runs in its own task, so it completes (and leaves the table) even when
+/// every caller has gone away: the table only ever holds calls in progress.
+pub(crate) struct SingleFlight<K, V: Clone> {
+    flights: Arc<Mutex<HashMap<K, Flight<V>>>>,
+}
+
+impl<K, V> SingleFlight<K, V>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new() -> Self {
+        Self {
+            flights: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Joins the call in progress for `key`, or starts `make()` as that call.
+    /// `None` when the call's task panicked or its runtime shut down.
+    pub(crate) async fn run<F, Fut>(&self, key: K, make: F) -> Option<V>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V> + Send + 'static,
+    {
+        self.join_or_start(key, make).await
+    }
+
+    /// Whether a call for `key` is in progress.
+    pub(crate) fn in_flight(&self, key: &K) -> bool {
+        self.lock().contains_key(key)
+    }
+
+    fn join_or_start<F, Fut>(&self, key: K, make: F) -> Flight<V>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V> + Send + 'static,
+    {
+        let mut flights = self.lock();
+        if let Some(flight) = flights.get(&key) {
+            return flight.clone();
+        }
+        let work = make();
+        let table: Weak<Mutex<HashMap<K, Flight<V>>>> = Arc::downgrade(&self.flights);
+        let done_key = key.clone();
+        let task = tokio::spawn(async move {
+            let value = work.await;
+            if let Some(table) = table.upgrade() {
+                table
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&done_key);
+            }
+            value
+        });
+        let flight = async move { task.await.ok() }.boxed().shared();
+        flights.insert(key, flight.clone());
+        flight
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Flight<V>>> {
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_run() {
+        let sf = Arc::new(SingleFlight::<&'static str, usize>::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let mut joins = Vec::new();
+        for _ in 0..50 {
+            let (sf, runs, gate) = (sf.clone(), runs.clone(), gate.clone());
+            joins.push(tokio::spawn(async move {
+                sf.run("k", || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    gate.notified().await;
+                    42
+                })
+                .await
+            }));
+        }
+        // Let every caller join before the work finishes.
+        while !sf.in_flight(&"k") {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_one();
+        for j in joins {
+            assert_eq!(j.await.unwrap(), Some(42));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(!sf.in_flight(&"k"), "finished calls leave the table");
+        // A later call runs again.
+        assert_eq!(sf.run("k", || async { 7 }).await, Some(7));
+    }
+
+    #[tokio::test]
+    async fn different_keys_run_separately_and_abandoned_calls_finish() {
+        let sf = SingleFlight::<u32, u32>::new();
+        assert_eq!(sf.run(1, || async { 1 }).await, Some(1));
+        assert_eq!(sf.run(2, || async { 2 }).await, Some(2));
+        // Start a call and drop the caller: the work still finishes and leaves.
+        let fut = sf.run(3, || async {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            3
+        });
+        drop(fut);
+        assert!(
+            !sf.in_flight(&3),
+            "a dropped, never-polled caller starts nothing"
+        );
+        let pending = sf.run(4, || async {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            4
+        });
+        let pending = tokio::time::timeout(std::time::Duration::from_millis(1), pending).await;
+        assert!(pending.is_err());
+        for _ in 0..200 {
+            if !sf.in_flight(&4) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert!(!sf.in_flight(&4));
+    }
+
+    #[tokio::test]
+    async fn panicking_work_yields_none() {
+        let sf = SingleFlight::<u8, u8>::new();
+        let got = sf.run(0, || async { panic!("boom") }).await;
+        assert_eq!(got, None);
+    }
+}

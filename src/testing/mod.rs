@@ -1,0 +1,622 @@
+//! In-process Stytch emulator (feature `test-util`).
+//!
+//! [`StytchEmulator`] is a real HTTP server on `127.0.0.1` that speaks the
+//! subset of the Stytch B2B API this crate (and the official `stytch` crate)
+//! uses, so middleware can be tested end to end without network access:
+//!
+//! | route | auth | notes |
+//! |---|---|---|
+//! | `POST /v1/b2b/sessions/authenticate` | Basic | token or JWT (expired JWTs accepted if validly signed), `session_duration_minutes`, `session_custom_claims`, `authorization_check` |
+//! | `POST /v1/b2b/sessions/revoke` | Basic | one of `member_session_id`, `session_token`, `session_jwt`, `member_id` |
+//! | `GET /v1/b2b/sessions/jwks/{project_id}` | none | all nine JWK fields |
+//! | `GET /v1/b2b/rbac/policy` | Basic | project policy incl. Stytch default roles/resources |
+//! | `GET /v1/b2b/rbac/organizations/{organization_id}` | Basic | organization custom roles |
+//!
+//! Request bodies may use `null` for absent fields, GET bodies and query
+//! strings are ignored, and every error carries the five Stytch error fields
+//! (`status_code`, `request_id`, `error_type`, `error_message`, `error_url`).
+//!
+//! Error types answered: `unauthorized_credentials` (401, bad Basic auth),
+//! `jwt_invalid` (401, a session JWT that is malformed, not RS256, signed by a
+//! key that is not served, or issued for another issuer/audience),
+//! `session_not_found` (404), `member_not_found` (404, revoke by unknown
+//! `member_id`), `organization_not_found` (404), `project_not_found` (404,
+//! JWKS of another project), `too_many_session_arguments` (400),
+//! `bad_request` (400), `session_authorization_tenancy_error` (403),
+//! `session_authorization_error` (403), `not_found` (404, unknown route) and
+//! `method_not_allowed` (405).
+//!
+//! Time on the emulator is a [`MockClock`] ([`StytchEmulator::clock`]); hand
+//! the same clock to the middleware so both agree on session and token
+//! expiry. Fault injection ([`Fault`]), request counters and
+//! [`StytchEmulator::set_refusing_connections`] simulate an unhealthy
+//! Stytch.
+//!
+//! Ids carry the environment of the project id: `member-test-<uuid>` for
+//! `project-test-…` projects and `member-live-<uuid>` for `project-live-…`
+//! ones (likewise for organizations, sessions, keys and request ids).
+//!
+//! # Examples
+//!
+//! ```
+//! use axum_stytch::testing::StytchEmulator;
+//!
+//! #[tokio::main]
+//! async fn main() {
+//!     let emulator = StytchEmulator::start().await;
+//!     let org = emulator.create_organization("acme");
+//!     let member = emulator.create_member(&org, "ada@acme.test", &["editor"]);
+//!     let tokens = emulator.create_session(&member);
+//!
+//!     let response = reqwest::Client::new()
+//!         .post(format!("{}/v1/b2b/sessions/authenticate", emulator.base_url()))
+//!         .basic_auth(emulator.project_id(), Some(emulator.secret()))
+//!         .json(&serde_json::json!({ "session_token": tokens.session_token }))
+//!         .send()
+//!         .await
+//!         .unwrap();
+//!     assert_eq!(response.status(), 200);
+//!     let body: serde_json::Value = response.json().await.unwrap();
+//!     assert_eq!(body["member_session"]["roles"], serde_json::json!(["stytch_member", "editor"]));
+//!     assert_eq!(emulator.requests(axum_stytch::testing::Endpoint::Authenticate), 1);
+//! }
+//! ```
+
+mod keys;
+mod server;
+mod state;
+mod wire;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+
+pub use crate::clock::MockClock;
+use crate::rbac::{Policy, Role};
+use state::{Config, Shared};
+
+/// An in-process Stytch B2B API for tests.
+///
+/// Cheap to clone (all clones share one server). The server shuts down when
+/// the last handle is dropped. All methods are synchronous except the
+/// constructors; they may be called from inside or outside async code.
+///
+/// Methods that take an id of an organization, member or session that the
+/// emulator does not know panic with a clear message: this is a test utility
+/// and such a call is a bug in the test.
+#[derive(Clone)]
+pub struct StytchEmulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    shutdown: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let sender = self
+            .shutdown
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(sender) = sender {
+            let _ = sender.send(());
+        }
+    }
+}
+
+impl fmt::Debug for StytchEmulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StytchEmulator")
+            .field("project_id", &self.project_id())
+            .field("addr", &self.inner.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StytchEmulator {
+    /// Starts an emulator with a fresh `project-test-<uuid>` project, a random
+    /// `secret-test-…` secret and a [`MockClock`] frozen at the current time.
+    ///
+    /// Must be called inside a Tokio runtime; the server runs as a spawned
+    /// task on it.
+    ///
+    /// # Panics
+    ///
+    /// If no port can be bound on `127.0.0.1`.
+    pub async fn start() -> StytchEmulator {
+        Self::start_with(EmulatorOptions::new()).await
+    }
+
+    /// Starts an emulator configured by `options`.
+    ///
+    /// # Panics
+    ///
+    /// If no port can be bound on `127.0.0.1`.
+    pub async fn start_with(options: EmulatorOptions) -> StytchEmulator {
+        let project_id = options
+            .project_id
+            .unwrap_or_else(|| format!("project-test-{}", uuid::Uuid::new_v4()));
+        let env = if project_id.starts_with("project-live-") {
+            "live"
+        } else {
+            "test"
+        };
+        let secret = options
+            .secret
+            .unwrap_or_else(|| format!("secret-{env}-{}", state::random_string(27)));
+        let issuer = options
+            .issuer
+            .unwrap_or_else(|| format!("stytch.com/{project_id}"));
+        let clock = options.clock.unwrap_or_default();
+        let config = Config {
+            env,
+            project_id,
+            secret,
+            issuer,
+        };
+        let shared = Arc::new(Shared::new(config, clock));
+        let (addr, shutdown) = server::spawn(Arc::clone(&shared))
+            .await
+            .expect("StytchEmulator could not bind a port on 127.0.0.1");
+        StytchEmulator {
+            inner: Arc::new(Inner {
+                shared,
+                addr,
+                shutdown: Mutex::new(Some(shutdown)),
+            }),
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    fn now(&self) -> SystemTime {
+        self.shared().now()
+    }
+
+    /// The project id (`project-test-<uuid>` unless configured).
+    pub fn project_id(&self) -> &str {
+        &self.shared().config.project_id
+    }
+
+    /// The project secret expected in HTTP Basic auth.
+    pub fn secret(&self) -> &str {
+        &self.shared().config.secret
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    /// The socket address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The emulator's clock (a shared handle: advancing it moves the
+    /// emulator's time).
+    pub fn clock(&self) -> MockClock {
+        self.shared().clock.clone()
+    }
+
+    /// The `iss` claim of minted JWTs (`stytch.com/<project_id>` unless
+    /// configured with [`EmulatorOptions::issuer`]).
+    pub fn issuer(&self) -> &str {
+        &self.shared().config.issuer
+    }
+
+    /// Creates an organization and returns its `organization-test-<uuid>` id.
+    ///
+    /// The organization's name is its slug.
+    pub fn create_organization(&self, slug: &str) -> String {
+        let now = self.now();
+        self.shared().lock().create_organization(slug, now)
+    }
+
+    /// Creates an active member and returns its `member-test-<uuid>` id.
+    ///
+    /// `roles` are explicitly assigned role ids; sessions get
+    /// `["stytch_member"]` followed by these (deduplicated). Assigning
+    /// `stytch_admin` makes the Member object's `is_admin` true.
+    ///
+    /// # Panics
+    ///
+    /// If `organization_id` is unknown.
+    pub fn create_member(&self, organization_id: &str, email: &str, roles: &[&str]) -> String {
+        let now = self.now();
+        self.shared()
+            .lock()
+            .create_member(organization_id, email, roles, now)
+    }
+
+    /// Replaces a member's explicit roles. Existing sessions pick the new
+    /// roles up on their next authenticate (or [`mint_jwt`](Self::mint_jwt)).
+    ///
+    /// # Panics
+    ///
+    /// If `member_id` is unknown.
+    pub fn set_member_roles(&self, member_id: &str, roles: &[&str]) {
+        let now = self.now();
+        self.shared().lock().set_member_roles(member_id, roles, now);
+    }
+
+    /// Starts a 60-minute session with one password factor, as if the member
+    /// had just logged in. See [`create_session_with`](Self::create_session_with).
+    ///
+    /// # Panics
+    ///
+    /// If `member_id` is unknown.
+    pub fn create_session(&self, member_id: &str) -> SessionTokens {
+        self.create_session_with(member_id, SessionOptions::default())
+    }
+
+    /// Starts a session at the emulator's current time and returns its id,
+    /// opaque token and a JWT minted now.
+    ///
+    /// # Panics
+    ///
+    /// If `member_id` is unknown.
+    pub fn create_session_with(&self, member_id: &str, options: SessionOptions) -> SessionTokens {
+        let now = self.now();
+        self.shared().lock().create_session(member_id, options, now)
+    }
+
+    /// Mints a fresh session JWT (issued at the emulator's current time,
+    /// signed with the current signing key, `exp = iat + 300`) carrying the
+    /// member's current roles.
+    ///
+    /// Liveness is not checked, so this also works for revoked or expired
+    /// sessions (useful to test that a locally verified JWT outlives a
+    /// revocation). It does not touch `last_accessed_at`.
+    ///
+    /// # Panics
+    ///
+    /// If `member_session_id` is unknown.
+    pub fn mint_jwt(&self, member_session_id: &str) -> String {
+        let now = self.now();
+        self.shared().lock().mint_jwt(member_session_id, now)
+    }
+
+    /// Revokes a session: remote authenticate answers 404 `session_not_found`
+    /// from now on. Already minted JWTs still verify locally until `exp`.
+    ///
+    /// # Panics
+    ///
+    /// If `member_session_id` is unknown.
+    pub fn revoke_session(&self, member_session_id: &str) {
+        self.shared().lock().revoke_session(member_session_id);
+    }
+
+    /// A snapshot of a session's state, or `None` for an unknown id.
+    pub fn session(&self, member_session_id: &str) -> Option<SessionInfo> {
+        self.shared().lock().session_info(member_session_id)
+    }
+
+    /// Replaces the project's RBAC policy.
+    ///
+    /// The Stytch default roles `stytch_admin` (`*` on every `stytch.*`
+    /// resource) and `stytch_member` (`*` on `stytch.self`) and the default
+    /// `stytch.*` resources are kept unless `policy` defines a role or
+    /// resource with the same id.
+    pub fn set_policy(&self, policy: Policy) {
+        self.shared().lock().set_policy(policy);
+    }
+
+    /// Replaces an organization's custom roles (served by the organization
+    /// policy endpoint and as `Organization.custom_roles`, and consulted by
+    /// `authorization_check`).
+    ///
+    /// # Panics
+    ///
+    /// If `organization_id` is unknown.
+    pub fn set_organization_roles(&self, organization_id: &str, roles: Vec<Role>) {
+        self.shared()
+            .lock()
+            .set_organization_roles(organization_id, roles);
+    }
+
+    /// Adds a new RSA-2048 key (`jwk-test-<uuid>`) and makes it the signing
+    /// key. Older keys stay in the JWKS (and keep verifying) until
+    /// [`retire_key`](Self::retire_key). Returns the new kid.
+    pub fn rotate_keys(&self) -> String {
+        let now = self.now();
+        self.shared().lock().rotate_keys(now)
+    }
+
+    /// Removes a key from the JWKS; JWTs signed with it stop verifying.
+    ///
+    /// Retiring the current signing key first rotates in a new one, so the
+    /// emulator always has a signing key. Unknown kids are ignored.
+    pub fn retire_key(&self, kid: &str) {
+        let now = self.now();
+        self.shared().lock().retire_key(kid, now);
+    }
+
+    /// The kid of the current signing key.
+    pub fn signing_kid(&self) -> String {
+        self.shared().lock().signing_kid()
+    }
+
+    /// The current signing key as PKCS#8 DER, for tests that forge or
+    /// re-sign tokens with the real key.
+    pub fn signing_key_pkcs8_der(&self) -> Vec<u8> {
+        self.shared().lock().signing_key_pkcs8_der()
+    }
+
+    /// Arms a fault for `endpoint`. One-shot faults queue up in order; a
+    /// [`Fault::Delay`] replaces any earlier delay and applies to every call
+    /// (before any one-shot fault) until [`clear_faults`](Self::clear_faults).
+    pub fn inject_fault(&self, endpoint: Endpoint, fault: Fault) {
+        self.shared().lock().inject_fault(endpoint, fault);
+    }
+
+    /// Removes every armed fault on every endpoint.
+    pub fn clear_faults(&self) {
+        self.shared().lock().clear_faults();
+    }
+
+    /// While `true`, new TCP connections are reset right after being
+    /// accepted and existing keep-alive connections fail on their next read
+    /// or write, so clients see Stytch as unreachable.
+    pub fn set_refusing_connections(&self, refuse: bool) {
+        self.shared().refusing.store(refuse, Ordering::SeqCst);
+    }
+
+    /// How many requests reached `endpoint` (including those answered by a
+    /// fault or rejected for bad credentials).
+    pub fn requests(&self, endpoint: Endpoint) -> u64 {
+        self.shared().lock().requests(endpoint)
+    }
+
+    /// Sets every request counter back to zero.
+    pub fn reset_request_counts(&self) {
+        self.shared().lock().reset_request_counts();
+    }
+}
+
+/// The emulated endpoints, for [`StytchEmulator::inject_fault`] and
+/// [`StytchEmulator::requests`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `POST /v1/b2b/sessions/authenticate`.
+    Authenticate,
+    /// `POST /v1/b2b/sessions/revoke`.
+    Revoke,
+    /// `GET /v1/b2b/sessions/jwks/{project_id}`.
+    Jwks,
+    /// `GET /v1/b2b/rbac/policy`.
+    Policy,
+    /// `GET /v1/b2b/rbac/organizations/{organization_id}`.
+    OrganizationPolicy,
+}
+
+/// A misbehaviour to inject into an endpoint.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Every call sleeps this long (real time, `tokio::time::sleep`) before
+    /// answering, until [`StytchEmulator::clear_faults`].
+    Delay(Duration),
+    /// The next `times` calls answer `status` with a five-field Stytch error
+    /// body (`429` also sends `Retry-After: 1`). A status outside
+    /// 100..=999 is answered as 500.
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// How many calls this answers.
+        times: u32,
+    },
+    /// The next `times` calls answer 200 with a body that is not valid JSON.
+    Garbage {
+        /// How many calls this answers.
+        times: u32,
+    },
+    /// The next `times` calls answer `status` with `body` verbatim
+    /// (`Content-Type: application/json`).
+    Body {
+        /// The HTTP status.
+        status: u16,
+        /// The raw response body.
+        body: String,
+        /// How many calls this answers.
+        times: u32,
+    },
+}
+
+/// Settings for [`StytchEmulator::start_with`].
+///
+/// # Examples
+///
+/// ```
+/// use axum_stytch::testing::{EmulatorOptions, MockClock, StytchEmulator};
+///
+/// # #[tokio::main] async fn main() {
+/// let clock = MockClock::new();
+/// let emulator = StytchEmulator::start_with(
+///     EmulatorOptions::new()
+///         .project_id("project-live-00000000-0000-0000-0000-000000000000")
+///         .secret("secret-live-abc")
+///         .clock(clock.clone()),
+/// )
+/// .await;
+/// assert_eq!(emulator.secret(), "secret-live-abc");
+/// assert!(emulator.create_organization("acme").starts_with("organization-live-"));
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct EmulatorOptions {
+    project_id: Option<String>,
+    secret: Option<String>,
+    clock: Option<MockClock>,
+    issuer: Option<String>,
+}
+
+impl fmt::Debug for EmulatorOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorOptions")
+            .field("project_id", &self.project_id)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("clock", &self.clock)
+            .field("issuer", &self.issuer)
+            .finish()
+    }
+}
+
+impl EmulatorOptions {
+    /// Defaults: random test project id and secret, a new [`MockClock`],
+    /// issuer `stytch.com/<project_id>`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses this project id (a `project-live-` prefix switches generated ids
+    /// to `-live-`).
+    pub fn project_id(mut self, project_id: impl Into<String>) -> Self {
+        self.project_id = Some(project_id.into());
+        self
+    }
+
+    /// Uses this project secret.
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// Uses this clock (share it with the code under test).
+    pub fn clock(mut self, clock: MockClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Sets the `iss` claim of minted JWTs, e.g. a custom-domain origin such
+    /// as `https://auth.example.com`. Presented JWTs must carry the same
+    /// issuer.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+}
+
+/// Settings for [`StytchEmulator::create_session_with`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use axum_stytch::testing::SessionOptions;
+///
+/// let options = SessionOptions::default()
+///     .with_duration(Duration::from_secs(10 * 60))
+///     .with_custom_claim("tenant_tier", "gold");
+/// assert_eq!(options.factors.len(), 1);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionOptions {
+    /// Session lifetime from creation (default 60 minutes).
+    pub duration: Duration,
+    /// Initial custom claims (reserved names `iss sub aud exp nbf iat jti`
+    /// and `https://stytch.com/…` keys are ignored, `null` values skipped).
+    pub custom_claims: Option<Map<String, Value>>,
+    /// Authentication factors (§2.4 objects). Object factors without
+    /// `last_authenticated_at` get the session start time. Default: one
+    /// `{"type":"password","delivery_method":"knowledge"}` factor. An empty
+    /// list is allowed.
+    pub factors: Vec<Value>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_secs(60 * 60),
+            custom_claims: None,
+            factors: vec![json!({"type": "password", "delivery_method": "knowledge"})],
+        }
+    }
+}
+
+impl SessionOptions {
+    /// Sets the session lifetime.
+    pub fn with_duration(mut self, duration: Duration) -> Self {
+        self.duration = duration;
+        self
+    }
+
+    /// Replaces the initial custom claims.
+    pub fn with_custom_claims(mut self, claims: Map<String, Value>) -> Self {
+        self.custom_claims = Some(claims);
+        self
+    }
+
+    /// Adds one initial custom claim.
+    pub fn with_custom_claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.custom_claims
+            .get_or_insert_with(Map::new)
+            .insert(name.into(), value.into());
+        self
+    }
+
+    /// Replaces the authentication factors.
+    pub fn with_factors(mut self, factors: Vec<Value>) -> Self {
+        self.factors = factors;
+        self
+    }
+}
+
+/// Credentials of a freshly created session. `Debug` redacts the token and JWT.
+#[derive(Clone)]
+pub struct SessionTokens {
+    /// `member-session-test-<uuid>`.
+    pub member_session_id: String,
+    /// The opaque 44-character session token.
+    pub session_token: String,
+    /// A session JWT minted at creation.
+    pub session_jwt: String,
+}
+
+impl fmt::Debug for SessionTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionTokens")
+            .field("member_session_id", &self.member_session_id)
+            .field("session_token", &"[redacted]")
+            .field("session_jwt", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A snapshot of an emulated session ([`StytchEmulator::session`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The session's member.
+    pub member_id: String,
+    /// The member's organization.
+    pub organization_id: String,
+    /// When the session started.
+    pub started_at: SystemTime,
+    /// Last successful authenticate (or creation).
+    pub last_accessed_at: SystemTime,
+    /// When the session expires.
+    pub expires_at: SystemTime,
+    /// Whether it was revoked.
+    pub revoked: bool,
+    /// Roles as of the last authenticate/mint: `stytch_member` first.
+    pub roles: Vec<String>,
+    /// Current custom claims.
+    pub custom_claims: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests;

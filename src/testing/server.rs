@@ -1,0 +1,380 @@
+//! The emulator's HTTP server: axum routes, fault injection, request
+//! counting, Basic auth, and a listener that can refuse connections.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State as AxumState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+use super::state::{ApiError, Shared, State};
+use super::{Endpoint, Fault, wire};
+
+/// Binds `127.0.0.1:0`, spawns the server and returns its address and the
+/// shutdown trigger.
+pub(crate) async fn spawn(shared: Arc<Shared>) -> io::Result<(SocketAddr, oneshot::Sender<()>)> {
+    let tcp = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = tcp.local_addr()?;
+    let listener = RefusingListener {
+        inner: tcp,
+        shared: Arc::clone(&shared),
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let app = router(shared);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                // Either an explicit signal or the sender being dropped.
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::debug!(%error, "Stytch emulator server stopped with an error");
+        }
+    });
+    Ok((addr, tx))
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/b2b/sessions/authenticate", post(authenticate))
+        .route("/v1/b2b/sessions/revoke", post(revoke))
+        .route("/v1/b2b/sessions/jwks/{project_id}", get(jwks))
+        .route("/v1/b2b/rbac/policy", get(policy))
+        .route(
+            "/v1/b2b/rbac/organizations/{organization_id}",
+            get(org_policy),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(shared)
+}
+
+type Emu = AxumState<Arc<Shared>>;
+
+async fn authenticate(AxumState(shared): Emu, headers: HeaderMap, body: Bytes) -> Response {
+    handle(
+        &shared,
+        Endpoint::Authenticate,
+        Some(&headers),
+        |state, now| state.authenticate(&parse_body(&body)?, now),
+    )
+    .await
+}
+
+async fn revoke(AxumState(shared): Emu, headers: HeaderMap, body: Bytes) -> Response {
+    handle(&shared, Endpoint::Revoke, Some(&headers), |state, now| {
+        state.revoke(&parse_body(&body)?, now)
+    })
+    .await
+}
+
+async fn jwks(AxumState(shared): Emu, Path(project_id): Path<String>) -> Response {
+    handle(&shared, Endpoint::Jwks, None, |state, _| {
+        state.jwks(&project_id)
+    })
+    .await
+}
+
+async fn policy(AxumState(shared): Emu, headers: HeaderMap) -> Response {
+    handle(&shared, Endpoint::Policy, Some(&headers), |state, _| {
+        state.policy()
+    })
+    .await
+}
+
+async fn org_policy(
+    AxumState(shared): Emu,
+    headers: HeaderMap,
+    Path(org): Path<String>,
+) -> Response {
+    handle(
+        &shared,
+        Endpoint::OrganizationPolicy,
+        Some(&headers),
+        |state, _| state.organization_policy(&org),
+    )
+    .await
+}
+
+async fn not_found(AxumState(shared): Emu) -> Response {
+    error_response(
+        &shared,
+        &ApiError::new(404, "not_found", "The requested route does not exist."),
+    )
+}
+
+async fn method_not_allowed(AxumState(shared): Emu) -> Response {
+    error_response(
+        &shared,
+        &ApiError::new(
+            405,
+            "method_not_allowed",
+            "The HTTP method is not allowed on this route.",
+        ),
+    )
+}
+
+/// Common request pipeline: count, faults, Basic auth (when `auth_headers`
+/// is given), then the endpoint logic under the state lock.
+async fn handle(
+    shared: &Shared,
+    endpoint: Endpoint,
+    auth_headers: Option<&HeaderMap>,
+    logic: impl FnOnce(&mut State, SystemTime) -> Result<Value, ApiError>,
+) -> Response {
+    let (delay, fault) = shared.lock().arrive(endpoint);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(fault) = fault {
+        return fault_response(shared, &fault);
+    }
+    if let Some(headers) = auth_headers
+        && !basic_auth_ok(shared, headers)
+    {
+        return error_response(
+            shared,
+            &ApiError::new(
+                401,
+                "unauthorized_credentials",
+                "Unauthorized credentials. Check the project_id and secret.",
+            ),
+        );
+    }
+    let now = shared.now();
+    let result = logic(&mut shared.lock(), now);
+    match result {
+        Ok(body) => json_response(StatusCode::OK, body.to_string()),
+        Err(error) => error_response(shared, &error),
+    }
+}
+
+/// Parses a JSON request body; empty and `null` bodies count as `{}`.
+fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(_) => Err(ApiError::bad_request(
+            "The request body must be a JSON object.",
+        )),
+        Err(_) => Err(ApiError::bad_request("The request body is not valid JSON.")),
+    }
+}
+
+fn basic_auth_ok(shared: &Shared, headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some((scheme, encoded)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return false;
+    }
+    let Ok(decoded) = STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let expected = format!("{}:{}", shared.config.project_id, shared.config.secret);
+    decoded == expected.as_bytes()
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn error_response(shared: &Shared, error: &ApiError) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = wire::error_body(
+        shared.config.env,
+        status.as_u16(),
+        error.error_type,
+        &error.message,
+    );
+    let mut response = json_response(status, body.to_string());
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+fn fault_response(shared: &Shared, fault: &Fault) -> Response {
+    match fault {
+        Fault::Status { status, .. } => {
+            let error_type = match status {
+                400 => "bad_request",
+                401 => "unauthorized_credentials",
+                403 => "forbidden",
+                404 => "not_found",
+                408 => "request_timeout",
+                429 => "too_many_requests",
+                500 => "internal_server_error",
+                502 => "bad_gateway",
+                503 => "service_unavailable",
+                504 => "gateway_timeout",
+                _ => "emulated_error",
+            };
+            error_response(
+                shared,
+                &ApiError::new(*status, error_type, "Injected by the Stytch emulator."),
+            )
+        }
+        Fault::Garbage { .. } => json_response(
+            StatusCode::OK,
+            "<html><body>502 Bad Gateway</body></html>{\"request_id\":".to_owned(),
+        ),
+        Fault::Body { status, body, .. } => json_response(
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body.clone(),
+        ),
+        // Delays never reach the one-shot queue.
+        Fault::Delay(_) => error_response(
+            shared,
+            &ApiError::new(500, "internal_server_error", "Unexpected fault."),
+        ),
+    }
+}
+
+/// A TCP listener that drops connections while the emulator refuses them.
+struct RefusingListener {
+    inner: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl axum::serve::Listener for RefusingListener {
+    type Io = RefusableStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    if self.shared.refusing.load(Ordering::SeqCst) {
+                        // Reset rather than close gracefully, like an unreachable peer.
+                        let _ = stream.set_zero_linger();
+                        drop(stream);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let io = RefusableStream {
+                        inner: stream,
+                        shared: Arc::clone(&self.shared),
+                    };
+                    return (io, addr);
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "Stytch emulator accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection that fails as soon as the emulator starts refusing, so that
+/// pooled keep-alive connections stop working too.
+struct RefusableStream {
+    inner: TcpStream,
+    shared: Arc<Shared>,
+}
+
+impl RefusableStream {
+    fn refusing(&self) -> bool {
+        let refusing = self.shared.refusing.load(Ordering::SeqCst);
+        if refusing {
+            let _ = self.inner.set_zero_linger();
+        }
+        refusing
+    }
+}
+
+fn refused() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "the Stytch emulator is refusing connections",
+    )
+}
+
+impl AsyncRead for RefusableStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.refusing() {
+            return Poll::Ready(Err(refused()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for RefusableStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.refusing() {
+            return Poll::Ready(Err(refused()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.refusing() {
+            return Poll::Ready(Err(refused()));
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

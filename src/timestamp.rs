@@ -1,0 +1,79 @@
+//! RFC 3339 timestamps as [`SystemTime`].
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Deserializer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Parses an RFC 3339 timestamp (whole or fractional seconds, any offset).
+pub(crate) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .map(SystemTime::from)
+}
+
+/// `serde(deserialize_with)` helper for a required RFC 3339 field.
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    d.deserialize_str(Rfc3339Visitor)
+}
+
+struct Rfc3339Visitor;
+
+impl serde::de::Visitor<'_> for Rfc3339Visitor {
+    type Value = SystemTime;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an RFC 3339 timestamp string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SystemTime, E> {
+        parse_rfc3339(v).ok_or_else(|| E::custom("invalid RFC 3339 timestamp"))
+    }
+}
+
+/// `serde(deserialize_with)` helper for an optional RFC 3339 field (`null` or absent is `None`).
+pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SystemTime>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "deserialize")] SystemTime);
+    Ok(Option::<Wrap>::deserialize(d)?.map(|Wrap(t)| t))
+}
+
+/// `SystemTime` from whole seconds since the Unix epoch.
+pub(crate) fn from_unix(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_whole_and_fractional_seconds() {
+        let whole = parse_rfc3339("2021-08-28T00:41:58Z").unwrap();
+        let frac = parse_rfc3339("2021-08-28T00:41:58.935673Z").unwrap();
+        assert_eq!(
+            frac.duration_since(whole).unwrap(),
+            Duration::from_micros(935_673)
+        );
+        assert_eq!(crate::clock::unix_seconds(whole), 1_630_111_318);
+    }
+
+    #[test]
+    fn parses_offsets_and_rejects_garbage() {
+        let a = parse_rfc3339("2021-08-28T02:41:58+02:00").unwrap();
+        let b = parse_rfc3339("2021-08-28T00:41:58Z").unwrap();
+        assert_eq!(a, b);
+        for bad in [
+            "",
+            "yesterday",
+            "2021-08-28",
+            "2021-13-28T00:00:00Z",
+            "1630111318",
+        ] {
+            assert!(parse_rfc3339(bad).is_none(), "{bad:?}");
+        }
+    }
+}
