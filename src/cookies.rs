@@ -135,6 +135,13 @@ impl std::fmt::Debug for SessionCookies {
     }
 }
 
+/// On its own: an empty `200 OK` that sets (or clears) the cookies.
+impl axum::response::IntoResponse for SessionCookies {
+    fn into_response(self) -> axum::response::Response {
+        (self, ()).into_response()
+    }
+}
+
 impl IntoResponseParts for SessionCookies {
     type Error = std::convert::Infallible;
 

@@ -216,6 +216,27 @@ impl StytchEmulator {
         &self.shared().config.issuer
     }
 
+    /// A [`StytchAuthBuilder`](crate::StytchAuthBuilder) already pointed at this
+    /// emulator: its project id, secret, base URL and clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use axum_stytch::testing::StytchEmulator;
+    ///
+    /// let emulator = StytchEmulator::start().await;
+    /// let auth = emulator.auth_builder().build().expect("valid configuration");
+    /// assert_eq!(auth.project_id(), emulator.project_id());
+    /// # }
+    /// ```
+    pub fn auth_builder(&self) -> crate::StytchAuthBuilder {
+        crate::StytchAuth::builder(self.project_id(), self.secret())
+            .base_url(self.base_url())
+            .clock(self.clock())
+    }
+
     /// Creates an organization and returns its `organization-test-<uuid>` id.
     ///
     /// The organization's name is its slug.

@@ -1,0 +1,147 @@
+//! Helpers shared by the integration tests: an emulator with one organization,
+//! member and session, a small app behind the layer, and request helpers.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::{get, post};
+use axum_stytch::testing::{SessionTokens, StytchEmulator};
+use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth, StytchAuthBuilder};
+use http::header::{COOKIE, SET_COOKIE};
+use http::{HeaderMap, Request, StatusCode};
+use tower::ServiceExt as _;
+
+pub struct Fixture {
+    pub emu: StytchEmulator,
+    pub auth: StytchAuth,
+    pub org: String,
+    pub member: String,
+    pub session: SessionTokens,
+}
+
+pub async fn fixture() -> Fixture {
+    fixture_with(|b| b).await
+}
+
+pub async fn fixture_with(
+    configure: impl FnOnce(StytchAuthBuilder) -> StytchAuthBuilder,
+) -> Fixture {
+    let emu = StytchEmulator::start().await;
+    let auth = configure(emu.auth_builder()).build().expect("valid config");
+    let org = emu.create_organization("acme");
+    let member = emu.create_member(&org, "ada@acme.test", &["editor"]);
+    let session = emu.create_session(&member);
+    Fixture {
+        emu,
+        auth,
+        org,
+        member,
+        session,
+    }
+}
+
+/// `/me` (required member), `/maybe` (optional), `/public`, `/logout`,
+/// `/documents` (guarded: document/create), `/orgs/{organization_id}/documents`.
+pub fn app(auth: &StytchAuth) -> Router {
+    let logout_auth = auth.clone();
+    Router::new()
+        .route(
+            "/me",
+            get(|m: AuthenticatedMember| async move { m.member_id().to_owned() }),
+        )
+        .route(
+            "/maybe",
+            get(|m: Option<AuthenticatedMember>| async move {
+                m.map_or_else(|| "anonymous".to_owned(), |m| m.member_id().to_owned())
+            }),
+        )
+        .route("/public", get(|| async { "public" }))
+        .route(
+            "/logout",
+            post(move |m: AuthenticatedMember| {
+                let auth = logout_auth.clone();
+                async move { auth.logout(&m).await.map_err(|_| StatusCode::BAD_GATEWAY) }
+            }),
+        )
+        .route(
+            "/documents",
+            post(|| async { "created" }).route_layer(RequireAuthz::new("document", "create")),
+        )
+        .route(
+            "/orgs/{organization_id}/documents",
+            get(|| async { "listed" }).route_layer(
+                RequireAuthz::new("document", "read").organization_from_path("organization_id"),
+            ),
+        )
+        .layer(auth.layer())
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The `error` field of a rejection body.
+    pub fn reason(&self) -> String {
+        self.json()["error"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The value set for cookie `name`, if any.
+    pub fn set_cookie_value(&self, name: &str) -> Option<String> {
+        self.set_cookies().iter().find_map(|c| {
+            let (n, rest) = c.split_once('=')?;
+            (n == name).then(|| rest.split(';').next().unwrap_or_default().to_owned())
+        })
+    }
+}
+
+pub fn cookies(jwt: Option<&str>, token: Option<&str>) -> String {
+    let mut parts = Vec::new();
+    if let Some(jwt) = jwt {
+        parts.push(format!("stytch_session_jwt={jwt}"));
+    }
+    if let Some(token) = token {
+        parts.push(format!("stytch_session={token}"));
+    }
+    parts.join("; ")
+}
+
+pub async fn send(app: &Router, method: &str, path: &str, cookie: Option<&str>) -> TestResponse {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(cookie) = cookie {
+        req = req.header(COOKIE, cookie);
+    }
+    send_request(app, req.body(Body::empty()).unwrap()).await
+}
+
+pub async fn send_request(app: &Router, req: Request<Body>) -> TestResponse {
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    TestResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+pub async fn get_with(app: &Router, path: &str, cookie: &str) -> TestResponse {
+    send(app, "GET", path, Some(cookie)).await
+}
