@@ -160,10 +160,10 @@ impl StytchAuthBuilder {
         let var =
             |name: &'static str| std::env::var(name).map_err(|_| ConfigError::MissingEnv(name));
         let mut builder = Self::new(var("STYTCH_PROJECT_ID")?, var("STYTCH_SECRET")?);
-        if let Ok(url) = std::env::var("STYTCH_BASE_URL") {
-            if !url.is_empty() {
-                builder = builder.base_url(url);
-            }
+        if let Ok(url) = std::env::var("STYTCH_BASE_URL")
+            && !url.is_empty()
+        {
+            builder = builder.base_url(url);
         }
         Ok(builder)
     }

@@ -57,15 +57,15 @@ pub(crate) fn extract<'a>(
     headers: &'a HeaderMap,
     settings: &CredentialSettings,
 ) -> Result<Credentials<'a>, CredentialError> {
-    if settings.bearer {
-        if let Some(bearer) = bearer(headers, settings)? {
-            let is_jwt = bearer.bytes().filter(|b| *b == b'.').count() == 2;
-            return Ok(Credentials {
-                jwt: is_jwt.then_some(bearer),
-                token: (!is_jwt).then_some(bearer),
-                source: Source::Bearer,
-            });
-        }
+    if settings.bearer
+        && let Some(bearer) = bearer(headers, settings)?
+    {
+        let is_jwt = bearer.bytes().filter(|b| *b == b'.').count() == 2;
+        return Ok(Credentials {
+            jwt: is_jwt.then_some(bearer),
+            token: (!is_jwt).then_some(bearer),
+            source: Source::Bearer,
+        });
     }
     let mut creds = Credentials {
         jwt: None,

@@ -138,7 +138,7 @@ pub struct AuthRejection {
     reason: Reason,
     permission: Option<(String, String)>,
     retry_after: Option<Duration>,
-    custom: Option<Response>,
+    custom: Option<Box<Response>>,
 }
 
 impl AuthRejection {
@@ -164,7 +164,7 @@ impl AuthRejection {
     /// Runs the user's error handler, if any, and keeps its response.
     pub(crate) fn customize(mut self, handler: Option<&ErrorHandler>, parts: &Parts) -> Self {
         if let Some(handler) = handler {
-            self.custom = handler(&self, parts);
+            self.custom = handler(&self, parts).map(Box::new);
         }
         self
     }
@@ -237,7 +237,7 @@ impl std::error::Error for AuthRejection {}
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         match self.custom {
-            Some(response) => response,
+            Some(response) => *response,
             None => self.default_response(),
         }
     }

@@ -1,4 +1,112 @@
-//! axum-stytch
+//! Stytch B2B session authentication and RBAC authorization for axum, as one
+//! `.layer()`.
+//!
+//! ```
+//! use axum::{Router, routing::{get, post}};
+//! use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth};
+//!
+//! async fn me(member: AuthenticatedMember) -> String {
+//!     member.member_id().to_owned()
+//! }
+//!
+//! # fn app() -> Result<Router, axum_stytch::ConfigError> {
+//! // StytchAuth::from_env() reads STYTCH_PROJECT_ID, STYTCH_SECRET, STYTCH_BASE_URL.
+//! let auth = StytchAuth::builder("project-test-00000000-0000-0000-0000-000000000000", "secret-test-...")
+//!     .build()?;
+//! let app = Router::new()
+//!     .route("/me", get(me))
+//!     .route("/documents", post(|| async { "created" })
+//!         .route_layer(RequireAuthz::new("document", "create")))
+//!     .layer(auth.layer());
+//! # Ok(app) }
+//! # app().unwrap();
+//! ```
+//!
+//! # Request flow
+//!
+//! 1. **Credentials.** The layer reads the `stytch_session_jwt` and `stytch_session`
+//!    cookies (names configurable) in one pass over the `Cookie` header, and
+//!    `Authorization: Bearer` when enabled. A session cookie over the size cap, or
+//!    repeated, is rejected without being parsed further.
+//! 2. **Local JWT.** A session JWT is verified locally: RS256 only, the key chosen by
+//!    `kid` from Stytch's JWKS (cached), `iss` = `stytch.com/<project_id>` (or the
+//!    custom base URL's origin), `aud` contains the project id, `exp`/`nbf`/`iat` with a
+//!    small leeway, and `iat` no older than `max_token_age`. A JWT seen before is
+//!    answered from a cache of verified tokens without RSA work. No call to Stytch.
+//! 3. **Remote.** A JWT that is validly signed but expired or too old, or a session
+//!    token alone, is sent to Stytch's `POST /v1/b2b/sessions/authenticate`, lazily:
+//!    when an extractor or guard first needs the member. Identical concurrent calls
+//!    share one request. Renewed credentials go back as `Set-Cookie`; a session Stytch
+//!    no longer knows has its cookies cleared. A forged, tampered or malformed JWT is
+//!    answered locally (401) and never causes a call.
+//! 4. **Member.** Handlers take [`AuthenticatedMember`] (401 without a session) or
+//!    `Option<AuthenticatedMember>`; [`RequireSession`] protects a whole router.
+//! 5. **Guard.** [`RequireAuthz`] (or the typed [`Authorized`] extractor) checks the
+//!    member's roles against Stytch's RBAC policy (cached, refreshed every 5 minutes)
+//!    for a locally verified JWT; when the request needs Stytch anyway, Stytch decides
+//!    in the same `authenticate` call. 401 without a session, 403 when not allowed or
+//!    for another organization, 503 when Stytch is needed and unreachable.
+//!
+//! # Configuration
+//!
+//! | builder method | default |
+//! |---|---|
+//! | [`base_url`](StytchAuthBuilder::base_url) | `https://api.stytch.com` for `project-live-` ids, else `https://test.stytch.com` |
+//! | [`max_token_age`](StytchAuthBuilder::max_token_age) | 300 s (`0`: always ask Stytch) |
+//! | [`clock_leeway`](StytchAuthBuilder::clock_leeway) | 5 s |
+//! | [`session_jwt_cookie`](StytchAuthBuilder::session_jwt_cookie) / [`session_token_cookie`](StytchAuthBuilder::session_token_cookie) | `stytch_session_jwt` / `stytch_session` |
+//! | [`bearer_tokens`](StytchAuthBuilder::bearer_tokens) | off |
+//! | [`max_cookie_size`](StytchAuthBuilder::max_cookie_size) | 4096 bytes |
+//! | [`session_duration`](StytchAuthBuilder::session_duration) | not extended |
+//! | [`cookie_path`](StytchAuthBuilder::cookie_path), [`cookie_domain`](StytchAuthBuilder::cookie_domain) | `/`, host-only |
+//! | [`cookie_secure`](StytchAuthBuilder::cookie_secure), [`cookie_http_only`](StytchAuthBuilder::cookie_http_only), [`cookie_same_site`](StytchAuthBuilder::cookie_same_site) | on, on, `Lax` |
+//! | [`connect_timeout`](StytchAuthBuilder::connect_timeout), [`request_timeout`](StytchAuthBuilder::request_timeout) | 2 s, 5 s |
+//! | [`jwks_refresh_interval`](StytchAuthBuilder::jwks_refresh_interval), [`jwks_refresh_cooldown`](StytchAuthBuilder::jwks_refresh_cooldown), [`jwks_max_stale`](StytchAuthBuilder::jwks_max_stale) | 300 s, 30 s, 1 h |
+//! | [`token_cache_capacity`](StytchAuthBuilder::token_cache_capacity), [`revocation_capacity`](StytchAuthBuilder::revocation_capacity) | 10,000, 10,000 |
+//! | [`policy_refresh_interval`](StytchAuthBuilder::policy_refresh_interval), [`policy_grace`](StytchAuthBuilder::policy_grace), [`org_policy_capacity`](StytchAuthBuilder::org_policy_capacity) | 300 s (max), 15 min, 1,000 |
+//! | [`clock`](StytchAuthBuilder::clock) | the system clock |
+//! | [`error_handler`](StytchAuthBuilder::error_handler) | JSON `{"error": reason, "message": ...}` |
+//!
+//! # Security notes
+//!
+//! * **Fail closed.** When the crate cannot decide (Stytch unreachable when it must be
+//!   asked, no keys, policy older than its grace) the answer is 503, never a pass.
+//! * **Revocation window.** A locally verified JWT stays valid until it is
+//!   `max_token_age` old (at most 5 minutes), even if the session was revoked at Stytch
+//!   meanwhile. [`StytchAuth::logout`] refuses the session's JWTs on this instance at
+//!   once; other instances accept them until they age out. Lower `max_token_age` to
+//!   shrink the window (each request then costs more calls to Stytch), or set it to
+//!   zero to ask Stytch every time.
+//! * **RBAC freshness.** Local decisions use a policy at most 5 minutes old (plus the
+//!   grace when Stytch is down). Members whose requests go to Stytch anyway are decided
+//!   by Stytch with current roles and policy. For a bare session token on a route whose
+//!   organization is the member's own, the organization is unknown before asking
+//!   Stytch; the session is confirmed remotely and the decision is made locally with
+//!   the roles Stytch just returned.
+//! * **CSRF.** Cookie authentication is ambient: browsers attach the cookies to
+//!   cross-site requests. `SameSite=Lax` (the default) stops cookies on cross-site
+//!   POST, PUT, DELETE and on cross-site subresource requests, but not on top-level
+//!   GET navigations, and not from sibling subdomains (same site). Keep GET handlers
+//!   free of side effects, and add a CSRF defence (an origin check or tokens) for
+//!   state-changing routes if any same-site origin is not fully trusted. Bearer tokens
+//!   are not sent automatically and are not exposed to CSRF.
+//! * **Logs.** Tokens, JWTs and the secret never appear in logs or `Debug` output.
+//!
+//! # Compared with calling the official `stytch` crate
+//!
+//! The official crate is a complete API client, but it has no local JWT verification
+//! for B2B sessions and no local RBAC: every request would cost a call to Stytch
+//! (tens of milliseconds) and Stytch's rate limits. This crate verifies locally in
+//! microseconds, falls back to Stytch only when needed, coalesces calls, and turns the
+//! outcome into axum extractors, guards and cookies. Use the official crate for the
+//! rest of the API (logins, members, organizations) next to it; see
+//! [`StytchAuth::session_cookies`] to store a login's session.
+//!
+//! # Testing
+//!
+//! With the `test-util` feature, `axum_stytch::testing::StytchEmulator` is an
+//! in-process Stytch (a real HTTP server on 127.0.0.1) that mints real session JWTs, so
+//! your tests run offline. `emulator.auth_builder()` returns a builder pointed at it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

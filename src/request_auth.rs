@@ -238,10 +238,10 @@ impl RequestAuth {
             }
             Err(error) => Err(self.fail(failure_from_remote(&error))),
         };
-        if let Err(failure) = &outcome {
-            if failure.clear_cookies {
-                self.set_cookies(CookieUpdate::Clear);
-            }
+        if let Err(failure) = &outcome
+            && failure.clear_cookies
+        {
+            self.set_cookies(CookieUpdate::Clear);
         }
         outcome
     }

@@ -134,7 +134,7 @@ impl ClaimRules {
         claims: &SessionClaims,
         now: SystemTime,
     ) -> Result<Standing, Rejected> {
-        if !self.issuers.iter().any(|iss| *iss == claims.iss)
+        if !self.issuers.contains(&claims.iss)
             || !claims.aud.contains(&self.project_id)
             || claims.sub.is_empty()
             || claims.session.id.is_empty()
