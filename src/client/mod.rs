@@ -4,6 +4,8 @@
 //! the thin I/O step on top (reqwest with rustls, Basic auth, timeouts, a bounded
 //! response body).
 
+#[cfg(all(test, feature = "test-util"))]
+mod emulator_tests;
 mod error;
 pub(crate) mod wire;
 
