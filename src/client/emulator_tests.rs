@@ -36,16 +36,30 @@ async fn authenticate_by_token_and_jwt() {
     let session = emu.create_session(&member);
     let c = client(&emu);
 
-    let by_token = c.authenticate(&params(SessionCredential::Token(session.session_token.clone()))).await.unwrap();
+    let by_token = c
+        .authenticate(&params(SessionCredential::Token(
+            session.session_token.clone(),
+        )))
+        .await
+        .unwrap();
     assert_eq!(by_token.member_session.member_id, member);
     assert_eq!(by_token.member_session.organization_id, org);
     assert_eq!(by_token.member_session.organization_slug, "acme");
-    assert_eq!(by_token.member_session.roles, vec!["stytch_member", "editor"]);
+    assert_eq!(
+        by_token.member_session.roles,
+        vec!["stytch_member", "editor"]
+    );
     assert_eq!(by_token.session_token, session.session_token);
     assert!(by_token.verdict.is_none());
 
-    let by_jwt = c.authenticate(&params(SessionCredential::Jwt(session.session_jwt.clone()))).await.unwrap();
-    assert_eq!(by_jwt.member_session.member_session_id, session.member_session_id);
+    let by_jwt = c
+        .authenticate(&params(SessionCredential::Jwt(session.session_jwt.clone())))
+        .await
+        .unwrap();
+    assert_eq!(
+        by_jwt.member_session.member_session_id,
+        session.member_session_id
+    );
     assert_eq!(emu.requests(EmuEndpoint::Authenticate), 2);
 }
 
@@ -76,11 +90,17 @@ async fn authenticate_with_duration_and_authorization_check() {
 
     p.authorization_check = Some(check(&org, "delete"));
     let err = c.authenticate(&p).await.unwrap_err();
-    assert_eq!((err.status(), err.error_type()), (Some(403), Some("session_authorization_error")));
+    assert_eq!(
+        (err.status(), err.error_type()),
+        (Some(403), Some("session_authorization_error"))
+    );
 
     p.authorization_check = Some(check("organization-test-other", "read"));
     let err = c.authenticate(&p).await.unwrap_err();
-    assert_eq!((err.status(), err.error_type()), (Some(403), Some("session_authorization_tenancy_error")));
+    assert_eq!(
+        (err.status(), err.error_type()),
+        (Some(403), Some("session_authorization_tenancy_error"))
+    );
 }
 
 #[tokio::test]
@@ -90,18 +110,34 @@ async fn authenticate_errors() {
     let member = emu.create_member(&org, "a@acme.test", &[]);
     let session = emu.create_session(&member);
 
-    let err = client(&emu).authenticate(&params(SessionCredential::Token("nope".into()))).await.unwrap_err();
-    let ClientError::Api(api) = &err else { panic!("{err:?}") };
-    assert_eq!((api.status, api.error_type.as_str()), (404, "session_not_found"));
+    let err = client(&emu)
+        .authenticate(&params(SessionCredential::Token("nope".into())))
+        .await
+        .unwrap_err();
+    let ClientError::Api(api) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (api.status, api.error_type.as_str()),
+        (404, "session_not_found")
+    );
     assert!(api.request_id.as_deref().is_some_and(|r| !r.is_empty()));
     assert!(!err.is_unavailable());
 
     let bad_secret = client_for(&emu, "wrong", Duration::from_secs(5));
-    let err = bad_secret.authenticate(&params(SessionCredential::Token(session.session_token.clone()))).await.unwrap_err();
+    let err = bad_secret
+        .authenticate(&params(SessionCredential::Token(
+            session.session_token.clone(),
+        )))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(401));
 
     emu.revoke_session(&session.member_session_id);
-    let err = client(&emu).authenticate(&params(SessionCredential::Token(session.session_token))).await.unwrap_err();
+    let err = client(&emu)
+        .authenticate(&params(SessionCredential::Token(session.session_token)))
+        .await
+        .unwrap_err();
     assert_eq!(err.error_type(), Some("session_not_found"));
 }
 
@@ -111,27 +147,63 @@ async fn faults_are_distinct_errors() {
     let c = client_for(&emu, emu.secret(), Duration::from_millis(300));
     let p = params(SessionCredential::Token("t".into()));
 
-    emu.inject_fault(EmuEndpoint::Authenticate, Fault::Status { status: 500, times: 1 });
+    emu.inject_fault(
+        EmuEndpoint::Authenticate,
+        Fault::Status {
+            status: 500,
+            times: 1,
+        },
+    );
     let err = c.authenticate(&p).await.unwrap_err();
-    assert!(matches!(&err, ClientError::Api(a) if a.status == 500) && err.is_unavailable(), "{err:?}");
+    assert!(
+        matches!(&err, ClientError::Api(a) if a.status == 500) && err.is_unavailable(),
+        "{err:?}"
+    );
 
-    emu.inject_fault(EmuEndpoint::Authenticate, Fault::Status { status: 429, times: 1 });
-    let ClientError::Api(api) = c.authenticate(&p).await.unwrap_err() else { panic!() };
+    emu.inject_fault(
+        EmuEndpoint::Authenticate,
+        Fault::Status {
+            status: 429,
+            times: 1,
+        },
+    );
+    let ClientError::Api(api) = c.authenticate(&p).await.unwrap_err() else {
+        panic!()
+    };
     assert_eq!(api.retry_after, Some(Duration::from_secs(1)));
 
     emu.inject_fault(EmuEndpoint::Authenticate, Fault::Garbage { times: 1 });
     let err = c.authenticate(&p).await.unwrap_err();
-    assert!(matches!(err, ClientError::UnexpectedResponse { status: 200, .. }), "{err:?}");
+    assert!(
+        matches!(err, ClientError::UnexpectedResponse { status: 200, .. }),
+        "{err:?}"
+    );
 
-    emu.inject_fault(EmuEndpoint::Authenticate, Fault::Body { status: 502, body: "<html>bad gateway".into(), times: 1 });
+    emu.inject_fault(
+        EmuEndpoint::Authenticate,
+        Fault::Body {
+            status: 502,
+            body: "<html>bad gateway".into(),
+            times: 1,
+        },
+    );
     let err = c.authenticate(&p).await.unwrap_err();
-    assert!(matches!(err, ClientError::UnexpectedResponse { status: 502, .. }), "{err:?}");
+    assert!(
+        matches!(err, ClientError::UnexpectedResponse { status: 502, .. }),
+        "{err:?}"
+    );
 
-    emu.inject_fault(EmuEndpoint::Authenticate, Fault::Delay(Duration::from_secs(5)));
+    emu.inject_fault(
+        EmuEndpoint::Authenticate,
+        Fault::Delay(Duration::from_secs(5)),
+    );
     let started = std::time::Instant::now();
     let err = c.authenticate(&p).await.unwrap_err();
     assert!(matches!(err, ClientError::Timeout), "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(4), "the timeout bounds the call");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the timeout bounds the call"
+    );
     emu.clear_faults();
 
     emu.set_refusing_connections(true);
@@ -152,12 +224,20 @@ async fn jwks_policy_org_policy_and_revoke() {
 
     let jwks = c.jwks().await.unwrap();
     assert_eq!(jwks.keys.len(), 1);
-    assert_eq!(jwks.keys[0].kid.as_deref(), Some(emu.signing_kid().as_str()));
+    assert_eq!(
+        jwks.keys[0].kid.as_deref(),
+        Some(emu.signing_kid().as_str())
+    );
     let (set, skipped) = crate::jwt::keys::KeySet::from_jwks(&jwks, std::time::SystemTime::now());
     assert_eq!((set.len(), skipped), (1, 0));
 
     // The JWKS is fetched without credentials: a wrong secret still gets it.
-    assert!(client_for(&emu, "wrong", Duration::from_secs(5)).jwks().await.is_ok());
+    assert!(
+        client_for(&emu, "wrong", Duration::from_secs(5))
+            .jwks()
+            .await
+            .is_ok()
+    );
 
     let policy = c.policy().await.unwrap().policy;
     assert!(policy.roles.iter().any(|r| r.role_id == "viewer"));
