@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     tokens: Option<moka::sync::Cache<Arc<str>, Arc<CachedToken>>>,
     /// Sessions logged out through this instance, by member_session_id.
     revoked: moka::sync::Cache<String, ()>,
+    /// Session tokens and stale JWTs Stytch answered "not found" for: asked once only.
+    dead: moka::sync::Cache<Arc<str>, ()>,
     remote: SingleFlight<AuthenticateParams, RemoteResult>,
     pub(crate) policy: PolicyCache,
     pub(crate) metrics: Arc<Metrics>,
@@ -147,9 +149,14 @@ impl StytchAuth {
             moka::sync::Cache::builder()
                 .max_capacity(b.token_cache_capacity)
                 .time_to_live(token_ttl)
+                .support_invalidation_closures()
                 .build()
         });
         let revoked = moka::sync::Cache::builder()
+            .max_capacity(b.revocation_capacity)
+            .time_to_live(Duration::from_secs(3600))
+            .build();
+        let dead = moka::sync::Cache::builder()
             .max_capacity(b.revocation_capacity)
             .time_to_live(Duration::from_secs(3600))
             .build();
@@ -193,6 +200,7 @@ impl StytchAuth {
                 jwks,
                 tokens,
                 revoked,
+                dead,
                 remote: SingleFlight::new(),
                 policy,
                 metrics,
@@ -330,6 +338,16 @@ impl StytchAuth {
         }
         let Some(jwt) = creds.jwt else {
             let token = creds.token.unwrap_or_default();
+            // Every session token costs a call to Stytch: refuse what cannot be one, and
+            // what Stytch already said is gone, without asking.
+            if !is_plausible_session_token(token) {
+                return Begin::Ready(
+                    self.finished(Err(Failure::new(Reason::InvalidToken)), creds.source),
+                );
+            }
+            if self.is_dead(token) {
+                return Begin::Ready(self.finished_clearing(Reason::SessionRevoked, creds.source));
+            }
             return Begin::Ready(self.remote(
                 SessionCredential::Token(token.to_owned()),
                 None,
@@ -419,6 +437,9 @@ impl StytchAuth {
                 self.finished(Ok(member), creds.source)
             }
             // Signed by Stytch but expired or too old: Stytch decides (and renews).
+            Ok(Standing::Stale) if self.is_dead(jwt) => {
+                self.finished_clearing(Reason::SessionRevoked, creds.source)
+            }
             Ok(Standing::Stale) => self.remote(
                 SessionCredential::Jwt(jwt.to_owned()),
                 Some(claims.organization.organization_id),
@@ -446,7 +467,17 @@ impl StytchAuth {
         Some(Ok(entry.member.clone()))
     }
 
-    fn is_revoked(&self, member_session_id: &str) -> bool {
+    /// Remembers a credential Stytch answered "session not found" for.
+    pub(crate) fn remember_dead(&self, credential: &SessionCredential) {
+        let (SessionCredential::Token(c) | SessionCredential::Jwt(c)) = credential;
+        self.inner.dead.insert(Arc::from(c.as_str()), ());
+    }
+
+    fn is_dead(&self, credential: &str) -> bool {
+        self.inner.dead.contains_key(credential)
+    }
+
+    pub(crate) fn is_revoked(&self, member_session_id: &str) -> bool {
         self.inner.revoked.contains_key(member_session_id)
     }
 
@@ -518,6 +549,14 @@ impl StytchAuth {
                 )))
             })
     }
+}
+
+/// Stytch session tokens are 44 URL-safe base64 characters; this accepts 16 to 128.
+fn is_plausible_session_token(token: &str) -> bool {
+    (16..=128).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The member described by a verified JWT (wire spec §5.4).

@@ -207,6 +207,14 @@ impl RequestAuth {
         };
         let result = self.auth.authenticate_remote(params).await;
         let outcome = match result {
+            // Logged out here, but Stytch may not have heard (a failed revoke).
+            Ok(response)
+                if self
+                    .auth
+                    .is_revoked(&response.member_session.member_session_id) =>
+            {
+                Err(self.fail(Failure::new(Reason::SessionRevoked).clearing_cookies()))
+            }
             Ok(response) => {
                 let member = member_from_remote(&response);
                 if self.source == Source::Cookie {
@@ -236,7 +244,12 @@ impl RequestAuth {
                 tracing::debug!(path = "remote", outcome = "ok", request_id = %response.request_id, "stytch session authenticated");
                 Ok((member, verdict))
             }
-            Err(error) => Err(self.fail(failure_from_remote(&error))),
+            Err(error) => {
+                if error.status() == Some(404) {
+                    self.auth.remember_dead(credential);
+                }
+                Err(self.fail(failure_from_remote(&error)))
+            }
         };
         if let Err(failure) = &outcome
             && failure.clear_cookies

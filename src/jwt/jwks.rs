@@ -158,9 +158,17 @@ impl JwksCache {
     }
 
     async fn fetch(self: &Arc<Self>) -> Result<Arc<KeySet>, FetchFailed> {
+        let seen = self.current.load_full();
         let this = Arc::clone(self);
         self.flight
-            .run((), move || async move { this.fetch_now().await })
+            .run((), move || async move {
+                // A fetch that completed since this caller looked is as fresh as a new
+                // one: use it instead of asking again.
+                match this.current.load_full() {
+                    Some(now) if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &now)) => Ok(now),
+                    _ => this.fetch_now().await,
+                }
+            })
             .await
             .unwrap_or(Err(FetchFailed))
     }

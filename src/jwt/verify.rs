@@ -154,8 +154,13 @@ impl ClaimRules {
             .exp
             .saturating_add(self.leeway_secs)
             .saturating_add(1);
-        let age_deadline = claims.iat.saturating_add(self.max_token_age_secs);
-        let valid_until = exp_deadline.min(age_deadline);
+        // An `iat` slightly ahead (within the leeway) must not extend local trust.
+        let age_deadline = claims
+            .iat
+            .min(now_secs)
+            .saturating_add(self.max_token_age_secs);
+        let session_deadline = claims.session.expires_at.map_or(u64::MAX, unix_seconds);
+        let valid_until = exp_deadline.min(age_deadline).min(session_deadline);
         if now_secs >= valid_until {
             return Ok(Standing::Stale);
         }
@@ -338,6 +343,15 @@ mod tests {
             ("expired within leeway", |_| {}, IAT + 299, Ok("fresh")),
             ("too old", |_| {}, IAT + 300, Ok("stale")),
             (
+                "iat ahead within leeway",
+                |c| {
+                    c["iat"] = json!(IAT + 3);
+                    c["nbf"] = json!(IAT + 3);
+                },
+                IAT,
+                Ok("fresh"),
+            ),
+            (
                 "expired",
                 |c| c["exp"] = json!(IAT + 60),
                 IAT + 66,
@@ -375,6 +389,41 @@ mod tests {
             rules.check(&token.claims().unwrap(), at(IAT)),
             Ok(Standing::Stale)
         ));
+        // Even with Stytch's clock a little ahead of ours.
+        assert!(matches!(
+            rules.check(&token.claims().unwrap(), at(IAT - 2)),
+            Ok(Standing::Stale)
+        ));
+    }
+
+    #[test]
+    fn iat_ahead_of_our_clock_does_not_extend_trust() {
+        let mut claims = claims_json(PID, IAT + 3);
+        claims["exp"] = serde_json::json!(IAT + 10_000);
+        let key = TestKey::get();
+        let jwt = key.sign(&claims);
+        let token = Token::parse(&jwt).unwrap();
+        match rules().check(&token.claims().unwrap(), at(IAT)).unwrap() {
+            Standing::Fresh { valid_until } => assert_eq!(valid_until, IAT + 300),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn trust_ends_with_the_session() {
+        let mut claims = claims_json(PID, IAT);
+        claims[crate::jwt::claims::SESSION_CLAIM]["expires_at"] =
+            serde_json::json!("2026-01-01T00:02:00Z");
+        let key = TestKey::get();
+        let jwt = key.sign(&claims);
+        let token = Token::parse(&jwt).unwrap();
+        match rules()
+            .check(&token.claims().unwrap(), at(IAT + 10))
+            .unwrap()
+        {
+            Standing::Fresh { valid_until } => assert_eq!(valid_until, IAT + 120),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,0 +1,1095 @@
+//! End-to-end tests of the session layer against the in-process Stytch emulator:
+//! local verification and caching, renewal, revocation, logout, key rotation,
+//! outages, concurrency, the extractors, and the builder options that change the
+//! request flow.
+//!
+//! Time-dependent behaviour is driven by the emulator's `MockClock` (shared with
+//! the layer); no test sleeps to let time pass. The only real-time values are
+//! emulator delays used to make concurrent requests overlap, and generous upper
+//! bounds on how long a request may take when Stytch is unreachable.
+
+mod common;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeyPair;
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+use axum::Extension;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::get;
+use axum_stytch::testing::{Endpoint, Fault, SessionOptions, StytchEmulator};
+use axum_stytch::{AuthMethod, AuthenticatedMember, Clock as _, Reason, RequireSession};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::*;
+use http::header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use http::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const JWT_COOKIE: &str = "stytch_session_jwt";
+const TOKEN_COOKIE: &str = "stytch_session";
+
+// ----------------------------------------------------------------------------------
+// Helpers
+
+fn jwt_cookie(jwt: &str) -> String {
+    cookies(Some(jwt), None)
+}
+
+fn token_cookie(token: &str) -> String {
+    cookies(None, Some(token))
+}
+
+fn authenticate_calls(f: &Fixture) -> u64 {
+    f.emu.requests(Endpoint::Authenticate)
+}
+
+fn jwks_calls(f: &Fixture) -> u64 {
+    f.emu.requests(Endpoint::Jwks)
+}
+
+fn unix_now(emu: &StytchEmulator) -> u64 {
+    emu.clock()
+        .now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The whole `Set-Cookie` line for cookie `name`.
+fn set_cookie_line(res: &TestResponse, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    res.set_cookies()
+        .into_iter()
+        .find(|line| line.starts_with(&prefix))
+}
+
+/// The attributes of a `Set-Cookie` line (everything after the first `;`), trimmed.
+fn attributes(line: &str) -> Vec<String> {
+    line.split(';')
+        .skip(1)
+        .map(|a| a.trim().to_owned())
+        .collect()
+}
+
+#[track_caller]
+fn assert_cleared(res: &TestResponse) {
+    for name in [JWT_COOKIE, TOKEN_COOKIE] {
+        let line = set_cookie_line(res, name)
+            .unwrap_or_else(|| panic!("no Set-Cookie clearing {name}: {:?}", res.set_cookies()));
+        assert_eq!(
+            res.set_cookie_value(name).as_deref(),
+            Some(""),
+            "{name} not emptied: {line}"
+        );
+        assert!(
+            attributes(&line).iter().any(|a| a == "Max-Age=0"),
+            "{name} not expired: {line}"
+        );
+    }
+}
+
+#[track_caller]
+fn assert_rejected(res: &TestResponse, status: StatusCode, reason: Reason) {
+    assert_eq!(res.status, status, "body: {}", res.body);
+    assert_eq!(res.reason(), reason.as_str(), "body: {}", res.body);
+}
+
+/// `Retry-After` of a 503, as seconds.
+#[track_caller]
+fn retry_after(res: &TestResponse) -> u64 {
+    res.headers
+        .get(RETRY_AFTER)
+        .unwrap_or_else(|| panic!("503 without Retry-After: {:?}", res.headers))
+        .to_str()
+        .unwrap()
+        .parse()
+        .expect("Retry-After in delta-seconds")
+}
+
+async fn get_with_headers(
+    app: &Router,
+    path: &str,
+    headers: &[(http::HeaderName, &str)],
+) -> TestResponse {
+    let mut req = Request::builder().method("GET").uri(path);
+    for (name, value) in headers {
+        req = req.header(name, *value);
+    }
+    send_request(app, req.body(Body::empty()).unwrap()).await
+}
+
+fn claims_of(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).expect("three segments");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn kid_of(jwt: &str) -> String {
+    let header = jwt.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+/// Signs `header.payload` (both JSON text) with RS256 and the emulator's current
+/// signing key, so only what the test changed differs from a real Stytch JWT.
+fn sign_with_emulator_key(emu: &StytchEmulator, header: &str, payload: &str) -> String {
+    let key = KeyPair::from_pkcs8(&emu.signing_key_pkcs8_der()).unwrap();
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let mut signature = vec![0; key.public_modulus_len()];
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        input.as_bytes(),
+        &mut signature,
+    )
+    .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// `jwt` with its header's `kid` replaced, re-signed with the real key.
+fn with_kid(emu: &StytchEmulator, jwt: &str, kid: &str) -> String {
+    let header = json!({"alg": "RS256", "kid": kid, "typ": "JWT"}).to_string();
+    let payload = String::from_utf8(
+        URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    sign_with_emulator_key(emu, &header, &payload)
+}
+
+fn random_kid() -> String {
+    let mut bytes = [0u8; 12];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("jwk-test-{hex}")
+}
+
+// ----------------------------------------------------------------------------------
+// 1. Fresh JWT: local verification, then the token cache
+
+#[tokio::test]
+async fn fresh_jwt_is_verified_locally_then_served_from_cache() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let cookie = jwt_cookie(&f.session.session_jwt);
+
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, f.member);
+    assert!(res.set_cookies().is_empty(), "{:?}", res.set_cookies());
+    assert_eq!(authenticate_calls(&f), 0);
+    let first = f.auth.metrics();
+    assert_eq!(first.local_verifications, 1);
+    assert_eq!(first.cache_hits, 0);
+
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, f.member);
+    let second = f.auth.metrics();
+    assert_eq!(second.cache_hits, first.cache_hits + 1);
+    assert_eq!(second.local_verifications, first.local_verifications);
+    assert_eq!(second.remote_authentications, 0);
+    assert_eq!(authenticate_calls(&f), 0);
+    assert_eq!(jwks_calls(&f), 1);
+}
+
+// ----------------------------------------------------------------------------------
+// 2. Expired JWT renewed through Stytch
+
+#[tokio::test]
+async fn expired_jwt_is_renewed_with_cookies_and_the_new_jwt_verifies_locally() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let old = f.session.session_jwt.clone();
+    f.emu.clock().advance(Duration::from_secs(301));
+
+    let res = get_with(&app, "/me", &jwt_cookie(&old)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, f.member);
+    assert_eq!(authenticate_calls(&f), 1);
+
+    let new_jwt = res
+        .set_cookie_value(JWT_COOKIE)
+        .expect("renewed JWT cookie");
+    let new_token = res
+        .set_cookie_value(TOKEN_COOKIE)
+        .expect("renewed token cookie");
+    assert!(!new_jwt.is_empty());
+    assert_ne!(new_jwt, old, "the renewed JWT must be a new one");
+    assert_eq!(claims_of(&new_jwt)["iat"], json!(unix_now(&f.emu)));
+    assert_eq!(new_token, f.session.session_token);
+    for name in [JWT_COOKIE, TOKEN_COOKIE] {
+        let line = set_cookie_line(&res, name).unwrap();
+        let attrs = attributes(&line);
+        for expected in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+            assert!(
+                attrs.iter().any(|a| a == expected),
+                "{name} lacks {expected}: {line}"
+            );
+        }
+        // The cookies live as long as the 60-minute session: 3600 - 301 s.
+        assert!(attrs.iter().any(|a| a == "Max-Age=3299"), "{line}");
+    }
+    assert_eq!(f.auth.metrics().renewals, 1);
+
+    let before = f.auth.metrics();
+    let res = get_with(&app, "/me", &jwt_cookie(&new_jwt)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, f.member);
+    assert!(res.set_cookies().is_empty(), "{:?}", res.set_cookies());
+    assert_eq!(
+        authenticate_calls(&f),
+        1,
+        "the renewed JWT must verify locally"
+    );
+    let after = f.auth.metrics();
+    assert_eq!(after.local_verifications, before.local_verifications + 1);
+    assert_eq!(after.remote_authentications, before.remote_authentications);
+}
+
+// ----------------------------------------------------------------------------------
+// 3. Session token only: remote, lazily
+
+#[tokio::test]
+async fn token_only_session_is_authenticated_remotely_and_lazily() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let cookie = token_cookie(&f.session.session_token);
+
+    let res = get_with(&app, "/public", &cookie).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, "public");
+    assert!(res.set_cookies().is_empty(), "{:?}", res.set_cookies());
+    assert_eq!(authenticate_calls(&f), 0, "no extractor asked: no call");
+
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, f.member);
+    assert_eq!(authenticate_calls(&f), 1);
+    // Stytch's answer is written back: a JWT for the next requests, and the token.
+    let jwt = res.set_cookie_value(JWT_COOKIE).expect("JWT cookie");
+    assert_eq!(claims_of(&jwt)["sub"], json!(f.member));
+    assert_eq!(
+        res.set_cookie_value(TOKEN_COOKIE).as_deref(),
+        Some(f.session.session_token.as_str())
+    );
+}
+
+// ----------------------------------------------------------------------------------
+// 4. Revoked sessions
+
+#[tokio::test]
+async fn revoked_session_is_refused_and_cookies_cleared() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let jwt = jwt_cookie(&f.session.session_jwt);
+    let res = get_with(&app, "/me", &jwt).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+
+    f.emu.revoke_session(&f.session.member_session_id);
+    f.emu.clock().advance(Duration::from_secs(301));
+
+    let res = get_with(&app, "/me", &jwt).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
+    assert_cleared(&res);
+    assert_eq!(authenticate_calls(&f), 1);
+
+    let res = get_with(&app, "/me", &token_cookie(&f.session.session_token)).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
+    assert_cleared(&res);
+    assert_eq!(authenticate_calls(&f), 2);
+
+    // The optional extractor sees no member, and the dead cookies still go.
+    let res = get_with(&app, "/maybe", &token_cookie(&f.session.session_token)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, "anonymous");
+    assert_cleared(&res);
+    assert!(f.auth.metrics().failures_for(Reason::SessionRevoked) >= 3);
+}
+
+// ----------------------------------------------------------------------------------
+// 5. Logout
+
+#[tokio::test]
+async fn logout_clears_cookies_and_refuses_the_jwt_at_once() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let jwt = jwt_cookie(&f.session.session_jwt);
+
+    let res = send(&app, "POST", "/logout", Some(&jwt)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_cleared(&res);
+    assert_eq!(f.emu.requests(Endpoint::Revoke), 1);
+    assert!(f.emu.session(&f.session.member_session_id).unwrap().revoked);
+    let calls = authenticate_calls(&f);
+    assert_eq!(calls, 0);
+
+    // The JWT is still within its 5 minutes, but this instance refuses it at once.
+    let res = get_with(&app, "/me", &jwt).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
+    assert_cleared(&res);
+    assert_eq!(
+        authenticate_calls(&f),
+        calls,
+        "no call to decide a logged-out JWT"
+    );
+
+    // A JWT of the same session never seen before is refused as well.
+    f.emu.clock().advance(Duration::from_secs(1));
+    let other = f.emu.mint_jwt(&f.session.member_session_id);
+    let res = get_with(&app, "/me", &jwt_cookie(&other)).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
+    assert_eq!(authenticate_calls(&f), calls);
+
+    // The session token is dead at Stytch.
+    let res = get_with(&app, "/me", &token_cookie(&f.session.session_token)).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
+}
+
+#[tokio::test]
+async fn failed_logout_still_refuses_the_session_token_on_this_instance() {
+    // StytchAuth::logout documents: "When Stytch cannot be reached or refuses the
+    // call; the session is refused on this instance anyway."
+    let f = fixture().await;
+    let app = app(&f.auth);
+    f.emu.inject_fault(
+        Endpoint::Revoke,
+        Fault::Status {
+            status: 500,
+            times: 1,
+        },
+    );
+    let both = cookies(Some(&f.session.session_jwt), Some(&f.session.session_token));
+    let res = send(&app, "POST", "/logout", Some(&both)).await;
+    assert_eq!(res.status, StatusCode::BAD_GATEWAY, "{}", res.body);
+    assert!(!f.emu.session(&f.session.member_session_id).unwrap().revoked);
+
+    // The JWT is refused (the local denylist is consulted on the JWT path) ...
+    let res = get_with(&app, "/me", &jwt_cookie(&f.session.session_jwt)).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
+    // ... and so must be the session's opaque token.
+    let res = get_with(&app, "/me", &token_cookie(&f.session.session_token)).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
+}
+
+// ----------------------------------------------------------------------------------
+// 6. Key rotation and unknown kids
+
+#[tokio::test]
+async fn key_rotation_costs_one_jwks_fetch() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let res = get_with(&app, "/me", &jwt_cookie(&f.session.session_jwt)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(jwks_calls(&f), 1);
+
+    let new_kid = f.emu.rotate_keys();
+    let rotated = f.emu.mint_jwt(&f.session.member_session_id);
+    assert_eq!(kid_of(&rotated), new_kid);
+    let res = get_with(&app, "/me", &jwt_cookie(&rotated)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, f.member);
+    assert_eq!(jwks_calls(&f), 2, "one refresh for the new kid");
+
+    f.emu.clock().advance(Duration::from_secs(1));
+    let again = f.emu.mint_jwt(&f.session.member_session_id);
+    assert_ne!(again, rotated);
+    assert_eq!(kid_of(&again), new_kid);
+    let res = get_with(&app, "/me", &jwt_cookie(&again)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(jwks_calls(&f), 2, "the new kid is known now");
+
+    // The old key is still served, so the old JWT still verifies.
+    let res = get_with(&app, "/me", &jwt_cookie(&f.session.session_jwt)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(authenticate_calls(&f), 0);
+}
+
+async fn flood_unknown_kids(f: &Fixture, app: &Router, n: usize) {
+    let mut handles = Vec::new();
+    for _ in 0..n {
+        let jwt = with_kid(&f.emu, &f.session.session_jwt, &random_kid());
+        let app = app.clone();
+        handles.push(tokio::spawn(async move {
+            get_with(&app, "/me", &jwt_cookie(&jwt)).await
+        }));
+    }
+    for handle in handles {
+        let res = handle.await.unwrap();
+        assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::InvalidToken);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unknown_kid_flood_refreshes_jwks_at_most_once_per_cooldown() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let res = get_with(&app, "/me", &jwt_cookie(&f.session.session_jwt)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(jwks_calls(&f), 1);
+
+    flood_unknown_kids(&f, &app, 50).await;
+    let after_first = jwks_calls(&f);
+    assert!(
+        after_first <= 2,
+        "{after_first} JWKS fetches for one cooldown"
+    );
+
+    // Still within the cooldown: no more fetches.
+    f.emu.clock().advance(Duration::from_secs(29));
+    flood_unknown_kids(&f, &app, 50).await;
+    assert_eq!(jwks_calls(&f), after_first);
+
+    // Past the default 30 s cooldown: at most one more.
+    f.emu.clock().advance(Duration::from_secs(2));
+    flood_unknown_kids(&f, &app, 50).await;
+    let after_second = jwks_calls(&f);
+    assert!(
+        after_second <= after_first + 1,
+        "{after_first} -> {after_second} JWKS fetches"
+    );
+    assert_eq!(authenticate_calls(&f), 0);
+
+    // Legitimate traffic is unaffected.
+    let res = get_with(&app, "/me", &jwt_cookie(&f.session.session_jwt)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+}
+
+// ----------------------------------------------------------------------------------
+// 7. Stytch unavailable
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stytch_refusing_connections_answers_503_quickly_but_local_jwts_still_work() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    // Load the keys while Stytch is up.
+    let res = get_with(&app, "/me", &jwt_cookie(&f.session.session_jwt)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+
+    f.emu.set_refusing_connections(true);
+    let started = Instant::now();
+    let res = get_with(&app, "/me", &token_cookie(&f.session.session_token)).await;
+    let elapsed = started.elapsed();
+    assert_rejected(
+        &res,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Reason::StytchUnavailable,
+    );
+    let secs = retry_after(&res);
+    assert!((1..=60).contains(&secs), "Retry-After: {secs}");
+    assert!(
+        res.set_cookies().is_empty(),
+        "an outage must not log anyone out"
+    );
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+
+    // A fresh JWT (never seen, so verified with the loaded keys) needs no Stytch.
+    f.emu.clock().advance(Duration::from_secs(1));
+    let fresh = f.emu.mint_jwt(&f.session.member_session_id);
+    let before = f.auth.metrics().local_verifications;
+    let res = get_with(&app, "/me", &jwt_cookie(&fresh)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, f.member);
+    assert_eq!(f.auth.metrics().local_verifications, before + 1);
+
+    // Routes that never ask are not affected either.
+    let res = get_with(&app, "/public", &token_cookie(&f.session.session_token)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stytch_slower_than_the_request_timeout_answers_503() {
+    let f = fixture_with(|b| b.request_timeout(Duration::from_millis(300))).await;
+    let app = app(&f.auth);
+    f.emu.inject_fault(
+        Endpoint::Authenticate,
+        Fault::Delay(Duration::from_secs(10)),
+    );
+
+    let started = Instant::now();
+    let res = get_with(&app, "/me", &token_cookie(&f.session.session_token)).await;
+    let elapsed = started.elapsed();
+    assert_rejected(
+        &res,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Reason::StytchUnavailable,
+    );
+    let secs = retry_after(&res);
+    assert!((1..=60).contains(&secs), "Retry-After: {secs}");
+    assert!(res.set_cookies().is_empty(), "{:?}", res.set_cookies());
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    assert_eq!(authenticate_calls(&f), 1);
+    assert_eq!(f.auth.metrics().failures_for(Reason::StytchUnavailable), 1);
+}
+
+#[tokio::test]
+async fn stytch_5xx_and_garbage_answer_503() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let cookie = token_cookie(&f.session.session_token);
+    for fault in [
+        Fault::Status {
+            status: 500,
+            times: 1,
+        },
+        Fault::Status {
+            status: 429,
+            times: 1,
+        },
+        Fault::Garbage { times: 1 },
+    ] {
+        f.emu.inject_fault(Endpoint::Authenticate, fault.clone());
+        let res = get_with(&app, "/me", &cookie).await;
+        assert_rejected(
+            &res,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Reason::StytchUnavailable,
+        );
+        assert!((1..=60).contains(&retry_after(&res)), "{fault:?}");
+        assert!(res.set_cookies().is_empty(), "{fault:?}");
+    }
+    // Faults used up: the same cookie works again.
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+}
+
+// ----------------------------------------------------------------------------------
+// 8. / 9. Concurrency
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousand_concurrent_requests_on_a_cold_cache_fetch_the_jwks_once() {
+    let f = fixture().await;
+    let mut sessions = vec![(f.member.clone(), f.session.session_jwt.clone())];
+    for i in 0..9 {
+        let member = f
+            .emu
+            .create_member(&f.org, &format!("member{i}@acme.test"), &[]);
+        let session = f.emu.create_session(&member);
+        sessions.push((member, session.session_jwt));
+    }
+    // Keep the single fetch in flight while requests pile up behind it.
+    f.emu
+        .inject_fault(Endpoint::Jwks, Fault::Delay(Duration::from_millis(100)));
+    let app = app(&f.auth);
+    let barrier = Arc::new(tokio::sync::Barrier::new(1000));
+    let mut handles = Vec::new();
+    for i in 0..1000 {
+        let (member, jwt) = sessions[i % sessions.len()].clone();
+        let (app, barrier) = (app.clone(), barrier.clone());
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            (get_with(&app, "/me", &jwt_cookie(&jwt)).await, member)
+        }));
+    }
+    for handle in handles {
+        let (res, member) = handle.await.unwrap();
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.body, member);
+    }
+    assert_eq!(f.emu.requests(Endpoint::Jwks), 1);
+    assert_eq!(f.auth.metrics().jwks_fetches, 1);
+    assert_eq!(authenticate_calls(&f), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_concurrent_requests_with_one_token_share_one_authenticate() {
+    let f = fixture().await;
+    // The first call stays in flight long enough for every request to join it.
+    f.emu.inject_fault(
+        Endpoint::Authenticate,
+        Fault::Delay(Duration::from_millis(250)),
+    );
+    let app = app(&f.auth);
+    let cookie = token_cookie(&f.session.session_token);
+    let barrier = Arc::new(tokio::sync::Barrier::new(100));
+    let mut handles = Vec::new();
+    for _ in 0..100 {
+        let (app, barrier, cookie) = (app.clone(), barrier.clone(), cookie.clone());
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            get_with(&app, "/me", &cookie).await
+        }));
+    }
+    for handle in handles {
+        let res = handle.await.unwrap();
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.body, f.member);
+        assert!(
+            res.set_cookie_value(JWT_COOKIE).is_some(),
+            "every response renews"
+        );
+    }
+    assert_eq!(authenticate_calls(&f), 1);
+    assert_eq!(f.auth.metrics().remote_authentications, 1);
+}
+
+// ----------------------------------------------------------------------------------
+// 10. Option<AuthenticatedMember>
+
+#[tokio::test]
+async fn optional_member_is_none_for_401s_and_rejects_on_503() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+
+    let res = send(&app, "GET", "/maybe", None).await;
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (StatusCode::OK, "anonymous")
+    );
+
+    let res = get_with(&app, "/maybe", "stytch_session_jwt=garbage").await;
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (StatusCode::OK, "anonymous")
+    );
+
+    // Valid-looking but with another member's id in the payload.
+    let jwt = &f.session.session_jwt;
+    let mut claims = claims_of(jwt);
+    claims["sub"] = json!("member-test-someone-else");
+    let mut parts: Vec<String> = jwt.split('.').map(str::to_owned).collect();
+    parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let tampered = parts.join(".");
+    let res = get_with(&app, "/maybe", &jwt_cookie(&tampered)).await;
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (StatusCode::OK, "anonymous")
+    );
+
+    let res = get_with(&app, "/maybe", &jwt_cookie(jwt)).await;
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (StatusCode::OK, f.member.as_str())
+    );
+    assert_eq!(authenticate_calls(&f), 0);
+
+    f.emu.set_refusing_connections(true);
+    let res = get_with(&app, "/maybe", &token_cookie(&f.session.session_token)).await;
+    assert_rejected(
+        &res,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Reason::StytchUnavailable,
+    );
+    assert!((1..=60).contains(&retry_after(&res)));
+}
+
+// ----------------------------------------------------------------------------------
+// 11. max_token_age
+
+#[tokio::test]
+async fn zero_max_token_age_sends_every_request_to_stytch() {
+    let f = fixture_with(|b| b.max_token_age(Duration::ZERO)).await;
+    let app = app(&f.auth);
+    let cookie = jwt_cookie(&f.session.session_jwt);
+
+    let res = get_with(&app, "/public", &cookie).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(authenticate_calls(&f), 0, "still lazy");
+
+    for expected_calls in 1..=3 {
+        let res = get_with(&app, "/me", &cookie).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.body, f.member);
+        assert_eq!(authenticate_calls(&f), expected_calls);
+        assert!(res.set_cookie_value(JWT_COOKIE).is_some());
+    }
+    let metrics = f.auth.metrics();
+    assert_eq!(metrics.cache_hits, 0);
+    assert_eq!(metrics.remote_authentications, 3);
+}
+
+#[tokio::test]
+async fn zero_max_token_age_goes_remote_even_when_iat_is_slightly_ahead() {
+    // Stytch's clock running 2 s ahead of ours is within the default 5 s leeway.
+    let f = fixture_with(|b| b.max_token_age(Duration::ZERO)).await;
+    let app = app(&f.auth);
+    let now = unix_now(&f.emu);
+    let mut claims = claims_of(&f.session.session_jwt);
+    claims["iat"] = json!(now + 2);
+    claims["nbf"] = json!(now + 2);
+    claims["exp"] = json!(now + 302);
+    let header = json!({"alg": "RS256", "kid": f.emu.signing_kid(), "typ": "JWT"}).to_string();
+    let jwt = sign_with_emulator_key(&f.emu, &header, &claims.to_string());
+
+    let res = get_with(&app, "/me", &jwt_cookie(&jwt)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(
+        authenticate_calls(&f),
+        1,
+        "max_token_age(ZERO) documents that every request goes to Stytch"
+    );
+}
+
+// ----------------------------------------------------------------------------------
+// Session expiry and the token cache
+
+#[tokio::test]
+async fn uncached_jwt_of_an_ended_session_is_refused_locally() {
+    let f = fixture_with(|b| b.token_cache_capacity(0)).await;
+    let app = app(&f.auth);
+    let session = f.emu.create_session_with(
+        &f.member,
+        SessionOptions::default().with_duration(Duration::from_secs(120)),
+    );
+    let cookie = jwt_cookie(&session.session_jwt);
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+
+    f.emu.clock().advance(Duration::from_secs(121));
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionExpired);
+    assert_cleared(&res);
+    assert_eq!(authenticate_calls(&f), 0);
+}
+
+#[tokio::test]
+async fn cached_jwt_of_an_ended_session_is_refused() {
+    // Same as the test above, with the default token cache.
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let session = f.emu.create_session_with(
+        &f.member,
+        SessionOptions::default().with_duration(Duration::from_secs(120)),
+    );
+    let cookie = jwt_cookie(&session.session_jwt);
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+
+    f.emu.clock().advance(Duration::from_secs(121));
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionExpired);
+    assert_cleared(&res);
+}
+
+// ----------------------------------------------------------------------------------
+// 12. Bearer tokens
+
+fn bearer(value: &str) -> String {
+    format!("Bearer {value}")
+}
+
+#[tokio::test]
+async fn bearer_tokens_work_when_enabled_and_never_set_cookies() {
+    let f = fixture_with(|b| b.bearer_tokens(true)).await;
+    let app = app(&f.auth);
+
+    let res = get_with_headers(
+        &app,
+        "/me",
+        &[(AUTHORIZATION, &bearer(&f.session.session_jwt))],
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, f.member);
+    assert_eq!(authenticate_calls(&f), 0);
+
+    // An opaque session token works too (remotely), without cookies.
+    let res = get_with_headers(
+        &app,
+        "/me",
+        &[(AUTHORIZATION, &bearer(&f.session.session_token))],
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(authenticate_calls(&f), 1);
+    assert!(
+        res.headers.get(SET_COOKIE).is_none(),
+        "{:?}",
+        res.set_cookies()
+    );
+
+    // Renewal of an expired JWT through a bearer header sets no cookies.
+    f.emu.clock().advance(Duration::from_secs(301));
+    let res = get_with_headers(
+        &app,
+        "/me",
+        &[(AUTHORIZATION, &bearer(&f.session.session_jwt))],
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, f.member);
+    assert_eq!(authenticate_calls(&f), 2);
+    assert!(
+        res.headers.get(SET_COOKIE).is_none(),
+        "{:?}",
+        res.set_cookies()
+    );
+}
+
+#[tokio::test]
+async fn bearer_tokens_are_ignored_unless_enabled() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let res = get_with_headers(
+        &app,
+        "/me",
+        &[(AUTHORIZATION, &bearer(&f.session.session_jwt))],
+    )
+    .await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::MissingCredentials);
+    assert_eq!(authenticate_calls(&f), 0);
+}
+
+// ----------------------------------------------------------------------------------
+// 13. Layer missing
+
+#[tokio::test]
+async fn member_extractor_without_the_layer_is_a_500_that_says_so() {
+    let f = fixture().await;
+    let router: Router = Router::new().route(
+        "/me",
+        get(|m: AuthenticatedMember| async move { m.member_id().to_owned() }),
+    );
+    let res = get_with(&router, "/me", &jwt_cookie(&f.session.session_jwt)).await;
+    assert_rejected(
+        &res,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Reason::LayerMissing,
+    );
+    assert!(res.body.contains("StytchAuth layer"), "{}", res.body);
+    assert_eq!(authenticate_calls(&f), 0);
+    assert_eq!(jwks_calls(&f), 0);
+}
+
+// ----------------------------------------------------------------------------------
+// 14. session_duration
+
+#[tokio::test]
+async fn session_duration_extends_the_session_on_renewal() {
+    let f = fixture_with(|b| b.session_duration(Duration::from_secs(7200))).await;
+    let app = app(&f.auth);
+    f.emu.clock().advance(Duration::from_secs(301));
+
+    let res = get_with(&app, "/me", &jwt_cookie(&f.session.session_jwt)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(authenticate_calls(&f), 1);
+    let info = f.emu.session(&f.session.member_session_id).unwrap();
+    assert_eq!(
+        info.expires_at,
+        f.emu.clock().now() + Duration::from_secs(7200)
+    );
+    let line = set_cookie_line(&res, JWT_COOKIE).unwrap();
+    assert!(
+        attributes(&line).iter().any(|a| a == "Max-Age=7200"),
+        "{line}"
+    );
+}
+
+// ----------------------------------------------------------------------------------
+// 15. error_handler
+
+#[tokio::test]
+async fn error_handler_redirects_browsers_and_keeps_json_for_apis() {
+    let f = fixture_with(|b| {
+        b.error_handler(|rejection, parts| {
+            let html = parts
+                .headers
+                .get(ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"));
+            (html && rejection.status() == StatusCode::UNAUTHORIZED)
+                .then(|| Redirect::to("/login").into_response())
+        })
+    })
+    .await;
+    let app = app(&f.auth);
+
+    let res = get_with_headers(&app, "/me", &[(ACCEPT, "text/html,application/xhtml+xml")]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.headers.get(LOCATION).unwrap(), "/login");
+
+    let res = get_with_headers(&app, "/me", &[(ACCEPT, "application/json")]).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::MissingCredentials);
+    let res = send(&app, "GET", "/me", None).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::MissingCredentials);
+
+    // A revoked session redirects, and the layer still clears the dead cookies.
+    f.emu.revoke_session(&f.session.member_session_id);
+    let cookie = token_cookie(&f.session.session_token);
+    let res = get_with_headers(&app, "/me", &[(ACCEPT, "text/html"), (COOKIE, &cookie)]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.headers.get(LOCATION).unwrap(), "/login");
+    assert_cleared(&res);
+
+    // 503s are not the handler's business here: default JSON.
+    f.emu.set_refusing_connections(true);
+    let other = f.emu.create_session(&f.member);
+    let cookie = token_cookie(&other.session_token);
+    let res = get_with_headers(&app, "/me", &[(ACCEPT, "text/html"), (COOKIE, &cookie)]).await;
+    assert_rejected(
+        &res,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Reason::StytchUnavailable,
+    );
+}
+
+// ----------------------------------------------------------------------------------
+// 16. RequireSession over a nested router
+
+#[tokio::test]
+async fn require_session_guards_a_nested_router() {
+    let f = fixture().await;
+    let private =
+        Router::new()
+            .route(
+                "/dashboard",
+                get(|Extension(m): Extension<AuthenticatedMember>| async move {
+                    m.member_id().to_owned()
+                }),
+            )
+            .route_layer(RequireSession::new());
+    let also_private = Router::new()
+        .route("/settings", get(|| async { "settings" }))
+        .route_layer(f.auth.require_session());
+    let app: Router = Router::new()
+        .nest("/app", private)
+        .nest("/account", also_private)
+        .route("/", get(|| async { "home" }))
+        .layer(f.auth.layer());
+
+    let res = send(&app, "GET", "/app/dashboard", None).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::MissingCredentials);
+    let res = get_with(&app, "/app/dashboard", "stytch_session_jwt=not.a.jwt").await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::InvalidToken);
+    let res = send(&app, "GET", "/account/settings", None).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::MissingCredentials);
+    let res = send(&app, "GET", "/", None).await;
+    assert_eq!((res.status, res.body.as_str()), (StatusCode::OK, "home"));
+
+    let cookie = jwt_cookie(&f.session.session_jwt);
+    let res = get_with(&app, "/app/dashboard", &cookie).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, f.member);
+    let res = get_with(&app, "/account/settings", &cookie).await;
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (StatusCode::OK, "settings")
+    );
+
+    // Token-only through the guard: remote, renewed.
+    let res = get_with(
+        &app,
+        "/app/dashboard",
+        &token_cookie(&f.session.session_token),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert!(res.set_cookie_value(JWT_COOKIE).is_some());
+}
+
+// ----------------------------------------------------------------------------------
+// 17. A non-axum body type
+
+#[tokio::test]
+async fn layer_wraps_a_plain_tower_service_with_string_bodies() {
+    let f = fixture().await;
+    let service = tower::ServiceBuilder::new()
+        .layer(f.auth.layer())
+        .service(tower::service_fn(|req: Request<String>| async move {
+            let (mut parts, body) = req.into_parts();
+            let response = match AuthenticatedMember::from_request_parts(&mut parts, &()).await {
+                Ok(member) => {
+                    let method = match member.auth_method() {
+                        AuthMethod::LocalJwt => "local",
+                        AuthMethod::Remote => "remote",
+                        _ => "other",
+                    };
+                    Response::new(format!("{}|{method}|{body}", member.member_id()))
+                }
+                Err(rejection) => Response::builder()
+                    .status(rejection.status())
+                    .body(rejection.reason().as_str().to_owned())
+                    .unwrap(),
+            };
+            Ok::<_, Infallible>(response)
+        }));
+    let request = |cookie: Option<String>| {
+        let mut req = Request::builder().uri("/anything");
+        if let Some(cookie) = cookie {
+            req = req.header(COOKIE, cookie);
+        }
+        req.body("hello".to_owned()).unwrap()
+    };
+
+    let res = service.clone().oneshot(request(None)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.body(), "missing_credentials");
+
+    let res = service
+        .clone()
+        .oneshot(request(Some(jwt_cookie(&f.session.session_jwt))))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.body(), &format!("{}|local|hello", f.member));
+    assert!(res.headers().get(SET_COOKIE).is_none());
+
+    f.emu.clock().advance(Duration::from_secs(301));
+    let res = service
+        .clone()
+        .oneshot(request(Some(jwt_cookie(&f.session.session_jwt))))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.body(), &format!("{}|remote|hello", f.member));
+    let set_cookies: Vec<&str> = res
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let renewed = set_cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("stytch_session_jwt="))
+        .unwrap_or_else(|| panic!("no renewed JWT cookie: {set_cookies:?}"));
+    let renewed = renewed.split(';').next().unwrap();
+    assert!(!renewed.is_empty());
+    assert_ne!(renewed, f.session.session_jwt);
+    assert!(
+        set_cookies
+            .iter()
+            .any(|c| c.starts_with(&format!("stytch_session={};", f.session.session_token))),
+        "{set_cookies:?}"
+    );
+    assert_eq!(authenticate_calls(&f), 1);
+}
+
+#[tokio::test]
+async fn implausible_or_dead_session_tokens_cost_no_second_call() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    // Not shaped like a Stytch token: refused without asking Stytch.
+    for junk in [
+        "x",
+        "short-token",
+        &"a".repeat(200),
+        "has.dots.in.it.so.not.a.token",
+    ] {
+        let res = get_with(&app, "/me", &cookies(None, Some(junk))).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{junk}");
+        assert_eq!(res.reason(), "invalid_token", "{junk}");
+    }
+    assert_eq!(f.emu.requests(Endpoint::Authenticate), 0);
+
+    // Shaped like one but unknown to Stytch: asked once, then remembered.
+    let unknown = "A".repeat(44);
+    for _ in 0..5 {
+        let res = get_with(&app, "/me", &cookies(None, Some(&unknown))).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(res.reason(), "session_revoked");
+        assert!(res.set_cookies().iter().any(|c| c.contains("Max-Age=0")));
+    }
+    assert_eq!(f.emu.requests(Endpoint::Authenticate), 1);
+}
