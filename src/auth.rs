@@ -391,9 +391,11 @@ impl StytchAuth {
                 Err(rejected) => self.rejected(rejected, source),
             },
             Err(KeyError::UnknownKid) => self.rejected(Rejected::BadSignature, source),
-            Err(KeyError::Unavailable) => {
-                self.finished(Err(Failure::new(Reason::StytchUnavailable)), source)
-            }
+            Err(KeyError::Unavailable) => self.finished(
+                Err(Failure::new(Reason::StytchUnavailable)
+                    .retry_after(self.inner.jwks.retry_after())),
+                source,
+            ),
         }
     }
 

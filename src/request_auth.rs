@@ -38,6 +38,11 @@ impl Failure {
         }
     }
 
+    pub(crate) fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
     pub(crate) fn clearing_cookies(mut self) -> Self {
         self.clear_cookies = true;
         self

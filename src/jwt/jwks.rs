@@ -71,17 +71,15 @@ impl JwksCache {
 
     /// The key set that holds `kid`, fetching or refreshing as the rules allow.
     pub(crate) async fn key_set_for(self: &Arc<Self>, kid: &str) -> Result<Arc<KeySet>, KeyError> {
-        let usable = self
-            .current
-            .load_full()
-            .filter(|set| self.still_serving(set));
+        let seen = self.current.load_full();
+        let usable = seen.clone().filter(|set| self.still_serving(set));
         let Some(set) = usable else {
             // Nothing (usable) loaded: every request needs the keys, so wait for them,
             // but do not retry a failed fetch before the cooldown has passed.
             if self.failed_recently() && !self.flight.in_flight(&()) {
                 return Err(KeyError::Unavailable);
             }
-            let set = self.fetch().await.map_err(|_| KeyError::Unavailable)?;
+            let set = self.fetch(seen).await.map_err(|_| KeyError::Unavailable)?;
             return if set.get(kid).is_some() {
                 Ok(set)
             } else {
@@ -96,7 +94,7 @@ impl JwksCache {
         if !self.flight.in_flight(&()) && !self.claim_forced_refresh() {
             return Err(KeyError::UnknownKid);
         }
-        match self.fetch().await {
+        match self.fetch(seen).await {
             Ok(set) if set.get(kid).is_some() => Ok(set),
             Ok(_) => Err(KeyError::UnknownKid),
             Err(_) => Err(KeyError::Unavailable),
@@ -110,21 +108,26 @@ impl JwksCache {
         (set.get(kid).is_some() && self.still_serving(&set)).then_some(set)
     }
 
-    fn still_serving(self: &Arc<Self>, set: &KeySet) -> bool {
+    fn still_serving(self: &Arc<Self>, set: &Arc<KeySet>) -> bool {
         let age = self
             .clock
             .now()
             .duration_since(set.fetched_at)
             .unwrap_or(Duration::ZERO);
         if age > self.settings.refresh_interval {
-            self.refresh_in_background();
+            self.refresh_in_background(Some(Arc::clone(set)));
         }
         age <= self.settings.refresh_interval + self.settings.max_stale
     }
 
     /// Fetches the keys now (used for warm-up). Joins a fetch in progress.
     pub(crate) async fn refresh(self: &Arc<Self>) -> bool {
-        self.fetch().await.is_ok()
+        self.fetch(self.current.load_full()).await.is_ok()
+    }
+
+    /// When a client refused for missing keys should try again: the failed-fetch cooldown.
+    pub(crate) fn retry_after(&self) -> Duration {
+        self.settings.cooldown
     }
 
     fn failed_recently(&self) -> bool {
@@ -145,20 +148,25 @@ impl JwksCache {
             .is_ok()
     }
 
-    fn refresh_in_background(self: &Arc<Self>) {
+    fn refresh_in_background(self: &Arc<Self>, seen: Option<Arc<KeySet>>) {
         if self.flight.in_flight(&()) || self.failed_recently() {
             return;
         }
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let this = Arc::clone(self);
             handle.spawn(async move {
-                let _ = this.fetch().await;
+                let _ = this.fetch(seen).await;
             });
         }
     }
 
-    async fn fetch(self: &Arc<Self>) -> Result<Arc<KeySet>, FetchFailed> {
-        let seen = self.current.load_full();
+    /// Fetches, unless the keys changed since the caller saw `seen` (then the newer set
+    /// is the answer): a caller that looked just before another fetch completed must
+    /// not start a second one.
+    async fn fetch(
+        self: &Arc<Self>,
+        seen: Option<Arc<KeySet>>,
+    ) -> Result<Arc<KeySet>, FetchFailed> {
         let this = Arc::clone(self);
         self.flight
             .run((), move || async move {

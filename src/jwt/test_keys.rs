@@ -11,8 +11,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::client::wire::{Jwk, JwksResponse};
-
 pub(crate) struct TestKey {
     kid: String,
     pair: KeyPair,
@@ -47,24 +45,6 @@ impl TestKey {
 
     pub(crate) fn public(&self) -> &ParsedPublicKey {
         &self.public
-    }
-
-    pub(crate) fn jwk(&self) -> Jwk {
-        let pk = self.pair.public_key();
-        Jwk {
-            kty: Some("RSA".into()),
-            kid: Some(self.kid.clone()),
-            alg: Some("RS256".into()),
-            use_: Some("sig".into()),
-            n: Some(URL_SAFE_NO_PAD.encode(pk.modulus().big_endian_without_leading_zero())),
-            e: Some(URL_SAFE_NO_PAD.encode(pk.exponent().big_endian_without_leading_zero())),
-        }
-    }
-
-    pub(crate) fn jwks(keys: &[&TestKey]) -> JwksResponse {
-        JwksResponse {
-            keys: keys.iter().map(|k| k.jwk()).collect(),
-        }
     }
 
     /// Signs `claims` with this key and a standard Stytch header.

@@ -63,7 +63,8 @@ impl<T: Send + Sync + 'static> Slot<T> {
         Fut: Future<Output = Option<T>> + Send + 'static,
     {
         let now = clock.now();
-        if let Some(current) = self.current.load_full() {
+        let seen = self.current.load_full();
+        if let Some(current) = seen.clone() {
             let age = now
                 .duration_since(current.fetched_at)
                 .unwrap_or(Duration::ZERO);
@@ -72,7 +73,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
             }
             if age < ttl + grace {
                 if !self.backing_off(clock) {
-                    self.spawn_refresh(clock.clone(), fetch);
+                    self.spawn_refresh(clock.clone(), seen, fetch);
                 }
                 return Some(current);
             }
@@ -80,7 +81,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
         if self.backing_off(clock) && !self.flight.in_flight(&()) {
             return None;
         }
-        self.refresh(clock.clone(), fetch).await.ok()
+        self.refresh(clock.clone(), seen, fetch).await.ok()
     }
 
     fn backing_off(&self, clock: &SharedClock) -> bool {
@@ -88,8 +89,12 @@ impl<T: Send + Sync + 'static> Slot<T> {
         failed != 0 && clock.unix_seconds() < failed.saturating_add(RETRY_BACKOFF.as_secs())
     }
 
-    fn spawn_refresh<F, Fut>(self: &Arc<Self>, clock: SharedClock, fetch: F)
-    where
+    fn spawn_refresh<F, Fut>(
+        self: &Arc<Self>,
+        clock: SharedClock,
+        seen: Option<Arc<Stamped<T>>>,
+        fetch: F,
+    ) where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Option<T>> + Send + 'static,
     {
@@ -99,17 +104,24 @@ impl<T: Send + Sync + 'static> Slot<T> {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let this = Arc::clone(self);
             handle.spawn(async move {
-                let _ = this.refresh(clock, fetch).await;
+                let _ = this.refresh(clock, seen, fetch).await;
             });
         }
     }
 
-    async fn refresh<F, Fut>(self: &Arc<Self>, clock: SharedClock, fetch: F) -> Fetched<T>
+    /// Fetches, unless the value changed since the caller saw `seen` (then that newer
+    /// value is the answer): a caller that looked just before another fetch completed
+    /// must not start a second one.
+    async fn refresh<F, Fut>(
+        self: &Arc<Self>,
+        clock: SharedClock,
+        seen: Option<Arc<Stamped<T>>>,
+        fetch: F,
+    ) -> Fetched<T>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Option<T>> + Send + 'static,
     {
-        let seen = self.current.load_full();
         let this = Arc::clone(self);
         self.flight
             .run((), move || async move {
@@ -237,7 +249,12 @@ impl PolicyCache {
                 organization_id,
                 "stytch rbac decision"
             );
-            Failure::new(reason)
+            let failure = Failure::new(reason);
+            if reason == Reason::StytchUnavailable {
+                failure.retry_after(RETRY_BACKOFF)
+            } else {
+                failure
+            }
         };
         if member.organization_id() != organization_id {
             return Err(deny(Reason::TenancyMismatch));
