@@ -9,7 +9,7 @@ use http::header::{AUTHORIZATION, COOKIE};
 
 /// Where credentials are looked for.
 #[derive(Debug, Clone)]
-pub(crate) struct CredentialSettings {
+pub struct CredentialSettings {
     pub(crate) jwt_cookie: String,
     pub(crate) token_cookie: String,
     pub(crate) bearer: bool,

@@ -119,6 +119,9 @@ mod cookies;
 mod credentials;
 mod error;
 mod extract;
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod internals;
 mod jwt;
 mod layer;
 mod member;

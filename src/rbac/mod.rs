@@ -1,7 +1,7 @@
 //! Role-based access control against Stytch's RBAC policy.
 
 pub(crate) mod cache;
-mod decision;
+pub(crate) mod decision;
 pub(crate) mod guard;
 mod policy;
 pub(crate) mod typed;

@@ -1,0 +1,67 @@
+//! Pure building blocks exposed for this crate's benchmarks and fuzz targets only.
+//! Not part of the public API: no stability promise, hidden from the docs.
+
+use http::HeaderMap;
+
+use crate::credentials::{self, CredentialSettings};
+use crate::rbac::Role;
+use crate::rbac::decision::{CompiledRoles, decide};
+
+/// The default credential settings (cookie names, no bearer, 4096-byte cap).
+pub fn default_credential_settings() -> CredentialSettings {
+    CredentialSettings {
+        jwt_cookie: "stytch_session_jwt".into(),
+        token_cookie: "stytch_session".into(),
+        bearer: false,
+        max_cookie_size: 4096,
+    }
+}
+
+/// Reads `(jwt, token)` from the headers; `None` when the credentials are refused.
+pub fn extract_credentials<'a>(
+    headers: &'a HeaderMap,
+    settings: &CredentialSettings,
+) -> Option<(Option<&'a str>, Option<&'a str>)> {
+    credentials::extract(headers, settings)
+        .ok()
+        .map(|c| (c.jwt, c.token))
+}
+
+/// Parses a JWT's structure and header, and decodes its claims without verifying the
+/// signature. Returns the `kid` when both succeed.
+pub fn parse_token_unverified(token: &str) -> Option<String> {
+    let parsed = crate::jwt::verify::Token::parse(token).ok()?;
+    parsed.claims().ok()?;
+    Some(parsed.kid)
+}
+
+/// Roles compiled for decisions.
+pub struct Roles(CompiledRoles);
+
+impl Roles {
+    /// Compiles `roles`.
+    pub fn new(roles: &[Role]) -> Self {
+        Self(CompiledRoles::new(roles))
+    }
+}
+
+/// The local RBAC decision: the granting roles, or `None` when denied.
+pub fn decide_locally(
+    project: &Roles,
+    member_org: &str,
+    checked_org: &str,
+    session_roles: &[String],
+    resource: &str,
+    action: &str,
+) -> Option<Vec<String>> {
+    decide(
+        &project.0,
+        None,
+        member_org,
+        checked_org,
+        session_roles,
+        resource,
+        action,
+    )
+    .ok()
+}
