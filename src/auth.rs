@@ -13,7 +13,7 @@ use crate::client::{ClientError, ClientSettings, Endpoint, StytchClient};
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, StytchAuthBuilder};
 use crate::cookies::{CookieSettings, SessionCookies};
-use crate::credentials::{self, CredentialSettings, Credentials};
+use crate::credentials::{self, CredentialSettings};
 use crate::error::{ErrorHandler, Reason};
 use crate::jwt::claims::SessionClaims;
 use crate::jwt::jwks::{JwksCache, JwksSettings, KeyError};
@@ -99,7 +99,6 @@ pub(crate) enum Begin {
     /// The JWT needs keys that are not loaded yet.
     NeedsKeys {
         jwt: String,
-        token: Option<String>,
         source: credentials::Source,
         kid: String,
     },
@@ -362,10 +361,9 @@ impl StytchAuth {
             Err(rejected) => return Begin::Ready(self.rejected(rejected, creds.source)),
         };
         match self.inner.jwks.serving_set_with(&token.kid) {
-            Some(set) => Begin::Ready(self.verify_with(&set, jwt, &token, &creds)),
+            Some(set) => Begin::Ready(self.verify_with(&set, jwt, &token, creds.source)),
             None => Begin::NeedsKeys {
                 jwt: jwt.to_owned(),
-                token: creds.token.map(str::to_owned),
                 source: creds.source,
                 kid: token.kid,
             },
@@ -376,18 +374,12 @@ impl StytchAuth {
     pub(crate) async fn finish(
         &self,
         jwt: String,
-        token: Option<String>,
         source: credentials::Source,
         kid: String,
     ) -> Arc<RequestAuth> {
-        let creds = Credentials {
-            jwt: Some(&jwt),
-            token: token.as_deref(),
-            source,
-        };
         match self.inner.jwks.key_set_for(&kid).await {
             Ok(set) => match Token::parse(&jwt) {
-                Ok(parsed) => self.verify_with(&set, &jwt, &parsed, &creds),
+                Ok(parsed) => self.verify_with(&set, &jwt, &parsed, source),
                 Err(rejected) => self.rejected(rejected, source),
             },
             Err(KeyError::UnknownKid) => self.rejected(Rejected::BadSignature, source),
@@ -404,24 +396,24 @@ impl StytchAuth {
         set: &KeySet,
         jwt: &str,
         token: &Token<'_>,
-        creds: &Credentials<'_>,
+        source: credentials::Source,
     ) -> Arc<RequestAuth> {
         let Some(key) = set.get(&token.kid) else {
-            return self.rejected(Rejected::BadSignature, creds.source);
+            return self.rejected(Rejected::BadSignature, source);
         };
         self.inner
             .metrics
             .local_verifications
             .fetch_add(1, Ordering::Relaxed);
         if let Err(rejected) = token.verify_signature(key) {
-            return self.rejected(rejected, creds.source);
+            return self.rejected(rejected, source);
         }
         let claims = match token.claims() {
             Ok(c) => c,
-            Err(rejected) => return self.rejected(rejected, creds.source),
+            Err(rejected) => return self.rejected(rejected, source),
         };
         if self.is_revoked(&claims.session.id) {
-            return self.finished_clearing(Reason::SessionRevoked, creds.source);
+            return self.finished_clearing(Reason::SessionRevoked, source);
         }
         match self.inner.rules.check(&claims, self.inner.clock.now()) {
             Ok(Standing::Fresh { valid_until }) => {
@@ -436,18 +428,18 @@ impl StytchAuth {
                     );
                 }
                 tracing::debug!(path = "local", outcome = "ok", "stytch session verified");
-                self.finished(Ok(member), creds.source)
+                self.finished(Ok(member), source)
             }
             // Signed by Stytch but expired or too old: Stytch decides (and renews).
             Ok(Standing::Stale) if self.is_dead(jwt) => {
-                self.finished_clearing(Reason::SessionRevoked, creds.source)
+                self.finished_clearing(Reason::SessionRevoked, source)
             }
             Ok(Standing::Stale) => self.remote(
                 SessionCredential::Jwt(jwt.to_owned()),
                 Some(claims.organization.organization_id),
-                creds.source,
+                source,
             ),
-            Err(rejected) => self.rejected(rejected, creds.source),
+            Err(rejected) => self.rejected(rejected, source),
         }
     }
 

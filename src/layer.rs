@@ -82,15 +82,10 @@ where
                     Ok(with_cookies(response, &ctx))
                 })
             }
-            Begin::NeedsKeys {
-                jwt,
-                token,
-                source,
-                kid,
-            } => {
+            Begin::NeedsKeys { jwt, source, kid } => {
                 let auth = self.auth.clone();
                 ResponseFuture::new(async move {
-                    let ctx = auth.finish(jwt, token, source, kid).await;
+                    let ctx = auth.finish(jwt, source, kid).await;
                     req.extensions_mut().insert(AuthContext(Arc::clone(&ctx)));
                     let response = inner.call(req).await?;
                     Ok(with_cookies(response, &ctx))
