@@ -25,6 +25,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::rbac::PolicyCache;
 use crate::request_auth::{Failure, RequestAuth};
 use crate::single_flight::SingleFlight;
+use crate::token_cache::TokenCache;
 
 type RemoteResult = Result<Arc<AuthenticateResponse>, Arc<ClientError>>;
 
@@ -67,7 +68,7 @@ pub(crate) struct Inner {
     pub(crate) session_duration_minutes: Option<u32>,
     pub(crate) jwks: Arc<JwksCache>,
     /// Verified JWTs, by the whole token.
-    tokens: Option<moka::sync::Cache<Arc<str>, Arc<CachedToken>>>,
+    tokens: Option<TokenCache>,
     /// Sessions logged out through this instance, by member_session_id.
     revoked: moka::sync::Cache<String, ()>,
     /// Session tokens and stale JWTs Stytch answered "not found" for: asked once only.
@@ -76,12 +77,6 @@ pub(crate) struct Inner {
     pub(crate) policy: PolicyCache,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) error_handler: Option<ErrorHandler>,
-}
-
-struct CachedToken {
-    member: AuthenticatedMember,
-    /// Unix seconds after which the token is no longer trusted locally.
-    valid_until: u64,
 }
 
 impl fmt::Debug for StytchAuth {
@@ -144,13 +139,8 @@ impl StytchAuth {
         // A JWT lives at most 300 s; entries also expire by the injected clock on read.
         let token_ttl =
             b.max_token_age.min(Duration::from_secs(300)) + b.leeway + Duration::from_secs(1);
-        let tokens = (b.token_cache_capacity > 0 && !b.max_token_age.is_zero()).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(b.token_cache_capacity)
-                .time_to_live(token_ttl)
-                .support_invalidation_closures()
-                .build()
-        });
+        let tokens = (b.token_cache_capacity > 0 && !b.max_token_age.is_zero())
+            .then(|| TokenCache::new(b.token_cache_capacity, token_ttl));
         let revoked = moka::sync::Cache::builder()
             .max_capacity(b.revocation_capacity)
             .time_to_live(Duration::from_secs(3600))
@@ -264,10 +254,7 @@ impl StytchAuth {
         let session_id = member.member_session_id().to_owned();
         self.inner.revoked.insert(session_id.clone(), ());
         if let Some(tokens) = &self.inner.tokens {
-            let id = session_id.clone();
-            // Revoked sessions are also refused on every cache hit; this frees the memory.
-            let _ = tokens
-                .invalidate_entries_if(move |_, cached| cached.member.member_session_id() == id);
+            tokens.remove_session(&session_id);
         }
         let cookies = SessionCookies::new(self.inner.cookies.clear());
         match self.inner.client.revoke(&session_id).await {
@@ -419,13 +406,7 @@ impl StytchAuth {
             Ok(Standing::Fresh { valid_until }) => {
                 let member = member_from_claims(claims);
                 if let Some(tokens) = &self.inner.tokens {
-                    tokens.insert(
-                        Arc::from(jwt),
-                        Arc::new(CachedToken {
-                            member: member.clone(),
-                            valid_until,
-                        }),
-                    );
+                    tokens.insert(jwt, member.clone(), valid_until);
                 }
                 tracing::debug!(path = "local", outcome = "ok", "stytch session verified");
                 self.finished(Ok(member), source)
@@ -445,20 +426,16 @@ impl StytchAuth {
 
     fn cached(&self, jwt: &str) -> Option<Result<AuthenticatedMember, Failure>> {
         let tokens = self.inner.tokens.as_ref()?;
-        let entry = tokens.get(jwt)?;
-        if self.inner.clock.unix_seconds() >= entry.valid_until {
-            tokens.invalidate(jwt);
-            return None;
-        }
+        let member = tokens.get(jwt, self.inner.clock.unix_seconds())?;
         self.inner
             .metrics
             .cache_hits
             .fetch_add(1, Ordering::Relaxed);
-        if self.is_revoked(entry.member.member_session_id()) {
+        if self.is_revoked(member.member_session_id()) {
             return Some(Err(Failure::new(Reason::SessionRevoked).clearing_cookies()));
         }
         tracing::trace!(path = "cached", outcome = "ok", "stytch session verified");
-        Some(Ok(entry.member.clone()))
+        Some(Ok(member))
     }
 
     /// Remembers a credential Stytch answered "session not found" for.

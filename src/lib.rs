@@ -133,6 +133,7 @@ mod single_flight;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 mod timestamp;
+mod token_cache;
 
 pub use auth::StytchAuth;
 pub use client::{ApiError, ClientError};

@@ -23,18 +23,65 @@ pub enum AuthMethod {
 ///
 /// Stytch keeps adding factor kinds, so `kind` and `delivery_method` are plain strings
 /// (`"password"`/`"knowledge"`, `"magic_link"`/`"email"`, `"sso"`/`"sso_oidc"`, ...).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AuthenticationFactor {
-    #[serde(rename = "type")]
     kind: String,
-    #[serde(default)]
     delivery_method: String,
-    #[serde(default, deserialize_with = "crate::timestamp::deserialize_opt")]
     last_authenticated_at: Option<SystemTime>,
-    #[serde(flatten)]
     details: Map<String, Value>,
 }
+
+/// One pass over the factor object: `type`, `delivery_method` and
+/// `last_authenticated_at` typed, the rest kept in `details`.
+impl<'de> Deserialize<'de> for AuthenticationFactor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use crate::jwt::claims::{Key, set_once};
+        use serde::de::{self, MapAccess, Visitor};
+
+        struct FactorVisitor;
+        impl<'de> Visitor<'de> for FactorVisitor {
+            type Value = AuthenticationFactor;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an authentication factor object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let (mut kind, mut delivery, mut last) = (None, None, None);
+                let mut details = Map::new();
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    match key.as_ref() {
+                        "type" => set_once(&mut kind, map.next_value::<String>()?, &key)?,
+                        "delivery_method" => {
+                            set_once(&mut delivery, map.next_value::<String>()?, &key)?
+                        }
+                        "last_authenticated_at" => {
+                            let value = map.next_value::<Option<Timestamp>>()?;
+                            set_once(&mut last, value.map(|t| t.0), &key)?
+                        }
+                        _ => {
+                            let value = map.next_value::<Value>()?;
+                            if details.insert(key.into_owned(), value).is_some() {
+                                return Err(de::Error::custom("duplicate factor field"));
+                            }
+                        }
+                    }
+                }
+                Ok(AuthenticationFactor {
+                    kind: kind.ok_or_else(|| de::Error::missing_field("type"))?,
+                    delivery_method: delivery.unwrap_or_default(),
+                    last_authenticated_at: last.flatten(),
+                    details,
+                })
+            }
+        }
+        d.deserialize_map(FactorVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+struct Timestamp(#[serde(deserialize_with = "crate::timestamp::deserialize")] SystemTime);
 
 impl AuthenticationFactor {
     /// The factor type, e.g. `"password"`, `"magic_link"`, `"sso"`.

@@ -1,15 +1,20 @@
 //! The claims of a Stytch B2B session JWT (wire spec §5).
+//!
+//! Decoded in one pass (no `#[serde(flatten)]`, which buffers every field): known
+//! claims are typed, every other top-level key is a custom claim. A repeated key is an
+//! error, as are times that are not whole non-negative seconds.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::time::SystemTime;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::member::AuthenticationFactor;
 
-#[cfg(test)]
 pub(crate) const SESSION_CLAIM: &str = "https://stytch.com/session";
-#[cfg(test)]
 pub(crate) const ORGANIZATION_CLAIM: &str = "https://stytch.com/organization";
 
 /// `aud` as a string or an array of strings.
@@ -29,26 +34,18 @@ impl Audience {
     }
 }
 
-/// The decoded payload. Registered times are whole seconds since the epoch; a float,
-/// string or negative value fails decoding (and so the token).
-#[derive(Debug, Clone, Deserialize)]
+/// The decoded payload.
+#[derive(Debug, Clone)]
 pub(crate) struct SessionClaims {
     pub(crate) iss: String,
     pub(crate) aud: Audience,
     pub(crate) sub: String,
     pub(crate) exp: u64,
     pub(crate) iat: u64,
-    #[serde(default)]
     pub(crate) nbf: Option<u64>,
-    #[serde(rename = "https://stytch.com/session")]
     pub(crate) session: SessionClaim,
-    #[serde(rename = "https://stytch.com/organization")]
     pub(crate) organization: OrganizationClaim,
-    /// Registered, so never a custom claim; not used.
-    #[serde(default, rename = "jti")]
-    _jti: Option<serde::de::IgnoredAny>,
     /// Every other top-level claim: the session's custom claims.
-    #[serde(flatten)]
     pub(crate) custom: Map<String, Value>,
 }
 
@@ -73,4 +70,138 @@ pub(crate) struct OrganizationClaim {
     pub(crate) organization_id: String,
     #[serde(default)]
     pub(crate) slug: String,
+}
+
+/// A map key, borrowed from the input when it has no escapes.
+pub(crate) struct Key<'de>(pub(crate) Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Stores `value` in `slot`, failing if the key was already seen.
+pub(crate) fn set_once<T, E: de::Error>(
+    slot: &mut Option<T>,
+    value: T,
+    key: &str,
+) -> Result<(), E> {
+    if slot.replace(value).is_some() {
+        return Err(E::custom(format_args!("duplicate claim `{key}`")));
+    }
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for SessionClaims {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ClaimsVisitor)
+    }
+}
+
+struct ClaimsVisitor;
+
+impl<'de> Visitor<'de> for ClaimsVisitor {
+    type Value = SessionClaims;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of session claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SessionClaims, A::Error> {
+        let (mut iss, mut aud, mut sub, mut exp, mut iat, mut nbf) =
+            (None, None, None, None, None, None);
+        let (mut session, mut organization, mut jti) = (None, None, None);
+        let mut custom = Map::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match key.as_ref() {
+                "iss" => set_once(&mut iss, map.next_value::<String>()?, &key)?,
+                "aud" => set_once(&mut aud, map.next_value::<Audience>()?, &key)?,
+                "sub" => set_once(&mut sub, map.next_value::<String>()?, &key)?,
+                "exp" => set_once(&mut exp, map.next_value::<u64>()?, &key)?,
+                "iat" => set_once(&mut iat, map.next_value::<u64>()?, &key)?,
+                "nbf" => set_once(&mut nbf, map.next_value::<u64>()?, &key)?,
+                // Registered, never a custom claim; not used.
+                "jti" => set_once(&mut jti, map.next_value::<IgnoredAny>()?, &key)?,
+                SESSION_CLAIM => set_once(&mut session, map.next_value::<SessionClaim>()?, &key)?,
+                ORGANIZATION_CLAIM => set_once(
+                    &mut organization,
+                    map.next_value::<OrganizationClaim>()?,
+                    &key,
+                )?,
+                _ => {
+                    let value = map.next_value::<Value>()?;
+                    if custom.insert(key.into_owned(), value).is_some() {
+                        return Err(de::Error::custom("duplicate custom claim"));
+                    }
+                }
+            }
+        }
+        Ok(SessionClaims {
+            iss: iss.ok_or_else(|| de::Error::missing_field("iss"))?,
+            aud: aud.ok_or_else(|| de::Error::missing_field("aud"))?,
+            sub: sub.ok_or_else(|| de::Error::missing_field("sub"))?,
+            exp: exp.ok_or_else(|| de::Error::missing_field("exp"))?,
+            iat: iat.ok_or_else(|| de::Error::missing_field("iat"))?,
+            nbf,
+            session: session.ok_or_else(|| de::Error::missing_field(SESSION_CLAIM))?,
+            organization: organization
+                .ok_or_else(|| de::Error::missing_field(ORGANIZATION_CLAIM))?,
+            custom,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<SessionClaims, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    const BASE: &str = r#""aud":["p"],"exp":10,"iat":1,"iss":"i","sub":"s",
+        "https://stytch.com/session":{"id":"ms","started_at":"2026-01-01T00:00:00Z"},
+        "https://stytch.com/organization":{"organization_id":"o"}"#;
+
+    #[test]
+    fn custom_claims_are_the_unknown_keys() {
+        let c = parse(&format!(
+            r#"{{{BASE},"jti":"x","tier":"gold","n":{{"a":[1]}},"esc\u0061ped":1}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.custom.len(), 3, "{:?}", c.custom);
+        assert_eq!(c.custom["tier"], "gold");
+        assert_eq!(c.custom["n"]["a"][0], 1);
+        assert!(c.custom.contains_key("escaped"));
+        assert!(c.session.roles.is_empty(), "no roles claim: no roles");
+    }
+
+    #[test]
+    fn duplicates_and_missing_claims_are_errors() {
+        for dup in [
+            r#","sub":"t""#,
+            r#","exp":11"#,
+            r#","tier":1,"tier":2"#,
+            r#","jti":1,"jti":2"#,
+        ] {
+            assert!(parse(&format!("{{{BASE}{dup}}}")).is_err(), "{dup}");
+        }
+        assert!(parse(r#"{"iss":"i"}"#).is_err());
+        assert!(parse("[1]").is_err());
+        assert!(parse("null").is_err());
+    }
 }
