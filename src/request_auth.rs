@@ -250,10 +250,13 @@ impl RequestAuth {
                 Ok((member, verdict))
             }
             Err(error) => {
-                if error.status() == Some(404) {
+                let failure = failure_from_remote(&error);
+                // Only Stytch's own "session not found" marks a credential dead; a proxy's
+                // 404 page must not log anyone out.
+                if failure.reason == Reason::SessionRevoked {
                     self.auth.remember_dead(credential);
                 }
-                Err(self.fail(failure_from_remote(&error)))
+                Err(self.fail(failure))
             }
         };
         if let Err(failure) = &outcome
@@ -301,7 +304,13 @@ fn failure_from_remote(error: &ClientError) -> Failure {
         return Failure::unavailable(error);
     }
     match (error.status(), error.error_type()) {
-        (Some(404), _) => Failure::new(Reason::SessionRevoked).clearing_cookies(),
+        (Some(404), Some("session_not_found")) => {
+            Failure::new(Reason::SessionRevoked).clearing_cookies()
+        }
+        (Some(404), _) => {
+            tracing::error!(%error, "Stytch answered 404 for sessions/authenticate: check the base URL");
+            Failure::new(Reason::StytchUnavailable)
+        }
         (Some(403), Some("session_authorization_tenancy_error")) => {
             Failure::new(Reason::TenancyMismatch)
         }
@@ -335,6 +344,15 @@ mod tests {
     fn remote_failures_map_to_reasons() {
         let cases = [
             (api(404, "session_not_found"), Reason::SessionRevoked, true),
+            (api(404, "not_found"), Reason::StytchUnavailable, false),
+            (
+                ClientError::UnexpectedResponse {
+                    status: 404,
+                    detail: String::new(),
+                },
+                Reason::StytchUnavailable,
+                false,
+            ),
             (
                 api(403, "session_authorization_tenancy_error"),
                 Reason::TenancyMismatch,

@@ -102,7 +102,6 @@ impl TokenCache {
 mod tests {
     use super::*;
     use crate::member::{AuthMethod, MemberData};
-    use std::hash::BuildHasher as _;
     use std::time::SystemTime;
 
     fn member(session: &str) -> AuthenticatedMember {

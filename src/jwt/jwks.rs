@@ -92,7 +92,11 @@ impl JwksCache {
         // Unknown kid (a key rotation, or a forged token): refresh at most once per
         // cooldown; concurrent requests join the refresh in progress.
         if !self.flight.in_flight(&()) && !self.claim_forced_refresh() {
-            return Err(KeyError::UnknownKid);
+            // A refresh may have completed since `seen` was loaded.
+            return match self.current.load_full() {
+                Some(now) if now.get(kid).is_some() => Ok(now),
+                _ => Err(KeyError::UnknownKid),
+            };
         }
         match self.fetch(seen).await {
             Ok(set) if set.get(kid).is_some() => Ok(set),

@@ -69,12 +69,16 @@ fn parse_jwk(jwk: &crate::client::wire::Jwk) -> Option<(String, ParsedPublicKey)
         .filter(|k| !k.is_empty() && k.len() <= MAX_KID_LEN)?;
     let n = URL_SAFE_NO_PAD.decode(jwk.n.as_deref()?).ok()?;
     let e = URL_SAFE_NO_PAD.decode(jwk.e.as_deref()?).ok()?;
-    let key = RsaPublicKeyComponents {
-        n: strip_zeros(&n),
-        e: strip_zeros(&e),
+    let (n, e) = (strip_zeros(&n), strip_zeros(&e));
+    // aws-lc-rs checks the modulus size only when verifying: a set of undersized keys
+    // must count as unusable here, so that it never replaces good keys.
+    let bits = (n.len() * 8).saturating_sub(n.first().map_or(0, |b| b.leading_zeros() as usize));
+    if !(2048..=8192).contains(&bits) {
+        return None;
     }
-    .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
-    .ok()?;
+    let key = RsaPublicKeyComponents { n, e }
+        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+        .ok()?;
     Some((kid.clone(), key))
 }
 
