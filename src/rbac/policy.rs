@@ -80,10 +80,7 @@ impl Role {
         I: IntoIterator<Item = A>,
         A: Into<String>,
     {
-        self.permissions.push(Permission {
-            resource_id: resource_id.into(),
-            actions: actions.into_iter().map(Into::into).collect(),
-        });
+        self.permissions.push(Permission::new(resource_id, actions));
         self
     }
 }
