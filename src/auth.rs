@@ -306,8 +306,29 @@ impl StytchAuth {
     // Per-request authentication
 
     /// Everything that can be decided without waiting: credentials, cache, local
-    /// verification with loaded keys.
+    /// verification with loaded keys. One `stytch.session` span per request, with the
+    /// path taken and the outcome (never a credential).
     pub(crate) fn begin(&self, headers: &HeaderMap) -> Begin {
+        let span = tracing::debug_span!(
+            "stytch.session",
+            path = tracing::field::Empty,
+            outcome = tracing::field::Empty
+        );
+        let entered = span.enter();
+        let begin = self.begin_unobserved(headers);
+        if !span.is_disabled() {
+            let (path, outcome) = match &begin {
+                Begin::Ready(ctx) => ctx.describe(),
+                Begin::NeedsKeys { .. } => ("local", "awaiting_keys"),
+            };
+            span.record("path", path);
+            span.record("outcome", outcome);
+        }
+        drop(entered);
+        begin
+    }
+
+    fn begin_unobserved(&self, headers: &HeaderMap) -> Begin {
         let creds = match credentials::extract(headers, &self.inner.credentials) {
             Ok(c) => c,
             Err(_) => {

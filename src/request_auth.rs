@@ -125,6 +125,15 @@ impl RequestAuth {
         }
     }
 
+    /// `(path, outcome)` for tracing: how the request was (or will be) decided.
+    pub(crate) fn describe(&self) -> (&'static str, &'static str) {
+        match &self.initial {
+            Initial::Done(Ok(_)) => ("local", "ok"),
+            Initial::Done(Err(f)) => ("local", f.reason.as_str()),
+            Initial::Remote { .. } => ("remote", "deferred"),
+        }
+    }
+
     pub(crate) fn auth(&self) -> &StytchAuth {
         &self.auth
     }
