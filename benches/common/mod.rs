@@ -1,0 +1,167 @@
+//! Shared by the benches (`mod common;`) and the load harness
+//! (`#[path = "../benches/common/mod.rs"]`): an emulated Stytch project with an RBAC
+//! policy, members with sessions, and pre-minted session JWTs of about 1.4 KiB, like
+//! the ones a browser sends.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use axum_stytch::rbac::{Policy, Resource, Role};
+use axum_stytch::testing::{SessionOptions, StytchEmulator};
+
+/// The permission the RBAC-guarded routes require (granted by `viewer` and `editor`).
+pub const RESOURCE: &str = "document";
+/// See [`RESOURCE`].
+pub const ACTION: &str = "read";
+
+/// Roles of a mid-sized B2B product: a dozen custom roles over six resources.
+pub fn project_roles() -> Vec<Role> {
+    vec![
+        Role::new("stytch_admin")
+            .allow("stytch.organization", ["*"])
+            .allow("stytch.member", ["*"])
+            .allow("stytch.sso", ["*"])
+            .allow("stytch.scim", ["*"])
+            .allow("stytch.self", ["*"]),
+        Role::new("stytch_member").allow("stytch.self", ["*"]),
+        Role::new("viewer")
+            .allow("document", ["read"])
+            .allow("comment", ["read"])
+            .allow("project", ["read"]),
+        Role::new("commenter")
+            .allow("document", ["read"])
+            .allow("comment", ["read", "create"]),
+        Role::new("editor")
+            .allow("document", ["read", "create", "update"])
+            .allow("comment", ["read", "create", "update", "delete"])
+            .allow("project", ["read"]),
+        Role::new("publisher").allow("document", ["read", "publish", "unpublish"]),
+        Role::new("project_admin")
+            .allow("project", ["*"])
+            .allow("document", ["*"]),
+        Role::new("billing_viewer").allow("invoice", ["read"]),
+        Role::new("billing_admin")
+            .allow("invoice", ["*"])
+            .allow("subscription", ["*"]),
+        Role::new("auditor")
+            .allow("audit_log", ["read", "export"])
+            .allow("invoice", ["read"]),
+        Role::new("support")
+            .allow("document", ["read"])
+            .allow("project", ["read"])
+            .allow("audit_log", ["read"]),
+        Role::new("integration").allow("document", ["read", "create"]),
+    ]
+}
+
+/// [`project_roles`] as a policy, with its resources.
+pub fn policy() -> Policy {
+    let resources = [
+        (
+            "document",
+            &["read", "create", "update", "delete", "publish", "unpublish"][..],
+        ),
+        ("comment", &["read", "create", "update", "delete"][..]),
+        ("project", &["read", "create", "update", "delete"][..]),
+        ("invoice", &["read", "pay"][..]),
+        ("subscription", &["read", "update", "cancel"][..]),
+        ("audit_log", &["read", "export"][..]),
+    ];
+    let mut policy = Policy::new();
+    for (id, actions) in resources {
+        policy = policy.with_resource(Resource::new(id, actions.iter().copied()));
+    }
+    for role in project_roles() {
+        policy = policy.with_role(role);
+    }
+    policy
+}
+
+/// One member's session.
+pub struct Session {
+    pub member_session_id: String,
+    pub session_token: String,
+}
+
+/// An emulated project with sessions and distinct valid JWTs.
+pub struct Fixture {
+    pub emulator: StytchEmulator,
+    pub organization_id: String,
+    pub sessions: Vec<Session>,
+    /// `fresh[i]` are pairwise distinct, valid (at the emulator's clock, which stays
+    /// frozen) and about 1.4 KB each. `fresh[0]` doubles as the repeated token.
+    pub fresh: Vec<String>,
+}
+
+impl Fixture {
+    /// Starts an emulator and mints at least `tokens` distinct JWTs over `sessions`
+    /// sessions: one JWT per session per emulated second (a JWT is a pure function of
+    /// the session and the second it is minted in), so the clock moves
+    /// `tokens / sessions` seconds; that must stay well under the 300 s token age.
+    pub async fn new(sessions: usize, tokens: usize) -> Fixture {
+        Self::with_emulator(StytchEmulator::start().await, sessions, tokens)
+    }
+
+    /// How many emulated seconds minting `tokens` over `sessions` takes.
+    pub fn minting_seconds(sessions: usize, tokens: usize) -> u64 {
+        tokens.div_ceil(sessions.max(1)).max(1) as u64
+    }
+
+    /// [`Fixture::new`] on a given emulator.
+    pub fn with_emulator(emulator: StytchEmulator, sessions: usize, tokens: usize) -> Fixture {
+        let sessions = sessions.max(1);
+        let seconds = tokens.div_ceil(sessions).max(1);
+        assert!(
+            seconds <= 200,
+            "{tokens} tokens over {sessions} sessions would span {seconds} s: add sessions"
+        );
+        emulator.set_policy(policy());
+        let organization_id = emulator.create_organization("acme-corporation");
+        let mut all = Vec::with_capacity(sessions);
+        for i in 0..sessions {
+            let email = format!("member.{i:05}@acme.example");
+            let member = emulator.create_member(&organization_id, &email, &["editor"]);
+            // The default factor (a password); with Stytch-length ids this makes a JWT of
+            // about 1.4 KiB, like a real Stytch B2B session JWT.
+            let tokens = emulator.create_session_with(
+                &member,
+                SessionOptions::default().with_duration(Duration::from_secs(24 * 3600)),
+            );
+            all.push(Session {
+                member_session_id: tokens.member_session_id,
+                session_token: tokens.session_token,
+            });
+        }
+        let mut fresh = Vec::with_capacity(seconds * sessions);
+        for second in 0..seconds {
+            if second > 0 {
+                emulator.clock().advance(Duration::from_secs(1));
+            }
+            for s in &all {
+                fresh.push(emulator.mint_jwt(&s.member_session_id));
+            }
+        }
+        fresh.truncate(tokens.max(1));
+        Fixture {
+            emulator,
+            organization_id,
+            sessions: all,
+            fresh,
+        }
+    }
+
+    /// The token every "repeated" scenario sends.
+    pub fn repeated(&self) -> &str {
+        &self.fresh[0]
+    }
+}
+
+/// A browser-like `Cookie` header: analytics and preference cookies around the two
+/// Stytch session cookies (about 1.6 KB in all).
+pub fn cookie_header(session_jwt: &str, session_token: &str) -> String {
+    format!(
+        "_ga=GA1.1.1843012745.1767225600; _ga_Q7X3ZP1K2D=GS1.1.1767225600.3.1.1767229200.0.0.0; \
+         theme=dark; stytch_session={session_token}; stytch_session_jwt={session_jwt}; \
+         csrftoken=9f2c1e7a4b8d6f3e0a5c7b9d1e3f5a7c"
+    )
+}

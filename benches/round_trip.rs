@@ -1,0 +1,140 @@
+//! The full middleware round trip through an axum `Router` as a `tower::Service`
+//! (`ServiceExt::oneshot`, no sockets): request in, handler taking
+//! `AuthenticatedMember`, response out. Every request carries the same ~1.6 KB
+//! browser `Cookie` header shape.
+//!
+//! * `round_trip/bare`: the same router and handler without the layer or extractor.
+//! * `round_trip/cached`: one JWT repeated (verified-token cache hit).
+//! * `round_trip/fresh`: 4,096 distinct JWTs cycled with a 64-entry cache, so each
+//!   one is verified (and inserted, evicting another).
+//! * `round_trip/rbac_cached`: one JWT repeated on a `RequireAuthz` route (policy
+//!   cached after the first request).
+//!
+//! `cargo bench --bench round_trip`
+
+mod common;
+
+use std::cell::Cell;
+
+use axum::body::{Body, Bytes};
+use axum::routing::get;
+use axum::{Router, http::HeaderValue};
+use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use http::{Request, StatusCode, header::COOKIE};
+use tower::ServiceExt as _;
+
+use common::Fixture;
+
+const TOKENS: usize = 4096;
+const SESSIONS: usize = 64;
+
+async fn hello() -> &'static str {
+    "Hello, World!"
+}
+
+async fn hello_member(_member: AuthenticatedMember) -> &'static str {
+    "Hello, World!"
+}
+
+fn request(cookie: &HeaderValue) -> Request<Body> {
+    let mut req = Request::new(Body::empty());
+    *req.uri_mut() = http::Uri::from_static("/");
+    req.headers_mut().insert(COOKIE, cookie.clone());
+    req
+}
+
+async fn call(app: &Router, cookie: &HeaderValue) {
+    let response = app
+        .clone()
+        .oneshot(request(cookie))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let fixture = rt.block_on(Fixture::new(SESSIONS, TOKENS));
+    let cookies: Vec<HeaderValue> = fixture
+        .fresh
+        .iter()
+        .enumerate()
+        .map(|(i, jwt)| {
+            let token = &fixture.sessions[i % fixture.sessions.len()].session_token;
+            HeaderValue::from_maybe_shared(Bytes::from(common::cookie_header(jwt, token)))
+                .expect("a valid header value")
+        })
+        .collect();
+
+    let auth = |capacity: u64| -> StytchAuth {
+        let auth = fixture
+            .emulator
+            .auth_builder()
+            .token_cache_capacity(capacity)
+            .build()
+            .expect("a valid configuration");
+        assert!(rt.block_on(auth.warm_up()), "JWKS warm-up");
+        auth
+    };
+    let member_app = |auth: &StytchAuth| {
+        Router::new()
+            .route("/", get(hello_member))
+            .layer(auth.layer())
+    };
+
+    let bare = Router::new().route("/", get(hello));
+    let cached_auth = auth(10_000);
+    let cached = member_app(&cached_auth);
+    let fresh_auth = auth(64);
+    let fresh = member_app(&fresh_auth);
+    let rbac_auth = auth(10_000);
+    let rbac = Router::new()
+        .route(
+            "/",
+            get(hello_member).route_layer(RequireAuthz::new(common::RESOURCE, common::ACTION)),
+        )
+        .layer(rbac_auth.layer());
+    // Load the RBAC policy before measuring.
+    rt.block_on(call(&rbac, &cookies[0]));
+
+    let mut group = c.benchmark_group("round_trip");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("bare", |b| {
+        b.to_async(&rt).iter(|| call(&bare, &cookies[0]))
+    });
+    group.bench_function("cached", |b| {
+        b.to_async(&rt).iter(|| call(&cached, &cookies[0]))
+    });
+    let next = Cell::new(0usize);
+    group.bench_function("fresh", |b| {
+        b.to_async(&rt).iter(|| {
+            let i = next.get();
+            next.set((i + 1) % cookies.len());
+            call(&fresh, &cookies[i])
+        })
+    });
+    group.bench_function("rbac_cached", |b| {
+        b.to_async(&rt).iter(|| call(&rbac, &cookies[0]))
+    });
+    group.finish();
+
+    for (name, auth) in [
+        ("cached", &cached_auth),
+        ("fresh", &fresh_auth),
+        ("rbac_cached", &rbac_auth),
+    ] {
+        let m = auth.metrics();
+        eprintln!(
+            "round_trip/{name}: {} local verifications, {} cache hits, {} remote calls, {} policy fetches",
+            m.local_verifications, m.cache_hits, m.remote_authentications, m.policy_fetches
+        );
+    }
+}
+
+criterion_group!(round_trip, benches);
+criterion_main!(round_trip);

@@ -1,0 +1,1159 @@
+//! HTTP load harness: axum-stytch against bare axum and a hand-written `jsonwebtoken`
+//! middleware, side by side in one run.
+//!
+//! ```text
+//! cargo run --release --example load_harness
+//! ```
+//!
+//! The harness starts itself again as a server child process pinned to one core
+//! (`LOAD_SERVER_CPU`, default 0). The child starts the in-process Stytch emulator,
+//! mints thousands of distinct session JWTs (~1.4 KB each), loads the JWKS and the
+//! RBAC policy, and serves six apps on 127.0.0.1, one port each:
+//!
+//! | scenario | app | requests |
+//! |---|---|---|
+//! | `bare` | axum hello world | the repeated token's cookies (ignored) |
+//! | `repeated` | axum-stytch layer + `AuthenticatedMember` handler | one JWT, repeated |
+//! | `fresh` | the same, verified-token cache of 64 entries | 4,096 distinct JWTs, cycled |
+//! | `rbac` | axum-stytch + `RequireAuthz("document", "read")` | one JWT, repeated |
+//! | `jsonwebtoken` | hand-written middleware: `jsonwebtoken::decode` per request | 4,096 distinct JWTs, cycled |
+//! | `aws_lc_direct` | hand-written middleware: aws-lc-rs RS256 on a key parsed once per `kid`, minimal claims (the per-request floor) | 4,096 distinct JWTs, cycled |
+//!
+//! The parent is the load generator, pinned to another core (`LOAD_CLIENT_CPU`,
+//! default 1): a closed-loop HTTP/1.1 keep-alive client on raw TCP (64 connections, one
+//! request in flight each, pre-serialised requests) so that it costs far less per
+//! request than the server. Each scenario runs `LOAD_WARMUP_SECS` (2) unmeasured, then
+//! `LOAD_SECS` (10) measured; the scenario set is repeated `LOAD_ROUNDS` (3) times,
+//! interleaved (each round starts one scenario later), and medians are reported.
+//!
+//! Environment: `LOAD_SECS`, `LOAD_WARMUP_SECS`, `LOAD_ROUNDS`, `LOAD_CONNECTIONS`
+//! (64), `LOAD_TOKENS` (4096), `LOAD_SCENARIOS` (comma-separated subset, `bare`
+//! always included), `LOAD_SERVER_CPU`, `LOAD_CLIENT_CPU`.
+//!
+//! Loopback only, bounded in time: a connection still waiting 5 s after its scenario
+//! ended is abandoned (and counted as an error), the harness kills the server and
+//! exits if the run overruns its plan by two minutes, and the server exits when the
+//! harness goes away (its stdin closes) or at a deadline of its own.
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header::COOKIE};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::ListenerExt as _;
+use axum_stytch::testing::{EmulatorOptions, MockClock, StytchEmulator};
+use axum_stytch::{AuthenticatedMember, Clock, RequireAuthz, StytchAuth};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+const SCENARIOS: [&str; 6] = [
+    "bare",
+    "repeated",
+    "fresh",
+    "rbac",
+    "jsonwebtoken",
+    "aws_lc_direct",
+];
+const SESSIONS: usize = 64;
+const FRESH_CACHE_CAPACITY: u64 = 64;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const BODY: &str = "Hello, World!";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("serve") {
+        server::main(&args[2..]);
+        return;
+    }
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!(
+            "usage: cargo run --release --example load_harness\n\
+             env: LOAD_SECS (10) LOAD_WARMUP_SECS (2) LOAD_ROUNDS (3) LOAD_CONNECTIONS (64)\n\
+             \x20    LOAD_TOKENS (4096) LOAD_SCENARIOS ({}) LOAD_SERVER_CPU (0) LOAD_CLIENT_CPU (1)",
+            SCENARIOS.join(",")
+        );
+        return;
+    }
+    client::main();
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
+        Err(_) => default,
+    }
+}
+
+/// Pins the calling thread (and every thread it starts afterwards) to `cpu`.
+fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; zeroed is its empty set; CPU_SET bounds-checks.
+    let result = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// `Cpus_allowed_list` of a process (`self` or a pid), as the kernel reports it.
+fn cpus_allowed(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+// ----------------------------------------------------------------------------------
+// Server (child process)
+
+mod server {
+    use super::*;
+
+    /// A clock frozen at the emulator's time (so minted tokens stay valid however long
+    /// the run) that still reads the system clock, so each call costs what
+    /// `SystemClock` costs.
+    #[derive(Clone, Copy)]
+    struct FrozenClock(SystemTime);
+
+    impl Clock for FrozenClock {
+        fn now(&self) -> SystemTime {
+            std::hint::black_box(SystemTime::now());
+            self.0
+        }
+    }
+
+    pub(super) fn main(args: &[String]) {
+        let arg = |i: usize| -> u64 {
+            args.get(i)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("serve: argument {i} missing in {args:?}"))
+        };
+        let (cpu, tokens, lifetime_secs) = (arg(0), arg(1) as usize, arg(2));
+        if cpu != u64::MAX
+            && let Err(e) = pin_to_cpu(cpu as usize)
+        {
+            eprintln!("server: could not pin to CPU {cpu}: {e}");
+        }
+        // Exit when the harness goes away, or at the deadline whatever happens.
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            std::process::exit(0);
+        });
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(lifetime_secs));
+            eprintln!("server: lifetime of {lifetime_secs} s reached, exiting");
+            std::process::exit(3);
+        });
+        // The default multi-thread runtime: one worker per CPU it may run on.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        rt.block_on(serve(tokens, lifetime_secs));
+    }
+
+    #[derive(Clone, Default)]
+    struct HandCounters {
+        verified: Arc<AtomicU64>,
+        rejected: Arc<AtomicU64>,
+    }
+
+    #[derive(Clone)]
+    struct HandState {
+        jwks: Arc<JwkSet>,
+        validation: Arc<Validation>,
+        counters: HandCounters,
+    }
+
+    #[derive(Clone)]
+    struct DirectState {
+        keys: Arc<std::collections::HashMap<String, ParsedPublicKey>>,
+        issuer: Arc<str>,
+        audience: Arc<str>,
+        leeway_secs: u64,
+        counters: HandCounters,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct DirectHeader<'a> {
+        alg: &'a str,
+        kid: &'a str,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct HandClaims {
+        iss: String,
+        aud: Vec<String>,
+        exp: u64,
+        sub: String,
+        #[serde(rename = "https://stytch.com/session")]
+        session: HandSession,
+        #[serde(rename = "https://stytch.com/organization")]
+        organization: HandOrganization,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct HandSession {
+        id: String,
+        #[serde(default)]
+        roles: Vec<String>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct HandOrganization {
+        organization_id: String,
+    }
+
+    #[derive(Clone)]
+    struct HandMember(#[allow(dead_code)] Arc<HandClaims>);
+
+    fn session_jwt_cookie(headers: &HeaderMap) -> Option<&str> {
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| pair.trim().strip_prefix("stytch_session_jwt="))
+    }
+
+    /// What an application writes by hand with `jsonwebtoken`: on every request, the
+    /// JWT from the cookie, its `kid`, a `DecodingKey` from that JWK, and `decode` with
+    /// RS256, audience, issuer and expiry checks.
+    async fn hand_written(
+        State(state): State<HandState>,
+        mut req: Request,
+        next: Next,
+    ) -> Response {
+        let verified = session_jwt_cookie(req.headers()).and_then(|jwt| {
+            let header = jsonwebtoken::decode_header(jwt).ok()?;
+            let jwk = state.jwks.find(header.kid.as_deref()?)?;
+            let key = DecodingKey::from_jwk(jwk).ok()?;
+            jsonwebtoken::decode::<HandClaims>(jwt, &key, &state.validation).ok()
+        });
+        match verified {
+            Some(data) => {
+                state.counters.verified.fetch_add(1, Ordering::Relaxed);
+                req.extensions_mut()
+                    .insert(HandMember(Arc::new(data.claims)));
+                next.run(req).await
+            }
+            None => {
+                state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                StatusCode::UNAUTHORIZED.into_response()
+            }
+        }
+    }
+
+    /// The floor for verifying every request: aws-lc-rs RS256 with a key parsed once per
+    /// `kid`, the header and claims decoded once into small structs, `iss`/`aud`/`exp`
+    /// checked. No cache, no remote fallback, no rich member.
+    async fn direct(State(state): State<DirectState>, mut req: Request, next: Next) -> Response {
+        let verified = session_jwt_cookie(req.headers()).and_then(|jwt| {
+            let (signing_input, signature) = jwt.rsplit_once('.')?;
+            let (header, payload) = signing_input.split_once('.')?;
+            let header_json = URL_SAFE_NO_PAD.decode(header).ok()?;
+            let header: DirectHeader<'_> = serde_json::from_slice(&header_json).ok()?;
+            if header.alg != "RS256" {
+                return None;
+            }
+            let key = state.keys.get(header.kid)?;
+            let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+            key.verify_sig(signing_input.as_bytes(), &signature).ok()?;
+            let claims: HandClaims =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()?
+                .as_secs();
+            (claims.iss == *state.issuer
+                && claims.aud.iter().any(|a| **a == *state.audience)
+                && claims.exp + state.leeway_secs > now)
+                .then_some(claims)
+        });
+        match verified {
+            Some(claims) => {
+                state.counters.verified.fetch_add(1, Ordering::Relaxed);
+                req.extensions_mut().insert(HandMember(Arc::new(claims)));
+                next.run(req).await
+            }
+            None => {
+                state.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                StatusCode::UNAUTHORIZED.into_response()
+            }
+        }
+    }
+
+    fn parse_keys(jwks: &JwkSet) -> std::collections::HashMap<String, ParsedPublicKey> {
+        use jsonwebtoken::jwk::AlgorithmParameters;
+        jwks.keys
+            .iter()
+            .filter_map(|jwk| {
+                let AlgorithmParameters::RSA(rsa) = &jwk.algorithm else {
+                    return None;
+                };
+                let n = URL_SAFE_NO_PAD.decode(&rsa.n).ok()?;
+                let e = URL_SAFE_NO_PAD.decode(&rsa.e).ok()?;
+                let key = RsaPublicKeyComponents { n: &n, e: &e }
+                    .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+                    .ok()?;
+                Some((jwk.common.key_id.clone()?, key))
+            })
+            .collect()
+    }
+
+    async fn hello() -> &'static str {
+        BODY
+    }
+
+    async fn hello_member(_member: AuthenticatedMember) -> &'static str {
+        BODY
+    }
+
+    async fn hello_hand(_member: axum::Extension<HandMember>) -> &'static str {
+        BODY
+    }
+
+    async fn serve(tokens: usize, lifetime_secs: u64) {
+        let started = Instant::now();
+        let span = common::Fixture::minting_seconds(SESSIONS, tokens);
+        // Start the emulator's clock in the past so that every token is already issued
+        // by the system clock too (the jsonwebtoken middleware reads that one).
+        let secs = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        let clock = MockClock::at(SystemTime::UNIX_EPOCH + Duration::from_secs(secs - span - 1));
+        let emulator =
+            StytchEmulator::start_with(EmulatorOptions::new().clock(clock.clone())).await;
+        let fixture = common::Fixture::with_emulator(emulator, SESSIONS, tokens);
+        let frozen = FrozenClock(clock.now());
+        let minted = started.elapsed();
+
+        let build = |capacity: u64| -> StytchAuth {
+            fixture
+                .emulator
+                .auth_builder()
+                .clock(frozen)
+                .token_cache_capacity(capacity)
+                .build()
+                .expect("a valid configuration")
+        };
+        let repeated_auth = build(10_000);
+        let fresh_auth = build(FRESH_CACHE_CAPACITY);
+        let rbac_auth = build(10_000);
+        for auth in [&repeated_auth, &fresh_auth, &rbac_auth] {
+            assert!(auth.warm_up().await, "JWKS warm-up failed");
+        }
+
+        let jwks: JwkSet = reqwest::get(format!(
+            "{}/v1/b2b/sessions/jwks/{}",
+            fixture.emulator.base_url(),
+            fixture.emulator.project_id()
+        ))
+        .await
+        .expect("JWKS")
+        .json()
+        .await
+        .expect("JWKS JSON");
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_audience(&[fixture.emulator.project_id()]);
+        validation.set_issuer(&[fixture.emulator.issuer()]);
+        // exp and nbf are checked against the system clock; the leeway covers the
+        // tokens' 300 s lifetime being shorter than a long run.
+        validation.leeway = 5 + lifetime_secs;
+        let direct_state = DirectState {
+            keys: Arc::new(parse_keys(&jwks)),
+            issuer: Arc::from(fixture.emulator.issuer()),
+            audience: Arc::from(fixture.emulator.project_id()),
+            leeway_secs: validation.leeway,
+            counters: HandCounters::default(),
+        };
+        let hand = HandState {
+            jwks: Arc::new(jwks),
+            validation: Arc::new(validation),
+            counters: HandCounters::default(),
+        };
+
+        let bare = Router::new().route("/", get(hello));
+        let repeated = Router::new()
+            .route("/", get(hello_member))
+            .layer(repeated_auth.layer());
+        let fresh = Router::new()
+            .route("/", get(hello_member))
+            .layer(fresh_auth.layer());
+        let rbac = Router::new()
+            .route(
+                "/",
+                get(hello_member).route_layer(RequireAuthz::new(common::RESOURCE, common::ACTION)),
+            )
+            .layer(rbac_auth.layer());
+        let jsonwebtoken = Router::new()
+            .route("/", get(hello_hand))
+            .layer(middleware::from_fn_with_state(hand.clone(), hand_written));
+        let aws_lc_direct = Router::new()
+            .route("/", get(hello_hand))
+            .layer(middleware::from_fn_with_state(direct_state.clone(), direct));
+
+        // Load the RBAC policy (and check every app answers 200) before any load.
+        let cookie = common::cookie_header(fixture.repeated(), &fixture.sessions[0].session_token);
+        for (name, app) in [
+            ("bare", &bare),
+            ("repeated", &repeated),
+            ("fresh", &fresh),
+            ("rbac", &rbac),
+            ("jsonwebtoken", &jsonwebtoken),
+            ("aws_lc_direct", &aws_lc_direct),
+        ] {
+            use tower::ServiceExt as _;
+            let req = axum::http::Request::get("/")
+                .header(COOKIE, &cookie)
+                .body(axum::body::Body::empty())
+                .expect("a request");
+            let status = app.clone().oneshot(req).await.expect("infallible").status();
+            assert_eq!(status, StatusCode::OK, "{name} does not answer 200");
+        }
+
+        let auths = [
+            ("repeated", repeated_auth),
+            ("fresh", fresh_auth),
+            ("rbac", rbac_auth),
+        ];
+        let counters = hand.counters.clone();
+        let direct_counters = direct_state.counters.clone();
+        let stats = Router::new().route(
+            "/stats",
+            get(move || {
+                let mut out = String::new();
+                for (name, auth) in &auths {
+                    let m = auth.metrics();
+                    let failures: u64 = m.failures.iter().map(|(_, n)| n).sum();
+                    out.push_str(&format!(
+                        "{name} {} {} {} {failures} {} {}\n",
+                        m.local_verifications,
+                        m.cache_hits,
+                        m.remote_authentications,
+                        m.policy_fetches,
+                        m.jwks_fetches
+                    ));
+                }
+                for (name, c) in [
+                    ("jsonwebtoken", &counters),
+                    ("aws_lc_direct", &direct_counters),
+                ] {
+                    out.push_str(&format!(
+                        "{name} {} 0 0 {} 0 0\n",
+                        c.verified.load(Ordering::Relaxed),
+                        c.rejected.load(Ordering::Relaxed)
+                    ));
+                }
+                async move { out }
+            }),
+        );
+
+        let mut ports = Vec::new();
+        for (name, app) in [
+            ("bare", bare),
+            ("repeated", repeated),
+            ("fresh", fresh),
+            ("rbac", rbac),
+            ("jsonwebtoken", jsonwebtoken),
+            ("aws_lc_direct", aws_lc_direct),
+            ("stats", stats),
+        ] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a loopback port");
+            let port = listener.local_addr().expect("bound").port();
+            ports.push(format!("{name}={port}"));
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            tokio::spawn(async move {
+                axum::serve(listener, app).await.expect("serve");
+            });
+        }
+
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "READY {} workers={workers} cpus={} minted_in_ms={} jwt_bytes={}",
+            ports.join(" "),
+            cpus_allowed("self"),
+            minted.as_millis(),
+            fixture.repeated().len(),
+        )
+        .expect("stdout");
+        writeln!(out, "TOKENS {}", fixture.fresh.len()).expect("stdout");
+        for (i, jwt) in fixture.fresh.iter().enumerate() {
+            let token = &fixture.sessions[i % fixture.sessions.len()].session_token;
+            writeln!(out, "{jwt} {token}").expect("stdout");
+        }
+        out.flush().expect("stdout");
+        drop(out);
+        // Serve until the harness closes stdin (or the lifetime ends).
+        std::future::pending::<()>().await;
+    }
+}
+
+// ----------------------------------------------------------------------------------
+// Load generator (parent process)
+
+mod client {
+    use super::*;
+
+    struct Config {
+        secs: u64,
+        warmup_secs: u64,
+        rounds: usize,
+        connections: usize,
+        tokens: usize,
+        scenarios: Vec<&'static str>,
+        server_cpu: usize,
+        client_cpu: usize,
+    }
+
+    impl Config {
+        fn from_env() -> Self {
+            let wanted: String = env_or("LOAD_SCENARIOS", SCENARIOS.join(","));
+            let mut scenarios: Vec<&'static str> = SCENARIOS
+                .iter()
+                .copied()
+                .filter(|s| *s == "bare" || wanted.split(',').any(|w| w.trim() == *s))
+                .collect();
+            scenarios.dedup();
+            Self {
+                secs: env_or("LOAD_SECS", 10u64).max(1),
+                warmup_secs: env_or("LOAD_WARMUP_SECS", 2u64),
+                rounds: env_or("LOAD_ROUNDS", 3usize).max(1),
+                connections: env_or("LOAD_CONNECTIONS", 64usize).max(1),
+                tokens: env_or("LOAD_TOKENS", 4096usize).clamp(1, 12_800),
+                scenarios,
+                server_cpu: env_or("LOAD_SERVER_CPU", 0usize),
+                client_cpu: env_or("LOAD_CLIENT_CPU", 1usize),
+            }
+        }
+
+        fn planned(&self) -> Duration {
+            Duration::from_secs(
+                (self.secs + self.warmup_secs) * (self.rounds * self.scenarios.len()) as u64,
+            )
+        }
+    }
+
+    /// One scenario's measured window.
+    struct Sample {
+        requests: u64,
+        errors: u64,
+        rps: f64,
+        p50_us: f64,
+        p99_us: f64,
+        server_cpu: f64,
+        /// Server CPU time (user + system) per answered request, in µs: unlike req/s,
+        /// not lowered when other processes take CPU time from the server's core.
+        server_us: f64,
+        client_cpu: f64,
+        /// Share of the server core's time the hypervisor took (steal).
+        steal: f64,
+        /// Deltas of the server's counters: (verified locally, cache hits, remote, failures).
+        counters: Option<[u64; 4]>,
+    }
+
+    pub(super) fn main() {
+        let cfg = Config::from_env();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pinned = cores >= 2;
+        if pinned {
+            pin_to_cpu(cfg.client_cpu).expect("pin the load generator");
+        } else {
+            eprintln!("only {cores} CPU available: server and load generator run unpinned");
+        }
+        let lifetime = cfg.planned() + Duration::from_secs(180);
+        let exe = std::env::current_exe().expect("own executable");
+        let server_cpu = if pinned {
+            cfg.server_cpu.to_string()
+        } else {
+            u64::MAX.to_string()
+        };
+        eprintln!(
+            "starting the server (minting {} JWTs, this takes a few seconds)...",
+            cfg.tokens
+        );
+        let mut child = Command::new(exe)
+            .args([
+                "serve".to_owned(),
+                server_cpu,
+                cfg.tokens.to_string(),
+                lifetime.as_secs().to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the server");
+        let child_pid = child.id();
+        // Watchdog: never run past the plan by more than two minutes.
+        let overrun = cfg.planned() + Duration::from_secs(120);
+        std::thread::spawn(move || {
+            std::thread::sleep(overrun);
+            eprintln!("load harness overran its plan; killing the server and exiting");
+            // SAFETY: kill(2) on the pid of our own child.
+            unsafe { libc::kill(child_pid as libc::pid_t, libc::SIGKILL) };
+            std::process::exit(2);
+        });
+
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("server output");
+        let Some(ready) = line.strip_prefix("READY ") else {
+            let _ = child.kill();
+            panic!("the server did not start: {line:?}");
+        };
+        let info: BTreeMap<String, String> = ready
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        line.clear();
+        stdout.read_line(&mut line).expect("server output");
+        let count: usize = line
+            .trim()
+            .strip_prefix("TOKENS ")
+            .and_then(|n| n.parse().ok())
+            .expect("TOKENS line");
+        let mut tokens = Vec::with_capacity(count);
+        for _ in 0..count {
+            line.clear();
+            stdout.read_line(&mut line).expect("server output");
+            let (jwt, token) = line.trim().split_once(' ').expect("jwt and session token");
+            tokens.push((jwt.to_owned(), token.to_owned()));
+        }
+        let distinct: std::collections::HashSet<&str> =
+            tokens.iter().map(|(j, _)| j.as_str()).collect();
+        assert_eq!(distinct.len(), tokens.len(), "minted JWTs must be distinct");
+
+        let port = |name: &str| -> u16 {
+            info.get(name)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no port for {name}"))
+        };
+        let addr = |name: &str| SocketAddr::from(([127, 0, 0, 1], port(name)));
+        let stats_addr = addr("stats");
+        let request = |addr: SocketAddr, jwt: &str, token: &str| -> Vec<u8> {
+            format!(
+                "GET / HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: axum-stytch-load-harness\r\n\
+                 Accept: */*\r\nCookie: {}\r\n\r\n",
+                common::cookie_header(jwt, token)
+            )
+            .into_bytes()
+        };
+        let (jwt0, token0) = &tokens[0];
+        let requests: BTreeMap<&str, Arc<Vec<Vec<u8>>>> = cfg
+            .scenarios
+            .iter()
+            .map(|&name| {
+                let a = addr(name);
+                let set = match name {
+                    "fresh" | "jsonwebtoken" | "aws_lc_direct" => {
+                        tokens.iter().map(|(j, t)| request(a, j, t)).collect()
+                    }
+                    _ => vec![request(a, jwt0, token0)],
+                };
+                (name, Arc::new(set))
+            })
+            .collect();
+
+        println!("# axum-stytch load harness");
+        println!(
+            "machine: {cores} CPUs; server pinned to CPU {} ({} tokio worker(s), allowed CPUs {}), \
+             load generator pinned to CPU {} (allowed CPUs {}){}",
+            cfg.server_cpu,
+            info.get("workers").map_or("?", String::as_str),
+            info.get("cpus").map_or("?", String::as_str),
+            cfg.client_cpu,
+            cpus_allowed("self"),
+            if pinned { "" } else { " [UNPINNED]" }
+        );
+        println!(
+            "load: {} connections, HTTP/1.1 keep-alive, {} s warm-up + {} s measured per scenario, \
+             {} rounds interleaved; JWT {} bytes, request {} bytes; {} distinct JWTs ({} ms to mint); \
+             load average at start: {}",
+            cfg.connections,
+            cfg.warmup_secs,
+            cfg.secs,
+            cfg.rounds,
+            info.get("jwt_bytes").map_or("?", String::as_str),
+            requests["bare"][0].len(),
+            tokens.len(),
+            info.get("minted_in_ms").map_or("?", String::as_str),
+            loadavg()
+        );
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let mut results: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
+        for round in 0..cfg.rounds {
+            println!("\n## round {}", round + 1);
+            header();
+            let n = cfg.scenarios.len();
+            for k in 0..n {
+                let name = cfg.scenarios[(round + k) % n];
+                let before = rt.block_on(server_counters(stats_addr));
+                let sample = rt.block_on(run_scenario(
+                    addr(name),
+                    Arc::clone(&requests[name]),
+                    &cfg,
+                    child_pid,
+                ));
+                let after = rt.block_on(server_counters(stats_addr));
+                let sample = Sample {
+                    counters: match (before.get(name), after.get(name)) {
+                        (Some(b), Some(a)) => Some([0, 1, 2, 3].map(|i| a[i] - b[i])),
+                        _ => None,
+                    },
+                    ..sample
+                };
+                row(name, &sample, None);
+                results.entry(name).or_default().push(sample);
+            }
+        }
+
+        println!(
+            "\n## medians over {} rounds (ratio: median of the per-round ratios to bare)",
+            cfg.rounds
+        );
+        header();
+        let bare = &results["bare"];
+        let mut ratios: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut cost_ratios: BTreeMap<&str, f64> = BTreeMap::new();
+        for name in &cfg.scenarios {
+            let samples = &results[name];
+            let ratio = median(
+                samples
+                    .iter()
+                    .zip(bare)
+                    .map(|(s, b)| s.rps / b.rps)
+                    .collect(),
+            );
+            ratios.insert(name, ratio);
+            let cost_ratio = median(
+                samples
+                    .iter()
+                    .zip(bare)
+                    .map(|(s, b)| b.server_us / s.server_us)
+                    .collect(),
+            );
+            cost_ratios.insert(name, cost_ratio);
+            let med = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
+            let summed = |i: usize| {
+                samples
+                    .iter()
+                    .filter_map(|s| s.counters)
+                    .map(|c| c[i])
+                    .sum()
+            };
+            let sample = Sample {
+                requests: samples.iter().map(|s| s.requests).sum(),
+                errors: samples.iter().map(|s| s.errors).sum(),
+                rps: med(|s| s.rps),
+                p50_us: med(|s| s.p50_us),
+                p99_us: med(|s| s.p99_us),
+                server_cpu: med(|s| s.server_cpu),
+                server_us: med(|s| s.server_us),
+                client_cpu: med(|s| s.client_cpu),
+                steal: med(|s| s.steal),
+                counters: samples[0]
+                    .counters
+                    .map(|_| [summed(0), summed(1), summed(2), summed(3)]),
+            };
+            row(name, &sample, Some((ratio, cost_ratio)));
+        }
+        let pair = |a: &str, b: &str, f: fn(&Sample, &Sample) -> f64| -> Option<f64> {
+            Some(median(
+                results
+                    .get(a)?
+                    .iter()
+                    .zip(results.get(b)?)
+                    .map(|(x, y)| f(x, y))
+                    .collect(),
+            ))
+        };
+        println!(
+            "\n## issue 7 targets (req/s ratio; in brackets the server-CPU-per-request ratio, which \
+             CPU contention from other processes does not lower)"
+        );
+        let check = |what: &str, got: Option<f64>, by_cost: Option<f64>, target: f64| {
+            let Some(got) = got else { return };
+            let verdict = if got >= target {
+                "met".to_owned()
+            } else {
+                format!("MISSED by {:.0}%", (1.0 - got / target) * 100.0)
+            };
+            let by_cost = by_cost.map_or_else(String::new, |c| format!("[{c:.2}x]"));
+            println!("{what:<44} {got:>5.2}x {by_cost:>8}  (target >= {target:.2}x)  {verdict}");
+        };
+        let rps = |x: &Sample, y: &Sample| x.rps / y.rps;
+        let cost = |x: &Sample, y: &Sample| y.server_us / x.server_us;
+        check(
+            "repeated tokens vs bare",
+            ratios.get("repeated").copied(),
+            cost_ratios.get("repeated").copied(),
+            0.90,
+        );
+        check(
+            "fresh tokens vs bare",
+            ratios.get("fresh").copied(),
+            cost_ratios.get("fresh").copied(),
+            0.30,
+        );
+        check(
+            "fresh tokens vs hand-written jsonwebtoken",
+            pair("fresh", "jsonwebtoken", rps),
+            pair("fresh", "jsonwebtoken", cost),
+            1.35,
+        );
+        check(
+            "RBAC-guarded route, repeated tokens vs bare",
+            ratios.get("rbac").copied(),
+            cost_ratios.get("rbac").copied(),
+            0.85,
+        );
+        if let (Some(d), Some(j)) = (
+            pair("aws_lc_direct", "jsonwebtoken", rps),
+            pair("aws_lc_direct", "jsonwebtoken", cost),
+        ) {
+            println!(
+                "reference: aws_lc_direct vs jsonwebtoken      {d:>5.2}x [{j:.2}x]  (what verifying \
+                 every request can reach)"
+            );
+        }
+        println!("\nload average at end: {}", loadavg());
+
+        drop(child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn header() {
+        println!(
+            "{:<14} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9} {:>6}  server counters",
+            "scenario",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "vs bare",
+            "srv µs",
+            "(cost)",
+            "srv CPU",
+            "gen CPU",
+            "steal",
+            "requests",
+            "errors"
+        );
+    }
+
+    fn row(name: &str, s: &Sample, ratios: Option<(f64, f64)>) {
+        let (ratio, cost) = ratios.map_or_else(
+            || ("-".to_owned(), "-".to_owned()),
+            |(r, c)| (format!("{r:.2}x"), format!("[{c:.2}x]")),
+        );
+        let counters = s.counters.map_or_else(
+            || "-".to_owned(),
+            |c| format!("{}/{}/{}/{}", c[0], c[1], c[2], c[3]),
+        );
+        println!(
+            "{name:<14} {:>9.0} {:>8.3} {:>8.3} {ratio:>8} {:>8.1} {cost:>8} {:>7.0}% {:>7.0}% {:>5.1}% {:>9} {:>6}  {counters}",
+            s.rps,
+            s.p50_us / 1000.0,
+            s.p99_us / 1000.0,
+            s.server_us,
+            s.server_cpu * 100.0,
+            s.client_cpu * 100.0,
+            s.steal * 100.0,
+            s.requests,
+            s.errors
+        );
+    }
+
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n == 0 {
+            f64::NAN
+        } else if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    }
+
+    fn loadavg() -> String {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "?".into())
+    }
+
+    /// Seconds the hypervisor took from `cpu` (the `steal` column of /proc/stat).
+    fn steal_seconds(cpu: usize) -> f64 {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let label = format!("cpu{cpu} ");
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        stat.lines()
+            .find_map(|l| l.strip_prefix(&label))
+            .and_then(|rest| rest.split_whitespace().nth(7))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |t| t / ticks)
+    }
+
+    /// CPU seconds (user + system) a process has used.
+    fn cpu_seconds(pid: &str) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15; `rest` starts at field 3.
+        (field(11) + field(12)) / ticks
+    }
+
+    async fn run_scenario(
+        addr: SocketAddr,
+        requests: Arc<Vec<Vec<u8>>>,
+        cfg: &Config,
+        server_pid: u32,
+    ) -> Sample {
+        let start = Instant::now();
+        let measure_from = start + Duration::from_secs(cfg.warmup_secs);
+        let end = measure_from + Duration::from_secs(cfg.secs);
+        let tasks: Vec<_> = (0..cfg.connections)
+            .map(|c| {
+                let requests = Arc::clone(&requests);
+                let step = cfg.connections;
+                tokio::spawn(connection(addr, requests, c, step, measure_from, end))
+            })
+            .collect();
+        tokio::time::sleep_until(measure_from.into()).await;
+        let server = server_pid.to_string();
+        let steal0 = steal_seconds(cfg.server_cpu);
+        let (srv0, gen0, t0) = (cpu_seconds(&server), cpu_seconds("self"), Instant::now());
+        tokio::time::sleep_until(end.into()).await;
+        let (srv1, gen1, t1) = (cpu_seconds(&server), cpu_seconds("self"), Instant::now());
+        let steal1 = steal_seconds(cfg.server_cpu);
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        // No per-request timer (it would cost the generator CPU time): a connection
+        // still waiting for an answer this long after the window is abandoned.
+        let give_up = tokio::time::Instant::from(end + REQUEST_TIMEOUT);
+        for mut task in tasks {
+            match tokio::time::timeout_at(give_up, &mut task).await {
+                Ok(result) => {
+                    let (lat, err) = result.expect("connection task");
+                    latencies.extend(lat);
+                    errors += err;
+                }
+                Err(_) => {
+                    task.abort();
+                    errors += 1;
+                }
+            }
+        }
+        latencies.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if latencies.is_empty() {
+                f64::NAN
+            } else {
+                let i = ((latencies.len() as f64 * p) as usize).min(latencies.len() - 1);
+                latencies[i] as f64 / 1000.0
+            }
+        };
+        let wall = (t1 - t0).as_secs_f64();
+        Sample {
+            requests: latencies.len() as u64,
+            errors,
+            rps: latencies.len() as f64 / cfg.secs as f64,
+            p50_us: pct(0.50),
+            p99_us: pct(0.99),
+            server_cpu: (srv1 - srv0) / wall,
+            server_us: (srv1 - srv0) * 1e6 / latencies.len().max(1) as f64,
+            client_cpu: (gen1 - gen0) / wall,
+            steal: (steal1 - steal0) / wall,
+            counters: None,
+        }
+    }
+
+    /// One keep-alive connection, one request in flight: returns the latencies (ns) of
+    /// the requests sent and answered 200 within the measured window, and the count of
+    /// failures (non-200, errors, timeouts) in it.
+    async fn connection(
+        addr: SocketAddr,
+        requests: Arc<Vec<Vec<u8>>>,
+        first: usize,
+        step: usize,
+        measure_from: Instant,
+        end: Instant,
+    ) -> (Vec<u64>, u64) {
+        let mut latencies = Vec::with_capacity(64 * 1024);
+        let mut errors = 0;
+        let mut next = first % requests.len();
+        let mut buf = Vec::with_capacity(8 * 1024);
+        let mut stream: Option<TcpStream> = None;
+        loop {
+            let sent = Instant::now();
+            if sent >= end {
+                break;
+            }
+            if stream.is_none() {
+                match tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(addr)).await {
+                    Ok(Ok(s)) => {
+                        let _ = s.set_nodelay(true);
+                        stream = Some(s);
+                    }
+                    _ => {
+                        if sent >= measure_from {
+                            errors += 1;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(conn) = stream.as_mut() else {
+                continue;
+            };
+            let req = &requests[next];
+            next = (next + step) % requests.len();
+            let outcome = async {
+                conn.write_all(req).await?;
+                read_response(conn, &mut buf).await
+            }
+            .await;
+            let done = Instant::now();
+            let ok = matches!(outcome, Ok(200));
+            if outcome.is_err() {
+                stream = None;
+            }
+            if sent >= measure_from && done <= end {
+                if ok {
+                    latencies.push((done - sent).as_nanos() as u64);
+                } else {
+                    errors += 1;
+                }
+            }
+        }
+        (latencies, errors)
+    }
+
+    /// Reads one HTTP/1.1 response with a `Content-Length` body; returns its status.
+    async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
+        use std::io::{Error, ErrorKind};
+        buf.clear();
+        loop {
+            if let Some(head_len) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&buf[..head_len])
+                    .map_err(|_| Error::new(ErrorKind::InvalidData, "non-UTF-8 head"))?;
+                let status = head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidData, "no status"))?;
+                let length: usize = head
+                    .split("\r\n")
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse().ok())?
+                    })
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidData, "no content-length"))?;
+                let total = head_len + 4 + length;
+                while buf.len() < total {
+                    buf.reserve(total - buf.len());
+                    if stream.read_buf(buf).await? == 0 {
+                        return Err(ErrorKind::UnexpectedEof.into());
+                    }
+                }
+                if buf.len() > total {
+                    return Err(Error::new(ErrorKind::InvalidData, "unexpected extra bytes"));
+                }
+                return Ok(status);
+            }
+            buf.reserve(4096);
+            if stream.read_buf(buf).await? == 0 {
+                return Err(ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// The server's counters by scenario: (verified, cached, remote, failures).
+    async fn server_counters(addr: SocketAddr) -> BTreeMap<String, [u64; 4]> {
+        let fetch = async {
+            let mut s = TcpStream::connect(addr).await?;
+            s.write_all(b"GET /stats HTTP/1.1\r\nHost: stats\r\nConnection: close\r\n\r\n")
+                .await?;
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw).await?;
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&raw).into_owned())
+        };
+        let text = match tokio::time::timeout(REQUEST_TIMEOUT, fetch).await {
+            Ok(Ok(t)) => t,
+            _ => return BTreeMap::new(),
+        };
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        body.lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                let name = it.next()?.to_owned();
+                let v: Vec<u64> = it.filter_map(|n| n.parse().ok()).collect();
+                Some((name, [*v.first()?, *v.get(1)?, *v.get(2)?, *v.get(3)?]))
+            })
+            .collect()
+    }
+}
