@@ -130,18 +130,7 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     // Reference points.
-    let jwks: JwkSet = rt.block_on(async {
-        reqwest::get(format!(
-            "{}/v1/b2b/sessions/jwks/{}",
-            fixture.emulator.base_url(),
-            fixture.emulator.project_id()
-        ))
-        .await
-        .expect("JWKS")
-        .json()
-        .await
-        .expect("JWKS JSON")
-    });
+    let jwks: JwkSet = rt.block_on(fixture.jwks());
     let jwk: &Jwk = &jwks.keys[0];
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_audience(&[fixture.emulator.project_id()]);

@@ -376,16 +376,7 @@ mod server {
             assert!(auth.warm_up().await, "JWKS warm-up failed");
         }
 
-        let jwks: JwkSet = reqwest::get(format!(
-            "{}/v1/b2b/sessions/jwks/{}",
-            fixture.emulator.base_url(),
-            fixture.emulator.project_id()
-        ))
-        .await
-        .expect("JWKS")
-        .json()
-        .await
-        .expect("JWKS JSON");
+        let jwks: JwkSet = fixture.jwks().await;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_audience(&[fixture.emulator.project_id()]);
         validation.set_issuer(&[fixture.emulator.issuer()]);

@@ -28,7 +28,7 @@ use axum_stytch::{AuthMethod, AuthenticatedMember, Clock as _, Reason, RequireSe
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
-use http::header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use http::header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -100,18 +100,6 @@ fn assert_cleared(res: &TestResponse) {
 fn assert_rejected(res: &TestResponse, status: StatusCode, reason: Reason) {
     assert_eq!(res.status, status, "body: {}", res.body);
     assert_eq!(res.reason(), reason.as_str(), "body: {}", res.body);
-}
-
-/// `Retry-After` of a 503, as seconds.
-#[track_caller]
-fn retry_after(res: &TestResponse) -> u64 {
-    res.headers
-        .get(RETRY_AFTER)
-        .unwrap_or_else(|| panic!("503 without Retry-After: {:?}", res.headers))
-        .to_str()
-        .unwrap()
-        .parse()
-        .expect("Retry-After in delta-seconds")
 }
 
 async fn get_with_headers(
@@ -487,7 +475,7 @@ async fn stytch_refusing_connections_answers_503_quickly_but_local_jwts_still_wo
         StatusCode::SERVICE_UNAVAILABLE,
         Reason::StytchUnavailable,
     );
-    let secs = retry_after(&res);
+    let secs = res.retry_after_secs();
     assert!((1..=60).contains(&secs), "Retry-After: {secs}");
     assert!(
         res.set_cookies().is_empty(),
@@ -526,7 +514,7 @@ async fn stytch_slower_than_the_request_timeout_answers_503() {
         StatusCode::SERVICE_UNAVAILABLE,
         Reason::StytchUnavailable,
     );
-    let secs = retry_after(&res);
+    let secs = res.retry_after_secs();
     assert!((1..=60).contains(&secs), "Retry-After: {secs}");
     assert!(res.set_cookies().is_empty(), "{:?}", res.set_cookies());
     assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
@@ -557,7 +545,7 @@ async fn stytch_5xx_and_garbage_answer_503() {
             StatusCode::SERVICE_UNAVAILABLE,
             Reason::StytchUnavailable,
         );
-        assert!((1..=60).contains(&retry_after(&res)), "{fault:?}");
+        assert!((1..=60).contains(&res.retry_after_secs()), "{fault:?}");
         assert!(res.set_cookies().is_empty(), "{fault:?}");
     }
     // Faults used up: the same cookie works again.
@@ -682,7 +670,7 @@ async fn optional_member_is_none_for_401s_and_rejects_on_503() {
         StatusCode::SERVICE_UNAVAILABLE,
         Reason::StytchUnavailable,
     );
-    assert!((1..=60).contains(&retry_after(&res)));
+    assert!((1..=60).contains(&res.retry_after_secs()));
 }
 
 // ----------------------------------------------------------------------------------

@@ -35,7 +35,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use http::StatusCode;
-use http::header::RETRY_AFTER;
 use serde_json::json;
 
 /// The request timeout configured for every fixture here.
@@ -151,18 +150,6 @@ fn metrics(f: &Fixture) -> MetricsSnapshot {
     f.auth.metrics()
 }
 
-/// `Retry-After` of a response, as seconds.
-#[track_caller]
-fn retry_after(res: &TestResponse) -> u64 {
-    res.headers
-        .get(RETRY_AFTER)
-        .unwrap_or_else(|| panic!("503 without Retry-After: {:?}", res.headers))
-        .to_str()
-        .unwrap()
-        .parse()
-        .expect("Retry-After in delta-seconds")
-}
-
 /// A fail-closed answer: 503 `stytch_unavailable` with a `Retry-After` of 1..=60 s,
 /// and no `Set-Cookie` (an outage must never log anyone out). Returns `Retry-After`.
 #[track_caller]
@@ -173,7 +160,7 @@ fn assert_unavailable(res: &TestResponse, case: &str) -> u64 {
         "{case}: {}",
         res.body
     );
-    let secs = retry_after(res);
+    let secs = res.retry_after_secs();
     assert!((1..=60).contains(&secs), "{case}: Retry-After {secs}");
     assert!(
         res.set_cookies().is_empty(),

@@ -94,6 +94,20 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// The emulator's JWKS, for the hand-written comparison middlewares.
+    pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        reqwest::get(format!(
+            "{}/v1/b2b/sessions/jwks/{}",
+            self.emulator.base_url(),
+            self.emulator.project_id()
+        ))
+        .await
+        .expect("JWKS")
+        .json()
+        .await
+        .expect("JWKS JSON")
+    }
+
     /// Starts an emulator and mints at least `tokens` distinct JWTs over `sessions`
     /// sessions: one JWT per session per emulated second (a JWT is a pure function of
     /// the session and the second it is minted in), so the clock moves

@@ -92,6 +92,18 @@ impl TestResponse {
         self.json()["error"].as_str().unwrap_or_default().to_owned()
     }
 
+    /// `Retry-After` in delta-seconds (panics when absent: a 503 must carry it).
+    #[track_caller]
+    pub fn retry_after_secs(&self) -> u64 {
+        self.headers
+            .get(http::header::RETRY_AFTER)
+            .unwrap_or_else(|| panic!("{} without Retry-After: {:?}", self.status, self.headers))
+            .to_str()
+            .unwrap()
+            .parse()
+            .expect("Retry-After in delta-seconds")
+    }
+
     pub fn set_cookies(&self) -> Vec<String> {
         self.headers
             .get_all(SET_COOKIE)
