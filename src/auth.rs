@@ -23,7 +23,7 @@ use crate::layer::StytchAuthLayer;
 use crate::member::{AuthMethod, AuthenticatedMember, MemberData};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::rbac::PolicyCache;
-use crate::request_auth::{Failure, RequestAuth};
+use crate::request_auth::{AuthContext, Failure, RequestAuth};
 use crate::single_flight::SingleFlight;
 use crate::token_cache::TokenCache;
 
@@ -90,7 +90,7 @@ impl fmt::Debug for StytchAuth {
 
 /// What the layer could decide without waiting.
 pub(crate) enum Begin {
-    Ready(Arc<RequestAuth>),
+    Ready(AuthContext),
     /// The JWT needs keys that are not loaded yet.
     NeedsKeys {
         jwt: String,
@@ -136,11 +136,9 @@ impl StytchAuth {
             },
             Arc::clone(&metrics),
         );
-        // A JWT lives at most 300 s; entries also expire by the injected clock on read.
-        let token_ttl =
-            b.max_token_age.min(Duration::from_secs(300)) + b.leeway + Duration::from_secs(1);
+        // Entries expire by the injected clock, checked on every read.
         let tokens = (b.token_cache_capacity > 0 && !b.max_token_age.is_zero())
-            .then(|| TokenCache::new(b.token_cache_capacity, token_ttl));
+            .then(|| TokenCache::new(b.token_cache_capacity));
         let revoked = moka::sync::Cache::builder()
             .max_capacity(b.revocation_capacity)
             .time_to_live(Duration::from_secs(3600))
@@ -287,9 +285,10 @@ impl StytchAuth {
         resource: &str,
         action: &str,
     ) -> Result<crate::rbac::Verdict, crate::AuthRejection> {
+        let (resource_id, action_id) = (Arc::from(resource), Arc::from(action));
         self.inner
             .policy
-            .decide(member, organization_id, resource, action)
+            .decide(member, organization_id, &resource_id, &action_id)
             .await
             .map_err(|f| {
                 self.inner.metrics.failure(f.reason);
@@ -332,47 +331,47 @@ impl StytchAuth {
         let creds = match credentials::extract(headers, &self.inner.credentials) {
             Ok(c) => c,
             Err(_) => {
-                return Begin::Ready(self.finished(
-                    Err(Failure::new(Reason::InvalidCredentials)),
+                return Begin::Ready(self.failed(
+                    Failure::new(Reason::InvalidCredentials),
                     credentials::Source::Cookie,
                 ));
             }
         };
-        if creds.is_empty() {
-            return Begin::Ready(
-                self.finished(Err(Failure::new(Reason::MissingCredentials)), creds.source),
-            );
-        }
-        let Some(jwt) = creds.jwt else {
-            let token = creds.token.unwrap_or_default();
+        let source = creds.source;
+        let Some(raw_jwt) = creds.jwt else {
+            let Some(token) = creds.token else {
+                return Begin::Ready(self.failed(Failure::new(Reason::MissingCredentials), source));
+            };
             // Every session token costs a call to Stytch: refuse what cannot be one, and
             // what Stytch already said is gone, without asking.
             if !is_plausible_session_token(token) {
-                return Begin::Ready(
-                    self.finished(Err(Failure::new(Reason::InvalidToken)), creds.source),
-                );
+                return Begin::Ready(self.failed(Failure::new(Reason::InvalidToken), source));
             }
             if self.is_dead(token) {
-                return Begin::Ready(self.finished_clearing(Reason::SessionRevoked, creds.source));
+                return Begin::Ready(self.failed_clearing(Reason::SessionRevoked, source));
             }
             return Begin::Ready(self.remote(
                 SessionCredential::Token(token.to_owned()),
                 None,
-                creds.source,
+                source,
             ));
         };
-        if let Some(member) = self.cached(jwt) {
-            return Begin::Ready(self.finished(member, creds.source));
+        // A hit is byte-identical to a token that was validated and verified.
+        if let Some(member) = self.cached(raw_jwt.as_bytes()) {
+            return Begin::Ready(self.verified(member));
         }
+        let Ok(jwt) = raw_jwt.validate() else {
+            return Begin::Ready(self.failed(Failure::new(Reason::InvalidCredentials), source));
+        };
         let token = match Token::parse(jwt) {
             Ok(t) => t,
-            Err(rejected) => return Begin::Ready(self.rejected(rejected, creds.source)),
+            Err(rejected) => return Begin::Ready(self.rejected(rejected, source)),
         };
         match self.inner.jwks.serving_set_with(&token.kid) {
-            Some(set) => Begin::Ready(self.verify_with(&set, jwt, &token, creds.source)),
+            Some(set) => Begin::Ready(self.verify_with(&set, jwt, &token, source)),
             None => Begin::NeedsKeys {
                 jwt: jwt.to_owned(),
-                source: creds.source,
+                source,
                 kid: token.kid,
             },
         }
@@ -384,16 +383,15 @@ impl StytchAuth {
         jwt: String,
         source: credentials::Source,
         kid: String,
-    ) -> Arc<RequestAuth> {
+    ) -> AuthContext {
         match self.inner.jwks.key_set_for(&kid).await {
             Ok(set) => match Token::parse(&jwt) {
                 Ok(parsed) => self.verify_with(&set, &jwt, &parsed, source),
                 Err(rejected) => self.rejected(rejected, source),
             },
             Err(KeyError::UnknownKid) => self.rejected(Rejected::BadSignature, source),
-            Err(KeyError::Unavailable) => self.finished(
-                Err(Failure::new(Reason::StytchUnavailable)
-                    .retry_after(self.inner.jwks.retry_after())),
+            Err(KeyError::Unavailable) => self.failed(
+                Failure::new(Reason::StytchUnavailable).retry_after(self.inner.jwks.retry_after()),
                 source,
             ),
         }
@@ -405,7 +403,7 @@ impl StytchAuth {
         jwt: &str,
         token: &Token<'_>,
         source: credentials::Source,
-    ) -> Arc<RequestAuth> {
+    ) -> AuthContext {
         let Some(key) = set.get(&token.kid) else {
             return self.rejected(Rejected::BadSignature, source);
         };
@@ -421,20 +419,27 @@ impl StytchAuth {
             Err(rejected) => return self.rejected(rejected, source),
         };
         if self.is_revoked(&claims.session.id) {
-            return self.finished_clearing(Reason::SessionRevoked, source);
+            return self.failed_clearing(Reason::SessionRevoked, source);
         }
         match self.inner.rules.check(&claims, self.inner.clock.now()) {
             Ok(Standing::Fresh { valid_until }) => {
                 let member = member_from_claims(claims);
                 if let Some(tokens) = &self.inner.tokens {
                     tokens.insert(jwt, member.clone(), valid_until);
+                    // Cache hits are not checked against the denylist: a logout that
+                    // ran since the check above must not leave this entry behind.
+                    // (`logout` denylists first, then purges the cache.)
+                    if self.is_revoked(member.member_session_id()) {
+                        tokens.remove_session(member.member_session_id());
+                        return self.failed_clearing(Reason::SessionRevoked, source);
+                    }
                 }
                 tracing::debug!(path = "local", outcome = "ok", "stytch session verified");
-                self.finished(Ok(member), source)
+                self.verified(member)
             }
             // Signed by Stytch but expired or too old: Stytch decides (and renews).
             Ok(Standing::Stale) if self.is_dead(jwt) => {
-                self.finished_clearing(Reason::SessionRevoked, source)
+                self.failed_clearing(Reason::SessionRevoked, source)
             }
             Ok(Standing::Stale) => self.remote(
                 SessionCredential::Jwt(jwt.to_owned()),
@@ -445,18 +450,17 @@ impl StytchAuth {
         }
     }
 
-    fn cached(&self, jwt: &str) -> Option<Result<AuthenticatedMember, Failure>> {
+    /// The member of a cached verified JWT. No denylist lookup: `logout` purges the
+    /// session's tokens, and `verify_with` never leaves a denylisted one behind.
+    fn cached(&self, jwt: &[u8]) -> Option<AuthenticatedMember> {
         let tokens = self.inner.tokens.as_ref()?;
         let member = tokens.get(jwt, self.inner.clock.unix_seconds())?;
         self.inner
             .metrics
             .cache_hits
             .fetch_add(1, Ordering::Relaxed);
-        if self.is_revoked(member.member_session_id()) {
-            return Some(Err(Failure::new(Reason::SessionRevoked).clearing_cookies()));
-        }
         tracing::trace!(path = "cached", outcome = "ok", "stytch session verified");
-        Some(Ok(member))
+        Some(member)
     }
 
     /// Remembers a credential Stytch answered "session not found" for.
@@ -473,24 +477,27 @@ impl StytchAuth {
         self.inner.revoked.contains_key(member_session_id)
     }
 
-    fn rejected(&self, rejected: Rejected, source: credentials::Source) -> Arc<RequestAuth> {
+    fn rejected(&self, rejected: Rejected, source: credentials::Source) -> AuthContext {
         tracing::debug!(path = "local", outcome = "rejected", reason = ?rejected, "stytch session JWT rejected");
         match rejected {
-            Rejected::SessionEnded => self.finished_clearing(Reason::SessionExpired, source),
-            _ => self.finished(Err(Failure::new(Reason::InvalidToken)), source),
+            Rejected::SessionEnded => self.failed_clearing(Reason::SessionExpired, source),
+            _ => self.failed(Failure::new(Reason::InvalidToken), source),
         }
     }
 
-    fn finished(
-        &self,
-        result: Result<AuthenticatedMember, Failure>,
-        source: credentials::Source,
-    ) -> Arc<RequestAuth> {
-        Arc::new(RequestAuth::done(self.clone(), result, source))
+    fn verified(&self, member: AuthenticatedMember) -> AuthContext {
+        AuthContext::Verified {
+            auth: self.clone(),
+            member,
+        }
     }
 
-    fn finished_clearing(&self, reason: Reason, source: credentials::Source) -> Arc<RequestAuth> {
-        self.finished(Err(Failure::new(reason).clearing_cookies()), source)
+    fn failed(&self, failure: Failure, source: credentials::Source) -> AuthContext {
+        AuthContext::Deferred(Arc::new(RequestAuth::failed(self.clone(), failure, source)))
+    }
+
+    fn failed_clearing(&self, reason: Reason, source: credentials::Source) -> AuthContext {
+        self.failed(Failure::new(reason).clearing_cookies(), source)
     }
 
     fn remote(
@@ -498,13 +505,13 @@ impl StytchAuth {
         credential: SessionCredential,
         organization_hint: Option<String>,
         source: credentials::Source,
-    ) -> Arc<RequestAuth> {
-        Arc::new(RequestAuth::remote(
+    ) -> AuthContext {
+        AuthContext::Deferred(Arc::new(RequestAuth::remote(
             self.clone(),
             credential,
             organization_hint,
             source,
-        ))
+        )))
     }
 
     /// `sessions/authenticate`, coalescing identical concurrent calls.

@@ -2,7 +2,8 @@
 //!
 //! One pass over the `Cookie` header(s), no allocation: values are borrowed from the
 //! headers. Cookies other than ours are skipped without being decoded, so a malformed
-//! unrelated cookie never affects authentication.
+//! unrelated cookie never affects authentication. The ~1.5 KB JWT is size-checked here
+//! but its characters only when it is not in the verified-token cache ([`RawJwt`]).
 
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
@@ -24,10 +25,28 @@ pub(crate) enum Source {
     Bearer,
 }
 
+/// A session JWT as sent: within the size cap and unquoted, its characters not yet
+/// checked. [`RawJwt::validate`] checks them; a cache lookup may use the bytes as they
+/// are, since every cached token was validated before it was inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawJwt<'a>(&'a [u8]);
+
+impl<'a> RawJwt<'a> {
+    pub(crate) fn as_bytes(self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The JWT, if it is a valid credential value (non-empty visible ASCII without
+    /// separators).
+    pub(crate) fn validate(self) -> Result<&'a str, CredentialError> {
+        validate(self.0)
+    }
+}
+
 /// The credentials of one request, borrowed from its headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Credentials<'a> {
-    pub(crate) jwt: Option<&'a str>,
+    pub(crate) jwt: Option<RawJwt<'a>>,
     pub(crate) token: Option<&'a str>,
     pub(crate) source: Source,
 }
@@ -43,12 +62,6 @@ pub(crate) enum CredentialError {
     Malformed,
 }
 
-impl<'a> Credentials<'a> {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.jwt.is_none() && self.token.is_none()
-    }
-}
-
 /// Extracts the session credentials.
 ///
 /// With bearer tokens enabled, an `Authorization: Bearer` header wins over cookies;
@@ -60,10 +73,14 @@ pub(crate) fn extract<'a>(
     if settings.bearer
         && let Some(bearer) = bearer(headers, settings)?
     {
-        let is_jwt = bearer.bytes().filter(|b| *b == b'.').count() == 2;
+        let is_jwt = memchr::memchr_iter(b'.', bearer).count() == 2;
         return Ok(Credentials {
-            jwt: is_jwt.then_some(bearer),
-            token: (!is_jwt).then_some(bearer),
+            jwt: is_jwt.then_some(RawJwt(bearer)),
+            token: if is_jwt {
+                None
+            } else {
+                Some(validate(bearer)?)
+            },
             source: Source::Bearer,
         });
     }
@@ -76,25 +93,32 @@ pub(crate) fn extract<'a>(
     let token_name = settings.token_cookie.as_bytes();
     for header in headers.get_all(COOKIE) {
         for pair in split_pairs(header.as_bytes()) {
-            let pair = pair.trim_ascii();
-            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
-                continue;
-            };
-            let (name, value) = (pair[..eq].trim_ascii(), &pair[eq + 1..]);
-            let slot = if name == jwt_name {
-                &mut creds.jwt
-            } else if name == token_name {
-                &mut creds.token
-            } else {
-                continue;
-            };
-            if slot.is_some() {
-                return Err(CredentialError::Duplicate);
+            let pair = pair.trim_ascii_start();
+            // Cookie names are tokens (no `=`, no spaces; checked by the builder), so a
+            // prefix match decides without scanning other cookies for their `=`.
+            if let Some(value) = value_of(pair, jwt_name) {
+                if creds.jwt.is_some() {
+                    return Err(CredentialError::Duplicate);
+                }
+                creds.jwt = Some(RawJwt(unquote(value, settings.max_cookie_size)?));
+            } else if let Some(value) = value_of(pair, token_name) {
+                if creds.token.is_some() {
+                    return Err(CredentialError::Duplicate);
+                }
+                creds.token = Some(validate(unquote(value, settings.max_cookie_size)?)?);
             }
-            *slot = Some(cookie_value(value.trim_ascii(), settings.max_cookie_size)?);
         }
     }
     Ok(creds)
+}
+
+/// The value of `pair` (`name = value`, leading spaces trimmed) if its name is `name`.
+fn value_of<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let value = pair
+        .strip_prefix(name)?
+        .trim_ascii_start()
+        .strip_prefix(b"=")?;
+    Some(value.trim_ascii())
 }
 
 /// The `;`-separated pairs of a `Cookie` header (memchr: a JWT is ~1.5 KB).
@@ -112,7 +136,7 @@ fn split_pairs(header: &[u8]) -> impl Iterator<Item = &[u8]> {
 fn bearer<'a>(
     headers: &'a HeaderMap,
     settings: &CredentialSettings,
-) -> Result<Option<&'a str>, CredentialError> {
+) -> Result<Option<&'a [u8]>, CredentialError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -125,20 +149,23 @@ fn bearer<'a>(
         // Another scheme (Basic, ...): not ours, fall back to cookies.
         return Ok(None);
     }
-    cookie_value(bytes[7..].trim_ascii(), settings.max_cookie_size).map(Some)
+    unquote(bytes[7..].trim_ascii(), settings.max_cookie_size).map(Some)
 }
 
-/// Validates a credential value: within the cap, non-empty, visible ASCII without
-/// `"`, `,`, `;` or `\`. A value wrapped in one pair of double quotes (RFC 6265
-/// `cookie-value`) is unwrapped.
-fn cookie_value(value: &[u8], max: usize) -> Result<&str, CredentialError> {
+/// A credential value within the cap, with one pair of enclosing double quotes
+/// (RFC 6265 `cookie-value`) removed.
+fn unquote(value: &[u8], max: usize) -> Result<&[u8], CredentialError> {
     if value.len() > max {
         return Err(CredentialError::Oversized);
     }
-    let value = match value {
+    Ok(match value {
         [b'"', inner @ .., b'"'] => inner,
         _ => value,
-    };
+    })
+}
+
+/// A valid credential value: non-empty, visible ASCII without `"`, `,`, `;` or `\`.
+fn validate(value: &[u8]) -> Result<&str, CredentialError> {
     // One branch-free pass (vectorized): any byte outside visible ASCII, or a
     // separator, makes the value malformed.
     let bad = value.iter().fold(false, |bad, &b| {
@@ -165,6 +192,14 @@ mod tests {
         }
     }
 
+    type Validated<'a> = Result<(Option<&'a str>, Option<&'a str>), CredentialError>;
+
+    /// What the layer ends up with on a cache miss: both values validated.
+    fn validated<'a>(h: &'a HeaderMap, s: &CredentialSettings) -> Validated<'a> {
+        let c = extract(h, s)?;
+        Ok((c.jwt.map(RawJwt::validate).transpose()?, c.token))
+    }
+
     fn headers(cookies: &[&[u8]]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for c in cookies {
@@ -179,10 +214,9 @@ mod tests {
             b"a=1; stytch_session_jwt=h.p.s;b=2",
             b"stytch_session=tok ; c",
         ]);
-        let c = extract(&h, &settings(false)).unwrap();
-        assert_eq!(c.jwt, Some("h.p.s"));
-        assert_eq!(c.token, Some("tok"));
-        assert_eq!(c.source, Source::Cookie);
+        let c = validated(&h, &settings(false)).unwrap();
+        assert_eq!(c.0, Some("h.p.s"));
+        assert_eq!(c.1, Some("tok"));
     }
 
     #[test]
@@ -218,7 +252,7 @@ mod tests {
         ];
         for (header, expected) in cases {
             let h = headers(&[header]);
-            let got = extract(&h, &settings(false)).map(|c| (c.jwt, c.token));
+            let got = validated(&h, &settings(false));
             assert_eq!(&got, expected, "{:?}", String::from_utf8_lossy(header));
         }
     }
@@ -249,20 +283,21 @@ mod tests {
     fn bearer_only_when_enabled() {
         let mut h = headers(&[b"stytch_session=cookie-token"]);
         h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer h.p.s"));
-        let c = extract(&h, &settings(false)).unwrap();
-        assert_eq!((c.jwt, c.token), (None, Some("cookie-token")));
-        let c = extract(&h, &settings(true)).unwrap();
         assert_eq!(
-            (c.jwt, c.token, c.source),
-            (Some("h.p.s"), None, Source::Bearer)
+            validated(&h, &settings(false)),
+            Ok((None, Some("cookie-token")))
         );
+        assert_eq!(validated(&h, &settings(true)), Ok((Some("h.p.s"), None)));
+        assert_eq!(extract(&h, &settings(true)).unwrap().source, Source::Bearer);
 
         h.insert(
             AUTHORIZATION,
             HeaderValue::from_static("bearer opaque-token"),
         );
-        let c = extract(&h, &settings(true)).unwrap();
-        assert_eq!((c.jwt, c.token), (None, Some("opaque-token")));
+        assert_eq!(
+            validated(&h, &settings(true)),
+            Ok((None, Some("opaque-token")))
+        );
 
         h.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         let c = extract(&h, &settings(true)).unwrap();

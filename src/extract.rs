@@ -4,27 +4,22 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 
 use crate::error::{AuthRejection, Reason};
-use crate::layer::AuthContext;
 use crate::member::AuthenticatedMember;
-use crate::request_auth::Failure;
+use crate::request_auth::{AuthContext, Failure};
 
 /// The request's authentication state, or the 500 that says the layer is missing.
-pub(crate) fn context(parts: &Parts) -> Result<AuthContext, AuthRejection> {
-    parts
-        .extensions
-        .get::<AuthContext>()
-        .cloned()
-        .ok_or_else(|| {
-            tracing::error!(
-                "AuthenticatedMember or RequireAuthz used on a route without the StytchAuth layer"
-            );
-            AuthRejection::new(Reason::LayerMissing)
-        })
+pub(crate) fn context(parts: &Parts) -> Result<&AuthContext, AuthRejection> {
+    parts.extensions.get::<AuthContext>().ok_or_else(|| {
+        tracing::error!(
+            "AuthenticatedMember or RequireAuthz used on a route without the StytchAuth layer"
+        );
+        AuthRejection::new(Reason::LayerMissing)
+    })
 }
 
 /// The rejection for `failure`, through the user's error handler.
 pub(crate) fn reject(ctx: &AuthContext, failure: Failure, parts: &Parts) -> AuthRejection {
-    rejection(failure, None).customize(ctx.0.auth().inner.error_handler.as_ref(), parts)
+    rejection(failure, None).customize(ctx.auth().inner.error_handler.as_ref(), parts)
 }
 
 /// The rejection for a failed authorization of `(resource, action)`, through the
@@ -37,7 +32,7 @@ pub(crate) fn reject_authz(
     parts: &Parts,
 ) -> AuthRejection {
     rejection(failure, Some((resource, action)))
-        .customize(ctx.0.auth().inner.error_handler.as_ref(), parts)
+        .customize(ctx.auth().inner.error_handler.as_ref(), parts)
 }
 
 /// The rejection for `failure`, without the user's error handler.
@@ -56,7 +51,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthenticatedMember {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let ctx = context(parts)?;
-        ctx.0.member().await.map_err(|f| reject(&ctx, f, parts))
+        ctx.member().await.map_err(|f| reject(ctx, f, parts))
     }
 }
 
@@ -71,10 +66,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for AuthenticatedMember {
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         let ctx = context(parts)?;
-        match ctx.0.member().await {
+        match ctx.member().await {
             Ok(member) => Ok(Some(member)),
             Err(f) if f.reason.status().is_client_error() => Ok(None),
-            Err(f) => Err(reject(&ctx, f, parts)),
+            Err(f) => Err(reject(ctx, f, parts)),
         }
     }
 }

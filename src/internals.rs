@@ -5,7 +5,7 @@ use http::HeaderMap;
 
 use crate::credentials::{self, CredentialSettings};
 use crate::rbac::Role;
-use crate::rbac::decision::{CompiledRoles, decide};
+use crate::rbac::decision::{CompiledRoles, Granting, decide};
 
 /// The default credential settings (cookie names, no bearer, 4096-byte cap).
 pub fn default_credential_settings() -> CredentialSettings {
@@ -17,14 +17,15 @@ pub fn default_credential_settings() -> CredentialSettings {
     }
 }
 
-/// Reads `(jwt, token)` from the headers; `None` when the credentials are refused.
+/// Reads `(jwt, token)` from the headers, both validated (what the layer does on a
+/// token-cache miss); `None` when the credentials are refused.
 pub fn extract_credentials<'a>(
     headers: &'a HeaderMap,
     settings: &CredentialSettings,
 ) -> Option<(Option<&'a str>, Option<&'a str>)> {
-    credentials::extract(headers, settings)
-        .ok()
-        .map(|c| (c.jwt, c.token))
+    let creds = credentials::extract(headers, settings).ok()?;
+    let jwt = creds.jwt.map(|jwt| jwt.validate()).transpose().ok()?;
+    Some((jwt, creds.token))
 }
 
 /// Parses a JWT's structure and header, and decodes its claims without verifying the
@@ -45,7 +46,8 @@ impl Roles {
     }
 }
 
-/// The local RBAC decision: the granting roles, or `None` when denied.
+/// The local RBAC decision: how many of the session's roles grant the permission,
+/// or `None` when denied (the decision the guards make, without building a verdict).
 pub fn decide_locally(
     project: &Roles,
     member_org: &str,
@@ -53,8 +55,8 @@ pub fn decide_locally(
     session_roles: &[String],
     resource: &str,
     action: &str,
-) -> Option<Vec<String>> {
-    decide(
+) -> Option<usize> {
+    let granting = decide(
         &project.0,
         None,
         member_org,
@@ -63,5 +65,9 @@ pub fn decide_locally(
         resource,
         action,
     )
-    .ok()
+    .ok()?;
+    Some(match granting {
+        Granting::Mask(mask) => mask.count_ones() as usize,
+        Granting::Names(names) => names.len(),
+    })
 }

@@ -7,16 +7,12 @@ use std::task::{Context, Poll};
 
 use http::header::SET_COOKIE;
 use http::{Request, Response};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::auth::{Begin, StytchAuth};
-use crate::request_auth::RequestAuth;
-
-/// The request extension through which extractors and guards reach the request's
-/// authentication state.
-#[derive(Clone)]
-pub(crate) struct AuthContext(pub(crate) Arc<RequestAuth>);
+use crate::request_auth::{AuthContext, RequestAuth};
 
 /// Authenticates every request with Stytch session credentials. Made by
 /// [`StytchAuth::layer`].
@@ -63,33 +59,45 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // Call the instance that was driven to readiness; keep a fresh clone.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         match self.auth.begin(req.headers()) {
             Begin::Ready(ctx) => {
-                req.extensions_mut().insert(AuthContext(Arc::clone(&ctx)));
-                let fut = inner.call(req);
-                ResponseFuture::new(async move {
-                    let response = fut.await?;
-                    Ok(with_cookies(response, &ctx))
-                })
+                let cookies = match &ctx {
+                    // Nothing to write back for a verified JWT.
+                    AuthContext::Verified { .. } => None,
+                    AuthContext::Deferred(state) => Some(Arc::clone(state)),
+                };
+                req.extensions_mut().insert(ctx);
+                let fut = self.inner.call(req);
+                let kind = match cookies {
+                    None => Kind::Verified { fut },
+                    Some(state) => Kind::Deferred { fut, state },
+                };
+                ResponseFuture { kind }
             }
             Begin::NeedsKeys { jwt, source, kid } => {
+                // Call the instance that was driven to readiness; keep a fresh clone.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
                 let auth = self.auth.clone();
-                ResponseFuture::new(async move {
+                let fut = Box::pin(async move {
                     let ctx = auth.finish(jwt, source, kid).await;
-                    req.extensions_mut().insert(AuthContext(Arc::clone(&ctx)));
+                    req.extensions_mut().insert(ctx.clone());
                     let response = inner.call(req).await?;
-                    Ok(with_cookies(response, &ctx))
-                })
+                    Ok(match &ctx {
+                        AuthContext::Verified { .. } => response,
+                        AuthContext::Deferred(state) => with_cookies(response, state),
+                    })
+                });
+                ResponseFuture {
+                    kind: Kind::AwaitingKeys { fut },
+                }
             }
         }
     }
@@ -97,11 +105,11 @@ where
 
 /// Adds the session's `Set-Cookie` headers, unless the handler already set ours
 /// (a logout or login handler knows best).
-fn with_cookies<B>(mut response: Response<B>, ctx: &RequestAuth) -> Response<B> {
-    let Some(values) = ctx.take_set_cookies() else {
+fn with_cookies<B>(mut response: Response<B>, state: &RequestAuth) -> Response<B> {
+    let Some(values) = state.take_set_cookies() else {
         return response;
     };
-    let cookies = &ctx.auth().inner.cookies;
+    let cookies = &state.auth().inner.cookies;
     if response
         .headers()
         .get_all(SET_COOKIE)
@@ -116,28 +124,45 @@ fn with_cookies<B>(mut response: Response<B>, ctx: &RequestAuth) -> Response<B> 
     response
 }
 
-/// Response future of [`StytchAuthService`].
-pub struct ResponseFuture<B, E> {
-    inner: Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>,
+type BoxedResponse<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
+
+pin_project! {
+    /// Response future of [`StytchAuthService`]: the inner service's future, boxed only
+    /// when the request had to wait for Stytch's keys.
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        kind: Kind<F, B, E>,
+    }
 }
 
-impl<B, E> ResponseFuture<B, E> {
-    fn new(fut: impl Future<Output = Result<Response<B>, E>> + Send + 'static) -> Self {
-        Self {
-            inner: Box::pin(fut),
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B, E> {
+        Verified { #[pin] fut: F },
+        Deferred { #[pin] fut: F, state: Arc<RequestAuth> },
+        AwaitingKeys { fut: BoxedResponse<B, E> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Verified { fut } => fut.poll(cx),
+            KindProj::Deferred { fut, state } => match fut.poll(cx) {
+                Poll::Ready(Ok(response)) => Poll::Ready(Ok(with_cookies(response, state))),
+                other => other,
+            },
+            KindProj::AwaitingKeys { fut } => fut.as_mut().poll(cx),
         }
     }
 }
 
-impl<B, E> Future for ResponseFuture<B, E> {
-    type Output = Result<Response<B>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl<B, E> std::fmt::Debug for ResponseFuture<B, E> {
+impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

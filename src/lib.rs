@@ -144,5 +144,5 @@ pub use error::{AuthRejection, Reason};
 pub use layer::{ResponseFuture, StytchAuthLayer, StytchAuthService};
 pub use member::{AuthMethod, AuthenticatedMember, AuthenticationFactor};
 pub use metrics::MetricsSnapshot;
-pub use rbac::guard::{GuardService, RequireAuthz, RequireSession};
+pub use rbac::guard::{GuardFuture, GuardService, RequireAuthz, RequireSession};
 pub use rbac::typed::{Authorized, RequiredPermission};

@@ -7,7 +7,7 @@
 //! into the same `sessions/authenticate` call, and routes that never look at the
 //! member cost no outbound call.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -20,6 +20,7 @@ use crate::credentials::Source;
 use crate::error::Reason;
 use crate::member::AuthenticatedMember;
 use crate::rbac::Verdict;
+use crate::rbac::decision::Granting;
 
 /// Why a request has no usable session (or may not proceed).
 #[derive(Debug, Clone)]
@@ -61,8 +62,88 @@ impl Failure {
     }
 }
 
+/// The request extension through which extractors and guards reach the request's
+/// authentication state.
+#[derive(Clone)]
+pub(crate) enum AuthContext {
+    /// Verified locally, or found in the verified-token cache, when the request came
+    /// in: the common case, which allocates nothing but the extension.
+    Verified {
+        auth: StytchAuth,
+        member: AuthenticatedMember,
+    },
+    /// Refused, or to be decided by Stytch when first needed.
+    Deferred(Arc<RequestAuth>),
+}
+
+impl AuthContext {
+    pub(crate) fn auth(&self) -> &StytchAuth {
+        match self {
+            AuthContext::Verified { auth, .. } => auth,
+            AuthContext::Deferred(ctx) => &ctx.auth,
+        }
+    }
+
+    /// `(path, outcome)` for tracing: how the request was (or will be) decided.
+    pub(crate) fn describe(&self) -> (&'static str, &'static str) {
+        match self {
+            AuthContext::Verified { .. } => ("local", "ok"),
+            AuthContext::Deferred(ctx) => match &ctx.initial {
+                Initial::Failed(f) => ("local", f.reason.as_str()),
+                Initial::Remote { .. } => ("remote", "deferred"),
+            },
+        }
+    }
+
+    /// The member, asking Stytch first if the request needs it (once per request).
+    pub(crate) async fn member(&self) -> Result<AuthenticatedMember, Failure> {
+        match self {
+            AuthContext::Verified { member, .. } => Ok(member.clone()),
+            AuthContext::Deferred(ctx) => ctx.member().await,
+        }
+    }
+
+    /// Whether `action` on `resource` in `organization_id` (the member's own when
+    /// `None`) is allowed.
+    ///
+    /// Locally verified members are decided against the cached policy. Members that
+    /// need Stytch are decided by Stytch in the same `sessions/authenticate` call
+    /// (`authorization_check`), so role and policy changes apply at once.
+    pub(crate) async fn authorize(
+        &self,
+        organization_id: Option<&str>,
+        resource: &Arc<str>,
+        action: &Arc<str>,
+    ) -> Result<(AuthenticatedMember, Verdict), Failure> {
+        match self {
+            AuthContext::Verified { auth, member } => {
+                decide_locally(auth, member.clone(), organization_id, resource, action).await
+            }
+            AuthContext::Deferred(ctx) => ctx.authorize(organization_id, resource, action).await,
+        }
+    }
+}
+
+/// The local RBAC decision for a member whose roles are known.
+async fn decide_locally(
+    auth: &StytchAuth,
+    member: AuthenticatedMember,
+    organization_id: Option<&str>,
+    resource: &Arc<str>,
+    action: &Arc<str>,
+) -> Result<(AuthenticatedMember, Verdict), Failure> {
+    let organization_id = organization_id.unwrap_or(member.organization_id());
+    let verdict = auth
+        .inner
+        .policy
+        .decide(&member, organization_id, resource, action)
+        .await
+        .inspect_err(|f| auth.inner.metrics.failure(f.reason))?;
+    Ok((member, verdict))
+}
+
 enum Initial {
-    Done(Result<AuthenticatedMember, Failure>),
+    Failed(Failure),
     Remote {
         credential: SessionCredential,
         /// The organization of a stale JWT (its signature was verified).
@@ -76,6 +157,7 @@ enum CookieUpdate {
     Clear,
 }
 
+/// The state of a request that was refused, or needs Stytch.
 pub(crate) struct RequestAuth {
     auth: StytchAuth,
     initial: Initial,
@@ -85,18 +167,16 @@ pub(crate) struct RequestAuth {
 }
 
 impl RequestAuth {
-    pub(crate) fn done(
-        auth: StytchAuth,
-        result: Result<AuthenticatedMember, Failure>,
-        source: Source,
-    ) -> Self {
-        if let Err(failure) = &result {
-            auth.inner.metrics.failure(failure.reason);
-        }
-        let clear = matches!(&result, Err(f) if f.clear_cookies);
+    pub(crate) fn auth(&self) -> &StytchAuth {
+        &self.auth
+    }
+
+    pub(crate) fn failed(auth: StytchAuth, failure: Failure, source: Source) -> Self {
+        auth.inner.metrics.failure(failure.reason);
+        let clear = failure.clear_cookies;
         let this = Self {
             auth,
-            initial: Initial::Done(result),
+            initial: Initial::Failed(failure),
             source,
             remote: OnceCell::new(),
             cookies: Mutex::new(None),
@@ -125,23 +205,9 @@ impl RequestAuth {
         }
     }
 
-    /// `(path, outcome)` for tracing: how the request was (or will be) decided.
-    pub(crate) fn describe(&self) -> (&'static str, &'static str) {
+    async fn member(&self) -> Result<AuthenticatedMember, Failure> {
         match &self.initial {
-            Initial::Done(Ok(_)) => ("local", "ok"),
-            Initial::Done(Err(f)) => ("local", f.reason.as_str()),
-            Initial::Remote { .. } => ("remote", "deferred"),
-        }
-    }
-
-    pub(crate) fn auth(&self) -> &StytchAuth {
-        &self.auth
-    }
-
-    /// The member, asking Stytch first if the request needs it (once per request).
-    pub(crate) async fn member(&self) -> Result<AuthenticatedMember, Failure> {
-        match &self.initial {
-            Initial::Done(result) => result.clone(),
+            Initial::Failed(failure) => Err(failure.clone()),
             Initial::Remote { credential, .. } => self
                 .remote
                 .get_or_init(|| async {
@@ -154,16 +220,11 @@ impl RequestAuth {
         }
     }
 
-    /// Whether `action` on `resource` in `organization_id` is allowed.
-    ///
-    /// Locally verified members are decided against the cached policy. Members that
-    /// need Stytch are decided by Stytch in the same `sessions/authenticate` call
-    /// (`authorization_check`), so role and policy changes apply at once.
-    pub(crate) async fn authorize(
+    async fn authorize(
         &self,
         organization_id: Option<&str>,
-        resource: &str,
-        action: &str,
+        resource: &Arc<str>,
+        action: &Arc<str>,
     ) -> Result<(AuthenticatedMember, Verdict), Failure> {
         if let (
             Initial::Remote {
@@ -179,41 +240,33 @@ impl RequestAuth {
             if let Some(org) = organization_id.or(organization_hint.as_deref()) {
                 let check = AuthorizationCheck {
                     organization_id: org.to_owned(),
-                    resource_id: resource.to_owned(),
-                    action: action.to_owned(),
+                    resource_id: resource.to_string(),
+                    action: action.to_string(),
                 };
-                let (member, verdict) = self.authenticate(credential, Some(check)).await?;
+                let (member, granting) = self.authenticate(credential, Some(check)).await?;
                 let _ = self.remote.set(Ok(member.clone()));
-                let verdict =
-                    verdict.unwrap_or_else(|| Verdict::new(Vec::new(), org, resource, action));
+                // `authenticate` answers a check with a verdict or an error.
+                let granting = granting.ok_or_else(|| Failure::new(Reason::PermissionDenied))?;
+                let verdict = Verdict::new(
+                    member.clone(),
+                    granting,
+                    Arc::clone(resource),
+                    Arc::clone(action),
+                );
                 return Ok((member, verdict));
             }
         }
         let member = self.member().await?;
-        let organization_id = organization_id.unwrap_or(member.organization_id());
-        let verdict = self
-            .auth
-            .inner
-            .policy
-            .decide(&member, organization_id, resource, action)
-            .await
-            .inspect_err(|f| self.auth.inner.metrics.failure(f.reason))?;
-        Ok((member, verdict))
+        decide_locally(&self.auth, member, organization_id, resource, action).await
     }
 
     async fn authenticate(
         &self,
         credential: &SessionCredential,
         check: Option<AuthorizationCheck>,
-    ) -> Result<(AuthenticatedMember, Option<Verdict>), Failure> {
+    ) -> Result<(AuthenticatedMember, Option<Granting>), Failure> {
         let inner = &self.auth.inner;
-        let resource_action = check.as_ref().map(|c| {
-            (
-                c.organization_id.clone(),
-                c.resource_id.clone(),
-                c.action.clone(),
-            )
-        });
+        let checked = check.is_some();
         let params = AuthenticateParams {
             credential: credential.clone(),
             session_duration_minutes: inner.session_duration_minutes,
@@ -243,20 +296,17 @@ impl RequestAuth {
                         inner.clock.now(),
                     )));
                 }
-                let verdict =
-                    match (&response.verdict, resource_action) {
-                        (Some(v), Some((org, resource, action))) if v.authorized => Some(
-                            Verdict::new(v.granting_roles.clone(), &org, &resource, &action),
-                        ),
-                        (_, Some(_)) => {
-                            // A check was sent and Stytch answered 200 without a positive
-                            // verdict: fail closed.
-                            return Err(self.fail(Failure::new(Reason::PermissionDenied)));
-                        }
-                        (_, None) => None,
-                    };
+                let granting = match &response.verdict {
+                    Some(v) if checked && v.authorized => {
+                        Some(Granting::Names(v.granting_roles.as_slice().into()))
+                    }
+                    // A check was sent and Stytch answered 200 without a positive
+                    // verdict: fail closed.
+                    _ if checked => return Err(self.fail(Failure::new(Reason::PermissionDenied))),
+                    _ => None,
+                };
                 tracing::debug!(path = "remote", outcome = "ok", request_id = %response.request_id, "stytch session authenticated");
-                Ok((member, verdict))
+                Ok((member, granting))
             }
             Err(error) => {
                 let failure = failure_from_remote(&error);

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 
-use super::decision::{CompiledRoles, Denial, decide};
+use super::decision::{CompiledRoles, Denial, Granting, decide};
 use super::verdict::Verdict;
 use crate::client::StytchClient;
 use crate::clock::{SharedClock, unix_seconds};
@@ -82,6 +82,22 @@ impl<T: Send + Sync + 'static> Slot<T> {
             return None;
         }
         self.refresh(clock.clone(), seen, fetch).await.ok()
+    }
+
+    /// Runs `f` on the value if it was fetched less than `ttl` before `now`, without
+    /// waiting or fetching.
+    fn with_fresh<R>(
+        &self,
+        now: SystemTime,
+        ttl: Duration,
+        f: impl FnOnce(&Stamped<T>) -> R,
+    ) -> Option<R> {
+        let current = self.current.load();
+        let current = current.as_deref()?;
+        let age = now
+            .duration_since(current.fetched_at)
+            .unwrap_or(Duration::ZERO);
+        (age < ttl).then(|| f(current))
     }
 
     fn backing_off(&self, clock: &SharedClock) -> bool {
@@ -163,7 +179,8 @@ pub(crate) struct PolicyCache {
     grace: Duration,
     metrics: Arc<Metrics>,
     project: Arc<Slot<CompiledRoles>>,
-    organizations: moka::sync::Cache<String, Arc<Slot<CompiledRoles>>>,
+    /// Size-bounded; a lookup is one read lock (on the path of every guarded request).
+    organizations: quick_cache::sync::Cache<String, Arc<Slot<CompiledRoles>>>,
 }
 
 impl PolicyCache {
@@ -182,9 +199,9 @@ impl PolicyCache {
             grace,
             metrics,
             project: Arc::new(Slot::new()),
-            organizations: moka::sync::Cache::builder()
-                .max_capacity(org_capacity.max(1))
-                .build(),
+            organizations: quick_cache::sync::Cache::new(
+                usize::try_from(org_capacity.max(1)).unwrap_or(usize::MAX),
+            ),
         }
     }
 
@@ -205,13 +222,18 @@ impl PolicyCache {
             .await
     }
 
+    fn organization_slot(&self, organization_id: &str) -> Arc<Slot<CompiledRoles>> {
+        let Ok(slot) = self.organizations.get_or_insert_with(organization_id, || {
+            Ok::<_, std::convert::Infallible>(Arc::new(Slot::new()))
+        });
+        slot
+    }
+
     async fn organization_roles(
         &self,
         organization_id: &str,
     ) -> Option<Arc<Stamped<CompiledRoles>>> {
-        let slot = self
-            .organizations
-            .get_with_by_ref(organization_id, || Arc::new(Slot::new()));
+        let slot = self.organization_slot(organization_id);
         let client = self.client.clone();
         let metrics = Arc::clone(&self.metrics);
         let org = organization_id.to_owned();
@@ -228,6 +250,52 @@ impl PolicyCache {
         .await
     }
 
+    /// Decides at once when the project policy and the organization's custom roles are
+    /// both cached and fresh (the common case: no clone, no fetch, no await). `None`
+    /// when a fetch or refresh is due: use [`decide`](Self::decide).
+    pub(crate) fn decide_cached(
+        &self,
+        member: &AuthenticatedMember,
+        organization_id: &str,
+        resource: &Arc<str>,
+        action: &Arc<str>,
+    ) -> Option<Result<Verdict, Failure>> {
+        if member.organization_id() != organization_id {
+            return Some(Err(deny(
+                Reason::TenancyMismatch,
+                resource,
+                action,
+                organization_id,
+            )));
+        }
+        let now = self.clock.now();
+        let org = self.organizations.get(organization_id)?;
+        let decision = self.project.with_fresh(now, self.ttl, |project| {
+            org.with_fresh(now, self.ttl, |org| {
+                let result = decide(
+                    &project.value,
+                    Some(&org.value),
+                    member.organization_id(),
+                    organization_id,
+                    member.roles(),
+                    resource,
+                    action,
+                );
+                (result, project.fetched_at)
+            })
+        })??;
+        let (result, fetched_at) = decision;
+        Some(conclude(
+            result,
+            true,
+            member,
+            organization_id,
+            resource,
+            action,
+            || now.duration_since(fetched_at).unwrap_or(Duration::ZERO),
+        ))
+    }
+
     /// Decides locally for a member whose roles are known.
     ///
     /// Tenancy is checked first (no fetch needed). Organization custom roles can only
@@ -237,32 +305,16 @@ impl PolicyCache {
         &self,
         member: &AuthenticatedMember,
         organization_id: &str,
-        resource: &str,
-        action: &str,
+        resource: &Arc<str>,
+        action: &Arc<str>,
     ) -> Result<Verdict, Failure> {
-        let deny = |reason: Reason| {
-            tracing::info!(
-                decision = "deny",
-                reason = reason.as_str(),
-                resource,
-                action,
-                organization_id,
-                "stytch rbac decision"
-            );
-            let failure = Failure::new(reason);
-            if reason == Reason::StytchUnavailable {
-                failure.retry_after(RETRY_BACKOFF)
-            } else {
-                failure
-            }
-        };
-        if member.organization_id() != organization_id {
-            return Err(deny(Reason::TenancyMismatch));
+        if let Some(decided) = self.decide_cached(member, organization_id, resource, action) {
+            return decided;
         }
         let project = self
             .project_roles()
             .await
-            .ok_or_else(|| deny(Reason::StytchUnavailable))?;
+            .ok_or_else(|| deny(Reason::StytchUnavailable, resource, action, organization_id))?;
         let org = self.organization_roles(organization_id).await;
         let result = decide(
             &project.value,
@@ -273,26 +325,88 @@ impl PolicyCache {
             resource,
             action,
         );
-        let policy_age = self
-            .clock
-            .now()
-            .duration_since(project.fetched_at)
-            .unwrap_or(Duration::ZERO);
-        match result {
-            Ok(granting) => {
+        conclude(
+            result,
+            org.is_some(),
+            member,
+            organization_id,
+            resource,
+            action,
+            || {
+                self.clock
+                    .now()
+                    .duration_since(project.fetched_at)
+                    .unwrap_or(Duration::ZERO)
+            },
+        )
+    }
+}
+
+/// The answer for a local decision, logged. Without the organization's custom roles
+/// (`with_org_roles == false`) a denial is not final: it fails closed (503).
+fn conclude(
+    result: Result<Granting, Denial>,
+    with_org_roles: bool,
+    member: &AuthenticatedMember,
+    organization_id: &str,
+    resource: &Arc<str>,
+    action: &Arc<str>,
+    policy_age: impl FnOnce() -> Duration,
+) -> Result<Verdict, Failure> {
+    match result {
+        Ok(granting) => {
+            if tracing::enabled!(tracing::Level::DEBUG) {
                 tracing::debug!(
                     decision = "allow",
-                    resource,
-                    action,
+                    resource = &**resource,
+                    action = &**action,
                     organization_id,
-                    policy_age_secs = policy_age.as_secs(),
+                    policy_age_secs = policy_age().as_secs(),
                     "stytch rbac decision"
                 );
-                Ok(Verdict::new(granting, organization_id, resource, action))
             }
-            Err(_) if org.is_none() => Err(deny(Reason::StytchUnavailable)),
-            Err(Denial::TenancyMismatch) => Err(deny(Reason::TenancyMismatch)),
-            Err(Denial::PermissionDenied) => Err(deny(Reason::PermissionDenied)),
+            Ok(Verdict::new(
+                member.clone(),
+                granting,
+                Arc::clone(resource),
+                Arc::clone(action),
+            ))
         }
+        Err(_) if !with_org_roles => Err(deny(
+            Reason::StytchUnavailable,
+            resource,
+            action,
+            organization_id,
+        )),
+        Err(Denial::TenancyMismatch) => Err(deny(
+            Reason::TenancyMismatch,
+            resource,
+            action,
+            organization_id,
+        )),
+        Err(Denial::PermissionDenied) => Err(deny(
+            Reason::PermissionDenied,
+            resource,
+            action,
+            organization_id,
+        )),
+    }
+}
+
+/// A negative answer, logged.
+fn deny(reason: Reason, resource: &str, action: &str, organization_id: &str) -> Failure {
+    tracing::info!(
+        decision = "deny",
+        reason = reason.as_str(),
+        resource,
+        action,
+        organization_id,
+        "stytch rbac decision"
+    );
+    let failure = Failure::new(reason);
+    if reason == Reason::StytchUnavailable {
+        failure.retry_after(RETRY_BACKOFF)
+    } else {
+        failure
     }
 }

@@ -1,6 +1,7 @@
 //! The local authorization decision, as Stytch defines it (wire spec §6.3).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::policy::Role;
 
@@ -39,6 +40,32 @@ pub(crate) enum Denial {
     PermissionDenied,
 }
 
+/// The session roles that grant a permission, without copying role names on the hot
+/// path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Granting {
+    /// Bit `i` set: the session's role `i` grants (sessions with up to 64 roles).
+    Mask(u64),
+    /// Role names (sessions with more roles, and Stytch's own verdicts).
+    Names(Arc<[String]>),
+}
+
+impl Granting {
+    /// The granting role names; `session_roles` are the roles the decision was made for.
+    pub(crate) fn names<'a>(&'a self, session_roles: &'a [String]) -> Vec<&'a str> {
+        match self {
+            Granting::Mask(mask) => session_roles
+                .iter()
+                .take(64)
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, role)| role.as_str())
+                .collect(),
+            Granting::Names(names) => names.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
 /// Decides whether a session with `session_roles` in `member_org` may perform
 /// `action` on `resource` in `checked_org`, against the project's roles and the
 /// member organization's custom roles. Returns every granting role.
@@ -52,23 +79,30 @@ pub(crate) fn decide(
     session_roles: &[String],
     resource: &str,
     action: &str,
-) -> Result<Vec<String>, Denial> {
+) -> Result<Granting, Denial> {
     if member_org != checked_org {
         return Err(Denial::TenancyMismatch);
     }
-    let granting: Vec<String> = session_roles
-        .iter()
-        .filter(|role| {
-            project.grants(role, resource, action)
-                || organization.is_some_and(|org| org.grants(role, resource, action))
-        })
-        .cloned()
-        .collect();
-    if granting.is_empty() {
-        Err(Denial::PermissionDenied)
+    let grants = |role: &String| {
+        project.grants(role, resource, action)
+            || organization.is_some_and(|org| org.grants(role, resource, action))
+    };
+    let granting = if session_roles.len() <= 64 {
+        let mask = session_roles
+            .iter()
+            .enumerate()
+            .filter(|(_, role)| grants(role))
+            .fold(0u64, |mask, (i, _)| mask | (1 << i));
+        (mask != 0).then_some(Granting::Mask(mask))
     } else {
-        Ok(granting)
-    }
+        let names: Arc<[String]> = session_roles
+            .iter()
+            .filter(|r| grants(r))
+            .cloned()
+            .collect();
+        (!names.is_empty()).then_some(Granting::Names(names))
+    };
+    granting.ok_or(Denial::PermissionDenied)
 }
 
 #[cfg(test)]
@@ -288,8 +322,26 @@ mod tests {
                 resource,
                 action,
             );
-            let expected = expected.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>());
+            let got = got
+                .as_ref()
+                .map(|g| g.names(&session_roles))
+                .map_err(|d| *d);
             assert_eq!(got, expected, "{name}");
         }
+    }
+
+    #[test]
+    fn sessions_with_more_than_64_roles_list_every_granting_role() {
+        let p = project();
+        let mut roles: Vec<String> = (0..70).map(|i| format!("ghost-{i}")).collect();
+        roles.insert(3, "viewer".into());
+        roles.push("editor".into());
+        let got = decide(&p, None, "o", "o", &roles, "document", "read").unwrap();
+        assert!(matches!(got, Granting::Names(_)));
+        assert_eq!(got.names(&roles), ["viewer", "editor"]);
+        let few = ["ghost".to_string(), "editor".to_string()];
+        let got = decide(&p, None, "o", "o", &few, "document", "read").unwrap();
+        assert_eq!(got, Granting::Mask(0b10));
+        assert_eq!(got.names(&few), ["editor"]);
     }
 }

@@ -13,8 +13,11 @@ use http::request::Parts;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use pin_project_lite::pin_project;
+
 use crate::error::{AuthRejection, Reason};
 use crate::extract::{context, reject, reject_authz};
+use crate::request_auth::{AuthContext, Failure};
 
 /// Route guard: lets a request through only when the member may perform `action` on
 /// `resource`; answers 401 without a valid session, 403 when the roles do not allow
@@ -42,7 +45,7 @@ use crate::extract::{context, reject, reject_authz};
 /// ```
 #[derive(Clone)]
 pub struct RequireAuthz {
-    requirement: Requirement,
+    requirement: Arc<Requirement>,
 }
 
 /// Route guard that answers 401 unless the request has a valid session, so a whole
@@ -92,11 +95,11 @@ impl RequireAuthz {
     /// Requires `action` on `resource` (exact names from your Stytch RBAC policy).
     pub fn new(resource: impl Into<String>, action: impl Into<String>) -> Self {
         Self {
-            requirement: Requirement::Permission {
+            requirement: Arc::new(Requirement::Permission {
                 resource: Arc::from(resource.into()),
                 action: Arc::from(action.into()),
                 organization_param: None,
-            },
+            }),
         }
     }
 
@@ -106,7 +109,7 @@ impl RequireAuthz {
     pub fn organization_from_path(mut self, name: impl Into<String>) -> Self {
         if let Requirement::Permission {
             organization_param, ..
-        } = &mut self.requirement
+        } = Arc::make_mut(&mut self.requirement)
         {
             *organization_param = Some(Arc::from(name.into()));
         }
@@ -116,7 +119,7 @@ impl RequireAuthz {
 
 impl fmt::Debug for RequireAuthz {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.requirement {
+        match &*self.requirement {
             Requirement::Permission {
                 resource,
                 action,
@@ -138,7 +141,7 @@ impl<S> Layer<S> for RequireAuthz {
     fn layer(&self, inner: S) -> Self::Service {
         GuardService {
             inner,
-            requirement: self.requirement.clone(),
+            requirement: Arc::clone(&self.requirement),
         }
     }
 }
@@ -149,38 +152,92 @@ impl<S> Layer<S> for RequireSession {
     fn layer(&self, inner: S) -> Self::Service {
         GuardService {
             inner,
-            requirement: Requirement::Session,
+            requirement: Arc::new(Requirement::Session),
         }
     }
 }
 
 impl Requirement {
-    async fn check(&self, parts: &mut Parts) -> Result<(), AuthRejection> {
-        let ctx = context(parts)?;
+    /// Decides without waiting when it can: a locally verified member, and (for a
+    /// permission on the member's own organization) a fresh cached policy. `None`
+    /// when the check needs to wait (Stytch, a policy fetch, a path parameter).
+    fn check_now(&self, extensions: &mut http::Extensions) -> Option<Result<(), Failure>> {
+        let Some(AuthContext::Verified { auth, member }) = extensions.get::<AuthContext>() else {
+            return None;
+        };
         match self {
             Requirement::Session => {
-                let member = ctx.0.member().await.map_err(|f| reject(&ctx, f, parts))?;
-                parts.extensions.insert(member);
+                let member = member.clone();
+                extensions.insert(member);
+                Some(Ok(()))
             }
             Requirement::Permission {
                 resource,
                 action,
-                organization_param,
+                organization_param: None,
             } => {
-                let organization_id = match organization_param {
-                    Some(name) => Some(path_param(parts, name).await?),
-                    None => None,
-                };
-                let (member, verdict) = ctx
-                    .0
-                    .authorize(organization_id.as_deref(), resource, action)
-                    .await
-                    .map_err(|f| reject_authz(&ctx, f, resource, action, parts))?;
-                parts.extensions.insert(member);
-                parts.extensions.insert(verdict);
+                let decided = auth.inner.policy.decide_cached(
+                    member,
+                    member.organization_id(),
+                    resource,
+                    action,
+                )?;
+                Some(match decided {
+                    Ok(verdict) => {
+                        let member = member.clone();
+                        extensions.insert(member);
+                        extensions.insert(verdict);
+                        Ok(())
+                    }
+                    Err(failure) => {
+                        auth.inner.metrics.failure(failure.reason);
+                        Err(failure)
+                    }
+                })
             }
+            Requirement::Permission { .. } => None,
         }
-        Ok(())
+    }
+
+    /// The rejection for a failure of this requirement.
+    fn reject(&self, ctx: &AuthContext, failure: Failure, parts: &Parts) -> AuthRejection {
+        match self {
+            Requirement::Session => reject(ctx, failure, parts),
+            Requirement::Permission {
+                resource, action, ..
+            } => reject_authz(ctx, failure, resource, action, parts),
+        }
+    }
+
+    async fn check(&self, parts: &mut Parts) -> Result<(), AuthRejection> {
+        context(parts)?;
+        let organization_id = match self {
+            Requirement::Permission {
+                organization_param: Some(name),
+                ..
+            } => Some(path_param(parts, name).await?),
+            _ => None,
+        };
+        let ctx = context(parts)?;
+        let outcome = match self {
+            Requirement::Session => ctx.member().await.map(|member| (member, None)),
+            Requirement::Permission {
+                resource, action, ..
+            } => ctx
+                .authorize(organization_id.as_deref(), resource, action)
+                .await
+                .map(|(member, verdict)| (member, Some(verdict))),
+        };
+        match outcome {
+            Ok((member, verdict)) => {
+                parts.extensions.insert(member);
+                if let Some(verdict) = verdict {
+                    parts.extensions.insert(verdict);
+                }
+                Ok(())
+            }
+            Err(failure) => Err(self.reject(ctx, failure, parts)),
+        }
     }
 }
 
@@ -206,7 +263,7 @@ async fn path_param(parts: &mut Parts, name: &str) -> Result<String, AuthRejecti
 #[derive(Clone)]
 pub struct GuardService<S> {
     inner: S,
-    requirement: Requirement,
+    requirement: Arc<Requirement>,
 }
 
 impl<S> fmt::Debug for GuardService<S> {
@@ -223,22 +280,82 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = GuardFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let requirement = self.requirement.clone();
-        Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            match requirement.check(&mut parts).await {
-                Ok(()) => inner.call(Request::from_parts(parts, body)).await,
-                Err(rejection) => Ok(rejection.into_response()),
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let kind = match self.requirement.check_now(req.extensions_mut()) {
+            Some(Ok(())) => Kind::Allowed {
+                fut: self.inner.call(req),
+            },
+            Some(Err(failure)) => {
+                let (parts, _body) = req.into_parts();
+                let response = match context(&parts) {
+                    Ok(ctx) => self.requirement.reject(ctx, failure, &parts),
+                    Err(rejection) => rejection,
+                };
+                Kind::Refused {
+                    fut: std::future::ready(Ok(response.into_response())),
+                }
             }
-        })
+            None => {
+                // Call the instance that was driven to readiness; keep a fresh clone.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let requirement = Arc::clone(&self.requirement);
+                Kind::Checking {
+                    fut: Box::pin(async move {
+                        let (mut parts, body) = req.into_parts();
+                        match requirement.check(&mut parts).await {
+                            Ok(()) => inner.call(Request::from_parts(parts, body)).await,
+                            Err(rejection) => Ok(rejection.into_response()),
+                        }
+                    }),
+                }
+            }
+        };
+        GuardFuture { kind }
+    }
+}
+
+pin_project! {
+    /// Response future of [`GuardService`]: the inner service's future when the
+    /// decision was made at once, boxed only when it had to wait.
+    pub struct GuardFuture<F, E> {
+        #[pin]
+        kind: Kind<F, E>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, E> {
+        Allowed { #[pin] fut: F },
+        Refused { #[pin] fut: std::future::Ready<Result<Response, E>> },
+        Checking { fut: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>> },
+    }
+}
+
+impl<F, E> Future for GuardFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Allowed { fut } => fut.poll(cx),
+            KindProj::Refused { fut } => fut.poll(cx),
+            KindProj::Checking { fut } => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, E> fmt::Debug for GuardFuture<F, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardFuture").finish_non_exhaustive()
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
@@ -99,11 +100,11 @@ impl<S: Send + Sync, P: RequiredPermission> FromRequestParts<S> for Authorized<P
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let ctx = context(parts)?;
+        let (resource, action) = (Arc::from(P::RESOURCE), Arc::from(P::ACTION));
         let (member, verdict) = ctx
-            .0
-            .authorize(None, P::RESOURCE, P::ACTION)
+            .authorize(None, &resource, &action)
             .await
-            .map_err(|f| reject_authz(&ctx, f, P::RESOURCE, P::ACTION, parts))?;
+            .map_err(|f| reject_authz(ctx, f, P::RESOURCE, P::ACTION, parts))?;
         Ok(Self {
             member,
             verdict,

@@ -1,14 +1,19 @@
 //! The outcome of a positive authorization decision.
 
+use std::fmt;
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
+use super::decision::Granting;
 use crate::error::{AuthRejection, Reason};
+use crate::member::AuthenticatedMember;
 
 /// A positive authorization decision: who may do what, and which roles allowed it.
 ///
 /// [`RequireAuthz`](crate::RequireAuthz) puts it in the request; take it as an
-/// extractor (it answers 500 when no guard ran for the route).
+/// extractor (it answers 500 when no guard ran for the route). Cheap to clone.
 ///
 /// # Examples
 ///
@@ -19,37 +24,41 @@ use crate::error::{AuthRejection, Reason};
 ///     format!("allowed by {:?}", verdict.granting_roles())
 /// }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Verdict {
-    granting_roles: Vec<String>,
-    organization_id: String,
-    resource: String,
-    action: String,
+    /// The member decided for: the roles `granting` refers to, and the organization.
+    member: AuthenticatedMember,
+    granting: Granting,
+    resource: Arc<str>,
+    action: Arc<str>,
 }
 
 impl Verdict {
+    /// A positive decision for `member` (a positive decision is always about the
+    /// member's own organization).
     pub(crate) fn new(
-        granting_roles: Vec<String>,
-        organization_id: &str,
-        resource: &str,
-        action: &str,
+        member: AuthenticatedMember,
+        granting: Granting,
+        resource: Arc<str>,
+        action: Arc<str>,
     ) -> Self {
         Self {
-            granting_roles,
-            organization_id: organization_id.to_owned(),
-            resource: resource.to_owned(),
-            action: action.to_owned(),
+            member,
+            granting,
+            resource,
+            action,
         }
     }
 
-    /// Every role of the session that grants the permission.
-    pub fn granting_roles(&self) -> &[String] {
-        &self.granting_roles
+    /// Every role of the session that grants the permission, in the session's order.
+    pub fn granting_roles(&self) -> Vec<&str> {
+        self.granting.names(self.member.roles())
     }
 
-    /// The organization the decision was about.
+    /// The organization the decision was about (the member's own: a member of another
+    /// organization is never allowed).
     pub fn organization_id(&self) -> &str {
-        &self.organization_id
+        self.member.organization_id()
     }
 
     /// The resource.
@@ -60,6 +69,28 @@ impl Verdict {
     /// The action.
     pub fn action(&self) -> &str {
         &self.action
+    }
+}
+
+impl PartialEq for Verdict {
+    fn eq(&self, other: &Self) -> bool {
+        self.granting_roles() == other.granting_roles()
+            && self.organization_id() == other.organization_id()
+            && self.resource == other.resource
+            && self.action == other.action
+    }
+}
+
+impl Eq for Verdict {}
+
+impl fmt::Debug for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verdict")
+            .field("granting_roles", &self.granting_roles())
+            .field("organization_id", &self.organization_id())
+            .field("resource", &self.resource)
+            .field("action", &self.action)
+            .finish()
     }
 }
 
