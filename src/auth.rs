@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use http::HeaderMap;
 use tracing::Instrument as _;
@@ -69,10 +69,11 @@ pub(crate) struct Inner {
     pub(crate) jwks: Arc<JwksCache>,
     /// Verified JWTs, by the whole token.
     tokens: Option<TokenCache>,
-    /// Sessions logged out through this instance, by member_session_id.
-    revoked: moka::sync::Cache<String, ()>,
+    /// Sessions logged out through this instance, by member_session_id. Size-bounded
+    /// (a logged-out session's JWTs go stale within `max_token_age` anyway).
+    revoked: quick_cache::sync::Cache<String, ()>,
     /// Session tokens and stale JWTs Stytch answered "not found" for: asked once only.
-    dead: moka::sync::Cache<Arc<str>, ()>,
+    dead: quick_cache::sync::Cache<Arc<str>, ()>,
     remote: SingleFlight<AuthenticateParams, RemoteResult>,
     pub(crate) policy: PolicyCache,
     pub(crate) metrics: Arc<Metrics>,
@@ -139,14 +140,10 @@ impl StytchAuth {
         // Entries expire by the injected clock, checked on every read.
         let tokens = (b.token_cache_capacity > 0 && !b.max_token_age.is_zero())
             .then(|| TokenCache::new(b.token_cache_capacity));
-        let revoked = moka::sync::Cache::builder()
-            .max_capacity(b.revocation_capacity)
-            .time_to_live(Duration::from_secs(3600))
-            .build();
-        let dead = moka::sync::Cache::builder()
-            .max_capacity(b.revocation_capacity)
-            .time_to_live(Duration::from_secs(3600))
-            .build();
+        let revocation_capacity =
+            usize::try_from(b.revocation_capacity.max(1)).unwrap_or(usize::MAX);
+        let revoked = quick_cache::sync::Cache::new(revocation_capacity);
+        let dead = quick_cache::sync::Cache::new(revocation_capacity);
         let policy = PolicyCache::new(
             client.clone(),
             b.clock.clone(),
@@ -357,8 +354,9 @@ impl StytchAuth {
             ));
         };
         // A hit is byte-identical to a token that was validated and verified.
-        if let Some(member) = self.cached(raw_jwt.as_bytes()) {
-            return Begin::Ready(self.verified(member));
+        let now = self.inner.clock.now();
+        if let Some(member) = self.cached(raw_jwt.as_bytes(), now) {
+            return Begin::Ready(self.verified(member, now));
         }
         let Ok(jwt) = raw_jwt.validate() else {
             return Begin::Ready(self.failed(Failure::new(Reason::InvalidCredentials), source));
@@ -421,7 +419,8 @@ impl StytchAuth {
         if self.is_revoked(&claims.session.id) {
             return self.failed_clearing(Reason::SessionRevoked, source);
         }
-        match self.inner.rules.check(&claims, self.inner.clock.now()) {
+        let now = self.inner.clock.now();
+        match self.inner.rules.check(&claims, now) {
             Ok(Standing::Fresh { valid_until }) => {
                 let member = member_from_claims(claims);
                 if let Some(tokens) = &self.inner.tokens {
@@ -435,7 +434,7 @@ impl StytchAuth {
                     }
                 }
                 tracing::debug!(path = "local", outcome = "ok", "stytch session verified");
-                self.verified(member)
+                self.verified(member, now)
             }
             // Signed by Stytch but expired or too old: Stytch decides (and renews).
             Ok(Standing::Stale) if self.is_dead(jwt) => {
@@ -452,9 +451,9 @@ impl StytchAuth {
 
     /// The member of a cached verified JWT. No denylist lookup: `logout` purges the
     /// session's tokens, and `verify_with` never leaves a denylisted one behind.
-    fn cached(&self, jwt: &[u8]) -> Option<AuthenticatedMember> {
+    fn cached(&self, jwt: &[u8], now: SystemTime) -> Option<AuthenticatedMember> {
         let tokens = self.inner.tokens.as_ref()?;
-        let member = tokens.get(jwt, self.inner.clock.unix_seconds())?;
+        let member = tokens.get(jwt, crate::clock::unix_seconds(now))?;
         self.inner
             .metrics
             .cache_hits
@@ -485,10 +484,11 @@ impl StytchAuth {
         }
     }
 
-    fn verified(&self, member: AuthenticatedMember) -> AuthContext {
+    fn verified(&self, member: AuthenticatedMember, at: SystemTime) -> AuthContext {
         AuthContext::Verified {
             auth: self.clone(),
             member,
+            at,
         }
     }
 

@@ -306,7 +306,9 @@ impl StytchAuthBuilder {
     }
 
     /// Most logged-out sessions remembered locally, so their JWTs are refused at once
-    /// on this instance. Default: 10,000.
+    /// on this instance; also the most credentials remembered as unknown to Stytch
+    /// (refused without asking again). When full, older entries are forgotten first.
+    /// Default: 10,000 each.
     pub fn revocation_capacity(mut self, entries: u64) -> Self {
         self.revocation_capacity = entries;
         self

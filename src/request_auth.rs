@@ -8,7 +8,7 @@
 //! member cost no outbound call.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
 use tokio::sync::OnceCell;
@@ -71,6 +71,8 @@ pub(crate) enum AuthContext {
     Verified {
         auth: StytchAuth,
         member: AuthenticatedMember,
+        /// When it was verified (by the injected clock): the time a guard decides at.
+        at: SystemTime,
     },
     /// Refused, or to be decided by Stytch when first needed.
     Deferred(Arc<RequestAuth>),
@@ -116,7 +118,7 @@ impl AuthContext {
         action: &Arc<str>,
     ) -> Result<(AuthenticatedMember, Verdict), Failure> {
         match self {
-            AuthContext::Verified { auth, member } => {
+            AuthContext::Verified { auth, member, .. } => {
                 decide_locally(auth, member.clone(), organization_id, resource, action).await
             }
             AuthContext::Deferred(ctx) => ctx.authorize(organization_id, resource, action).await,

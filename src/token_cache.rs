@@ -7,9 +7,9 @@
 //! hashing all ~1.5 KB (an attacker can choose lookup keys, but cannot place entries).
 //! Entries expire at their own deadline by the injected clock, checked on every read.
 //!
-//! `quick_cache` rather than `moka` (used for the colder caches): a hit is one sharded
-//! read lock and a hash probe, with no per-read bookkeeping, which on the repeated-token
-//! path measured about 0.45 µs per request less (BENCHMARKS.md).
+//! `quick_cache` rather than `moka`: a hit is one sharded read lock and a hash probe,
+//! with no per-read bookkeeping, which on the repeated-token path measured about
+//! 0.45 µs per request less (BENCHMARKS.md).
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -23,11 +23,11 @@ use crate::member::AuthenticatedMember;
 const HASHED_TAIL: usize = 48;
 
 /// A [`BuildHasher`] whose hashers mix only the tail of each byte string written
-/// (quick_cache's randomly seeded default hasher, foldhash, underneath).
+/// (foldhash, randomly seeded per cache, underneath).
 #[derive(Clone, Default)]
-struct TailHashBuilder(quick_cache::DefaultHashBuilder);
+struct TailHashBuilder(foldhash::fast::RandomState);
 
-struct TailHasher(<quick_cache::DefaultHashBuilder as BuildHasher>::Hasher);
+struct TailHasher(foldhash::fast::FoldHasher<'static>);
 
 impl BuildHasher for TailHashBuilder {
     type Hasher = TailHasher;

@@ -18,11 +18,34 @@ pub(crate) const SESSION_CLAIM: &str = "https://stytch.com/session";
 pub(crate) const ORGANIZATION_CLAIM: &str = "https://stytch.com/organization";
 
 /// `aud` as a string or an array of strings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub(crate) enum Audience {
     One(String),
     Many(Vec<String>),
+}
+
+/// Decoded directly (an untagged enum would buffer the value and try each variant).
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AudienceVisitor;
+        impl<'de> Visitor<'de> for AudienceVisitor {
+            type Value = Audience;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Audience, E> {
+                Ok(Audience::One(v.to_owned()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Audience, A::Error> {
+                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
+                while let Some(a) = seq.next_element::<String>()? {
+                    all.push(a);
+                }
+                Ok(Audience::Many(all))
+            }
+        }
+        d.deserialize_any(AudienceVisitor)
+    }
 }
 
 impl Audience {
@@ -188,6 +211,17 @@ mod tests {
         assert_eq!(c.custom["n"]["a"][0], 1);
         assert!(c.custom.contains_key("escaped"));
         assert!(c.session.roles.is_empty(), "no roles claim: no roles");
+    }
+
+    #[test]
+    fn audience_is_a_string_or_an_array_of_strings() {
+        let aud = |json: &str| serde_json::from_str::<Audience>(json);
+        assert!(aud(r#""p""#).unwrap().contains("p"));
+        assert!(aud(r#"["x","p"]"#).unwrap().contains("p"));
+        assert!(!aud(r#"[]"#).unwrap().contains("p"));
+        for bad in ["1", "null", r#"{"p":1}"#, r#"["p",1]"#, r#"[["p"]]"#] {
+            assert!(aud(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

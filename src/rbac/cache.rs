@@ -251,14 +251,15 @@ impl PolicyCache {
     }
 
     /// Decides at once when the project policy and the organization's custom roles are
-    /// both cached and fresh (the common case: no clone, no fetch, no await). `None`
-    /// when a fetch or refresh is due: use [`decide`](Self::decide).
+    /// both cached and fresh at `now` (the common case: no clone, no fetch, no await).
+    /// `None` when a fetch or refresh is due: use [`decide`](Self::decide).
     pub(crate) fn decide_cached(
         &self,
         member: &AuthenticatedMember,
         organization_id: &str,
         resource: &Arc<str>,
         action: &Arc<str>,
+        now: SystemTime,
     ) -> Option<Result<Verdict, Failure>> {
         if member.organization_id() != organization_id {
             return Some(Err(deny(
@@ -268,7 +269,6 @@ impl PolicyCache {
                 organization_id,
             )));
         }
-        let now = self.clock.now();
         let org = self.organizations.get(organization_id)?;
         let decision = self.project.with_fresh(now, self.ttl, |project| {
             org.with_fresh(now, self.ttl, |org| {
@@ -308,7 +308,8 @@ impl PolicyCache {
         resource: &Arc<str>,
         action: &Arc<str>,
     ) -> Result<Verdict, Failure> {
-        if let Some(decided) = self.decide_cached(member, organization_id, resource, action) {
+        let now = self.clock.now();
+        if let Some(decided) = self.decide_cached(member, organization_id, resource, action, now) {
             return decided;
         }
         let project = self

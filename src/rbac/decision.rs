@@ -8,12 +8,14 @@ use super::policy::Role;
 /// Role → permissions, indexed once per policy fetch.
 #[derive(Debug, Default)]
 pub(crate) struct CompiledRoles {
-    roles: HashMap<String, Vec<(String, Vec<String>)>>,
+    /// foldhash: role ids come from Stytch's policy and from verified sessions, and a
+    /// decision looks up every session role (SipHash cost more than the decision).
+    roles: HashMap<String, Vec<(String, Vec<String>)>, foldhash::fast::RandomState>,
 }
 
 impl CompiledRoles {
     pub(crate) fn new(roles: &[Role]) -> Self {
-        let mut map: HashMap<String, Vec<(String, Vec<String>)>> = HashMap::new();
+        let mut map: HashMap<String, Vec<(String, Vec<String>)>, _> = HashMap::default();
         for role in roles {
             map.entry(role.role_id.clone()).or_default().extend(
                 role.permissions

@@ -162,7 +162,8 @@ impl Requirement {
     /// permission on the member's own organization) a fresh cached policy. `None`
     /// when the check needs to wait (Stytch, a policy fetch, a path parameter).
     fn check_now(&self, extensions: &mut http::Extensions) -> Option<Result<(), Failure>> {
-        let Some(AuthContext::Verified { auth, member }) = extensions.get::<AuthContext>() else {
+        let Some(AuthContext::Verified { auth, member, at }) = extensions.get::<AuthContext>()
+        else {
             return None;
         };
         match self {
@@ -181,6 +182,7 @@ impl Requirement {
                     member.organization_id(),
                     resource,
                     action,
+                    *at,
                 )?;
                 Some(match decided {
                     Ok(verdict) => {
