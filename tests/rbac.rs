@@ -445,7 +445,7 @@ async fn stale_jwt_is_decided_by_stytch_in_one_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 
-async fn cold_cache_stampede_fetches_the_policy_once() {
+async fn cold_start_stampede_fetches_the_jwks_and_the_policies_once() {
     const REQUESTS: usize = 1_000;
     const MEMBERS: usize = 20;
     let f = fixture().await;
@@ -480,11 +480,13 @@ async fn cold_cache_stampede_fetches_the_policy_once() {
         let res = task.await.expect("request task");
         assert_ok(&res);
     }
+    // A cold instance (nothing warmed up): one fetch of each, shared by all 1,000.
+    assert_eq!(f.emu.requests(Endpoint::Jwks), 1, "one JWKS fetch");
     assert_eq!(f.emu.requests(Endpoint::Policy), 1, "one policy fetch");
-    assert!(
-        f.emu.requests(Endpoint::OrganizationPolicy) <= 1,
-        "org policy fetched {} times",
-        f.emu.requests(Endpoint::OrganizationPolicy)
+    assert_eq!(
+        f.emu.requests(Endpoint::OrganizationPolicy),
+        1,
+        "one organization policy fetch"
     );
     assert_eq!(f.emu.requests(Endpoint::Authenticate), 0);
 }
@@ -921,4 +923,64 @@ async fn organization_from_path_naming_a_missing_parameter_is_500() {
         res.body
     );
     assert_eq!(res.reason(), "misconfigured");
+}
+
+// ---------------------------------------------------------------------------------
+// 15. the guard's two paths
+
+/// `RequireAuthz` decides without waiting once the policies are cached and fresh, and
+/// waits (fetches) otherwise: the answers, the verdict and the user's error handler
+/// must be the same either way.
+#[tokio::test]
+async fn guard_answers_the_same_whether_it_decides_at_once_or_after_a_fetch() {
+    let f = fixture_with(|b| {
+        b.error_handler(|rejection, _parts| {
+            (rejection.status() == StatusCode::FORBIDDEN)
+                .then(|| (StatusCode::FORBIDDEN, "custom forbidden").into_response())
+        })
+    })
+    .await;
+    f.emu
+        .set_policy(policy().with_role(Role::new("writer").allow("document", ["read", "write"])));
+    let viewer = member(&f.emu, &f.org, "vw@acme.test", &["stytch_member", "viewer"]);
+    let writer = member(&f.emu, &f.org, "wr@acme.test", &["viewer", "writer"]);
+    let app = Router::new()
+        .route(
+            "/read",
+            get(verdict_handler).route_layer(RequireAuthz::new("document", "read")),
+        )
+        .route(
+            "/write",
+            get(verdict_handler).route_layer(RequireAuthz::new("document", "write")),
+        )
+        .layer(f.auth.layer());
+
+    let mut answers = Vec::new();
+    for round in ["cold", "warm", "warm again"] {
+        let read = get_with(&app, "/read", &jwt(&writer)).await;
+        assert_ok(&read);
+        let denied = get_with(&app, "/write", &jwt(&viewer)).await;
+        assert_eq!(denied.status, StatusCode::FORBIDDEN, "{round}");
+        assert_eq!(denied.body, "custom forbidden", "{round}");
+        let allowed = get_with(&app, "/write", &jwt(&writer)).await;
+        assert_ok(&allowed);
+        answers.push((read.json(), allowed.json()));
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    let (read, write) = &answers[0];
+    assert_eq!(read["granting_roles"], json!(["viewer", "writer"]));
+    assert_eq!(write["granting_roles"], json!(["writer"]));
+    assert_eq!(read["organization_id"], f.org);
+    assert_eq!(
+        (write["resource"].as_str(), write["action"].as_str()),
+        (Some("document"), Some("write"))
+    );
+    assert_eq!(f.emu.requests(Endpoint::Policy), 1);
+    assert_eq!(f.emu.requests(Endpoint::OrganizationPolicy), 1);
+    let metrics = f.auth.metrics();
+    assert_eq!(
+        metrics.failures_for(axum_stytch::Reason::PermissionDenied),
+        3,
+        "{metrics:?}"
+    );
 }

@@ -191,6 +191,21 @@ async fn fresh_jwt_is_verified_locally_then_served_from_cache() {
     assert_eq!(second.remote_authentications, 0);
     assert_eq!(authenticate_calls(&f), 0);
     assert_eq!(jwks_calls(&f), 1);
+
+    // The cache is looked up with the cookie value as sent (its characters are checked
+    // only on a miss): a quoted value is the same token, a value that differs in any
+    // byte is a miss, and a miss with bytes no cookie may carry is refused.
+    let quoted = format!("stytch_session_jwt=\"{}\"", f.session.session_jwt);
+    let res = get_with(&app, "/me", &quoted).await;
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (StatusCode::OK, f.member.as_str())
+    );
+    assert_eq!(f.auth.metrics().cache_hits, second.cache_hits + 1);
+    let tampered = format!("{}\\", f.session.session_jwt);
+    let res = get_with(&app, "/me", &jwt_cookie(&tampered)).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::InvalidCredentials);
+    assert_eq!(f.auth.metrics().local_verifications, 1);
 }
 
 // ----------------------------------------------------------------------------------
