@@ -17,7 +17,6 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeyPair;
 use aws_lc_rs::signature::RSA_PKCS1_SHA256;
-use axum::Extension;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
@@ -944,15 +943,12 @@ async fn error_handler_redirects_browsers_and_keeps_json_for_apis() {
 #[tokio::test]
 async fn require_session_guards_a_nested_router() {
     let f = fixture().await;
-    let private =
-        Router::new()
-            .route(
-                "/dashboard",
-                get(|Extension(m): Extension<AuthenticatedMember>| async move {
-                    m.member_id().to_owned()
-                }),
-            )
-            .route_layer(RequireSession::new());
+    let private = Router::new()
+        .route(
+            "/dashboard",
+            get(|m: AuthenticatedMember| async move { m.member_id().to_owned() }),
+        )
+        .route_layer(RequireSession::new());
     let also_private = Router::new()
         .route("/settings", get(|| async { "settings" }))
         .route_layer(f.auth.require_session());

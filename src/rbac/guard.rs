@@ -26,7 +26,13 @@ use crate::request_auth::{AuthContext, Failure};
 /// The organization checked is the member's own unless
 /// [`organization_from_path`](Self::organization_from_path) binds it to a path
 /// parameter. The [`Verdict`](crate::rbac::Verdict) is put in the request for the
-/// handler. Requires the [`StytchAuth`](crate::StytchAuth) layer outside it.
+/// handler, and the [`AuthenticatedMember`](crate::AuthenticatedMember) extractor
+/// returns the member the guard checked without checking again. Requires the
+/// [`StytchAuth`](crate::StytchAuth) layer outside it.
+///
+/// When the member's JWT was verified locally and the cached policy is fresh (the
+/// common case), the guard decides before calling the route, without waiting or boxing
+/// a future; otherwise it waits for Stytch or a policy fetch.
 ///
 /// # Examples
 ///
@@ -167,11 +173,7 @@ impl Requirement {
             return None;
         };
         match self {
-            Requirement::Session => {
-                let member = member.clone();
-                extensions.insert(member);
-                Some(Ok(()))
-            }
+            Requirement::Session => Some(Ok(())),
             Requirement::Permission {
                 resource,
                 action,
@@ -186,8 +188,6 @@ impl Requirement {
                 )?;
                 Some(match decided {
                     Ok(verdict) => {
-                        let member = member.clone();
-                        extensions.insert(member);
                         extensions.insert(verdict);
                         Ok(())
                     }
@@ -221,18 +221,19 @@ impl Requirement {
             _ => None,
         };
         let ctx = context(parts)?;
+        // The member stays in the request's authentication state, where the
+        // `AuthenticatedMember` extractor finds it without asking again.
         let outcome = match self {
-            Requirement::Session => ctx.member().await.map(|member| (member, None)),
+            Requirement::Session => ctx.member().await.map(|_| None),
             Requirement::Permission {
                 resource, action, ..
             } => ctx
                 .authorize(organization_id.as_deref(), resource, action)
                 .await
-                .map(|(member, verdict)| (member, Some(verdict))),
+                .map(|(_, verdict)| Some(verdict)),
         };
         match outcome {
-            Ok((member, verdict)) => {
-                parts.extensions.insert(member);
+            Ok(verdict) => {
                 if let Some(verdict) = verdict {
                     parts.extensions.insert(verdict);
                 }
