@@ -9,6 +9,9 @@
 //!   one is verified (and inserted, evicting another).
 //! * `round_trip/rbac_cached`: one JWT repeated on a `RequireAuthz` route (policy
 //!   cached after the first request).
+//! * `round_trip/cached_identity_route_layer`: `cached` with a do-nothing
+//!   `route_layer` (tower's `Identity`): what axum's per-route layer wrapping costs by
+//!   itself, so `rbac_cached` minus this is the guard's own cost.
 //!
 //! `cargo bench --bench round_trip`
 
@@ -99,6 +102,12 @@ fn benches(c: &mut Criterion) {
             get(hello_member).route_layer(RequireAuthz::new(common::RESOURCE, common::ACTION)),
         )
         .layer(rbac_auth.layer());
+    let identity = Router::new()
+        .route(
+            "/",
+            get(hello_member).route_layer(tower::layer::util::Identity::new()),
+        )
+        .layer(cached_auth.layer());
     // Load the RBAC policy before measuring.
     rt.block_on(call(&rbac, &cookies[0]));
 
@@ -120,6 +129,9 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("rbac_cached", |b| {
         b.to_async(&rt).iter(|| call(&rbac, &cookies[0]))
+    });
+    group.bench_function("cached_identity_route_layer", |b| {
+        b.to_async(&rt).iter(|| call(&identity, &cookies[0]))
     });
     group.finish();
 

@@ -8,7 +8,7 @@
 //! The harness starts itself again as a server child process pinned to one core
 //! (`LOAD_SERVER_CPU`, default 0). The child starts the in-process Stytch emulator,
 //! mints thousands of distinct session JWTs (~1.4 KB each), loads the JWKS and the
-//! RBAC policy, and serves six apps on 127.0.0.1, one port each:
+//! RBAC policy, and serves seven apps on 127.0.0.1, one port each:
 //!
 //! | scenario | app | requests |
 //! |---|---|---|
@@ -16,6 +16,7 @@
 //! | `repeated` | axum-stytch layer + `AuthenticatedMember` handler | one JWT, repeated |
 //! | `fresh` | the same, verified-token cache of 64 entries | 4,096 distinct JWTs, cycled |
 //! | `rbac` | axum-stytch + `RequireAuthz("document", "read")` | one JWT, repeated |
+//! | `route_layer` | `repeated` + a do-nothing `route_layer` (tower's `Identity`): what axum's per-route layer costs, for reading `rbac` | one JWT, repeated |
 //! | `jsonwebtoken` | hand-written middleware: `jsonwebtoken::decode` per request | 4,096 distinct JWTs, cycled |
 //! | `aws_lc_direct` | hand-written middleware: aws-lc-rs RS256 on a key parsed once per `kid`, minimal claims (the per-request floor) | 4,096 distinct JWTs, cycled |
 //!
@@ -63,11 +64,12 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "bare",
     "repeated",
     "fresh",
     "rbac",
+    "route_layer",
     "jsonwebtoken",
     "aws_lc_direct",
 ];
@@ -372,7 +374,8 @@ mod server {
         let repeated_auth = build(10_000);
         let fresh_auth = build(FRESH_CACHE_CAPACITY);
         let rbac_auth = build(10_000);
-        for auth in [&repeated_auth, &fresh_auth, &rbac_auth] {
+        let route_layer_auth = build(10_000);
+        for auth in [&repeated_auth, &fresh_auth, &rbac_auth, &route_layer_auth] {
             assert!(auth.warm_up().await, "JWKS warm-up failed");
         }
 
@@ -409,6 +412,12 @@ mod server {
                 get(hello_member).route_layer(RequireAuthz::new(common::RESOURCE, common::ACTION)),
             )
             .layer(rbac_auth.layer());
+        let route_layer = Router::new()
+            .route(
+                "/",
+                get(hello_member).route_layer(tower::layer::util::Identity::new()),
+            )
+            .layer(route_layer_auth.layer());
         let jsonwebtoken = Router::new()
             .route("/", get(hello_hand))
             .layer(middleware::from_fn_with_state(hand.clone(), hand_written));
@@ -423,6 +432,7 @@ mod server {
             ("repeated", &repeated),
             ("fresh", &fresh),
             ("rbac", &rbac),
+            ("route_layer", &route_layer),
             ("jsonwebtoken", &jsonwebtoken),
             ("aws_lc_direct", &aws_lc_direct),
         ] {
@@ -439,6 +449,7 @@ mod server {
             ("repeated", repeated_auth),
             ("fresh", fresh_auth),
             ("rbac", rbac_auth),
+            ("route_layer", route_layer_auth),
         ];
         let counters = hand.counters.clone();
         let direct_counters = direct_state.counters.clone();
@@ -478,6 +489,7 @@ mod server {
             ("repeated", repeated),
             ("fresh", fresh),
             ("rbac", rbac),
+            ("route_layer", route_layer),
             ("jsonwebtoken", jsonwebtoken),
             ("aws_lc_direct", aws_lc_direct),
             ("stats", stats),
@@ -842,6 +854,15 @@ mod client {
             cost_ratios.get("rbac").copied(),
             0.85,
         );
+        if let (Some(r), Some(c)) = (
+            pair("rbac", "route_layer", rps),
+            pair("rbac", "route_layer", cost),
+        ) {
+            println!(
+                "reference: rbac vs route_layer                {r:>5.2}x [{c:.2}x]  (the guard's own \
+                 cost; route_layer is repeated + a do-nothing route_layer)"
+            );
+        }
         if let (Some(d), Some(j)) = (
             pair("aws_lc_direct", "jsonwebtoken", rps),
             pair("aws_lc_direct", "jsonwebtoken", cost),

@@ -489,6 +489,7 @@ impl StytchAuth {
             auth: self.clone(),
             member,
             at,
+            verdict: None,
         }
     }
 

@@ -73,6 +73,8 @@ pub(crate) enum AuthContext {
         member: AuthenticatedMember,
         /// When it was verified (by the injected clock): the time a guard decides at.
         at: SystemTime,
+        /// The last positive decision of a guard that decided without waiting.
+        verdict: Option<Verdict>,
     },
     /// Refused, or to be decided by Stytch when first needed.
     Deferred(Arc<RequestAuth>),

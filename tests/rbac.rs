@@ -984,3 +984,32 @@ async fn guard_answers_the_same_whether_it_decides_at_once_or_after_a_fetch() {
         "{metrics:?}"
     );
 }
+
+/// Two guards on one route, one deciding at once and one waiting for a path
+/// parameter: the handler's `Verdict` is the inner (last) guard's, as with any
+/// extension.
+#[tokio::test]
+async fn with_nested_guards_the_verdict_is_the_last_guards() {
+    let f = fixture().await;
+    f.emu.set_policy(policy());
+    let admin = member(&f.emu, &f.org, "ad@acme.test", &["viewer", "admin"]);
+    let app = Router::new()
+        .route(
+            "/orgs/{organization_id}/documents",
+            get(verdict_handler)
+                .route_layer(
+                    RequireAuthz::new("document", "delete")
+                        .organization_from_path("organization_id"),
+                )
+                .route_layer(RequireAuthz::new("document", "read")),
+        )
+        .layer(f.auth.layer());
+    let path = format!("/orgs/{}/documents", f.org);
+    for _ in 0..2 {
+        let res = get_with(&app, &path, &jwt(&admin)).await;
+        assert_ok(&res);
+        let body = res.json();
+        assert_eq!(body["action"], "delete", "{body}");
+        assert_eq!(body["granting_roles"], json!(["admin"]));
+    }
+}

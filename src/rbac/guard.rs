@@ -17,6 +17,7 @@ use pin_project_lite::pin_project;
 
 use crate::error::{AuthRejection, Reason};
 use crate::extract::{context, reject, reject_authz};
+use crate::rbac::Verdict;
 use crate::request_auth::{AuthContext, Failure};
 
 /// Route guard: lets a request through only when the member may perform `action` on
@@ -168,7 +169,12 @@ impl Requirement {
     /// permission on the member's own organization) a fresh cached policy. `None`
     /// when the check needs to wait (Stytch, a policy fetch, a path parameter).
     fn check_now(&self, extensions: &mut http::Extensions) -> Option<Result<(), Failure>> {
-        let Some(AuthContext::Verified { auth, member, at }) = extensions.get::<AuthContext>()
+        let Some(AuthContext::Verified {
+            auth,
+            member,
+            at,
+            verdict: slot,
+        }) = extensions.get_mut::<AuthContext>()
         else {
             return None;
         };
@@ -188,7 +194,7 @@ impl Requirement {
                 )?;
                 Some(match decided {
                     Ok(verdict) => {
-                        extensions.insert(verdict);
+                        *slot = Some(verdict);
                         Ok(())
                     }
                     Err(failure) => {
@@ -235,11 +241,22 @@ impl Requirement {
         match outcome {
             Ok(verdict) => {
                 if let Some(verdict) = verdict {
-                    parts.extensions.insert(verdict);
+                    keep_verdict(&mut parts.extensions, verdict);
                 }
                 Ok(())
             }
             Err(failure) => Err(self.reject(ctx, failure, parts)),
+        }
+    }
+}
+
+/// Puts a guard's verdict in the request for the `Verdict` extractor: next to a locally
+/// verified member (no allocation), else as an extension. The last guard's wins.
+fn keep_verdict(extensions: &mut http::Extensions, verdict: Verdict) {
+    match extensions.get_mut::<AuthContext>() {
+        Some(AuthContext::Verified { verdict: slot, .. }) => *slot = Some(verdict),
+        _ => {
+            extensions.insert(verdict);
         }
     }
 }

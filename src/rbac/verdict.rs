@@ -9,6 +9,7 @@ use http::request::Parts;
 use super::decision::Granting;
 use crate::error::{AuthRejection, Reason};
 use crate::member::AuthenticatedMember;
+use crate::request_auth::AuthContext;
 
 /// A positive authorization decision: who may do what, and which roles allowed it.
 ///
@@ -98,9 +99,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Verdict {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Verdict>()
+        let decided_at_once = match parts.extensions.get::<AuthContext>() {
+            Some(AuthContext::Verified { verdict, .. }) => verdict.as_ref(),
+            _ => None,
+        };
+        decided_at_once
+            .or_else(|| parts.extensions.get::<Verdict>())
             .cloned()
             .ok_or_else(|| AuthRejection::new(Reason::Misconfigured))
     }
