@@ -23,11 +23,15 @@
 //! The parent is the load generator, pinned to another core (`LOAD_CLIENT_CPU`,
 //! default 1): a closed-loop HTTP/1.1 keep-alive client on raw TCP (64 connections, one
 //! request in flight each, pre-serialised requests) so that it costs far less per
-//! request than the server. Each scenario runs `LOAD_WARMUP_SECS` (2) unmeasured, then
-//! `LOAD_SECS` (10) measured; the scenario set is repeated `LOAD_ROUNDS` (3) times,
-//! interleaved (each round starts one scenario later), and medians are reported.
+//! request than the server. In each round, each scenario runs `LOAD_WARMUP_SECS` (2)
+//! unmeasured, then `LOAD_SECS` (10) measured in slices of `LOAD_SLICE_SECS` (1) taken
+//! in turn with the other scenarios, so that the machine's slow drifts (this VM's speed
+//! wanders by ±15% over tens of seconds) fall on every scenario alike. The rounds are
+//! repeated `LOAD_ROUNDS` (3) times, each starting one scenario later, and the medians of
+//! the per-round ratios are reported.
 //!
-//! Environment: `LOAD_SECS`, `LOAD_WARMUP_SECS`, `LOAD_ROUNDS`, `LOAD_CONNECTIONS`
+//! Environment: `LOAD_SECS`, `LOAD_WARMUP_SECS`, `LOAD_SLICE_SECS` (`0`: one contiguous
+//! window per scenario), `LOAD_ROUNDS`, `LOAD_CONNECTIONS`
 //! (64), `LOAD_TOKENS` (4096), `LOAD_SCENARIOS` (comma-separated subset, `bare`
 //! always included), `LOAD_SERVER_CPU`, `LOAD_CLIENT_CPU`.
 //!
@@ -87,7 +91,8 @@ fn main() {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!(
             "usage: cargo run --release --example load_harness\n\
-             env: LOAD_SECS (10) LOAD_WARMUP_SECS (2) LOAD_ROUNDS (3) LOAD_CONNECTIONS (64)\n\
+             env: LOAD_SECS (10) LOAD_WARMUP_SECS (2) LOAD_SLICE_SECS (1) LOAD_ROUNDS (3)\n\
+             \x20    LOAD_CONNECTIONS (64)\n\
              \x20    LOAD_TOKENS (4096) LOAD_SCENARIOS ({}) LOAD_SERVER_CPU (0) LOAD_CLIENT_CPU (1)",
             SCENARIOS.join(",")
         );
@@ -539,6 +544,9 @@ mod client {
     struct Config {
         secs: u64,
         warmup_secs: u64,
+        /// Measured seconds per slice: a round runs every scenario for one slice, then
+        /// again, until each has `secs`. `0`: one contiguous window per scenario.
+        slice_secs: u64,
         rounds: usize,
         connections: usize,
         tokens: usize,
@@ -559,6 +567,7 @@ mod client {
             Self {
                 secs: env_or("LOAD_SECS", 10u64).max(1),
                 warmup_secs: env_or("LOAD_WARMUP_SECS", 2u64),
+                slice_secs: env_or("LOAD_SLICE_SECS", 1u64),
                 rounds: env_or("LOAD_ROUNDS", 3usize).max(1),
                 connections: env_or("LOAD_CONNECTIONS", 64usize).max(1),
                 tokens: env_or("LOAD_TOKENS", 4096usize).clamp(1, 12_800),
@@ -568,11 +577,43 @@ mod client {
             }
         }
 
-        fn planned(&self) -> Duration {
-            Duration::from_secs(
-                (self.secs + self.warmup_secs) * (self.rounds * self.scenarios.len()) as u64,
-            )
+        /// The measured length of each slice of a scenario in a round.
+        fn slices(&self) -> Vec<Duration> {
+            let slice = if self.slice_secs == 0 {
+                self.secs
+            } else {
+                self.slice_secs.min(self.secs)
+            };
+            let mut left = self.secs;
+            let mut out = Vec::new();
+            while left > 0 {
+                let this = slice.min(left);
+                out.push(Duration::from_secs(this));
+                left -= this;
+            }
+            out
         }
+
+        fn planned(&self) -> Duration {
+            let per_scenario = Duration::from_secs(self.secs + self.warmup_secs)
+                + SLICE_SETTLE * (self.slices().len() as u32 - 1);
+            per_scenario * (self.rounds * self.scenarios.len()) as u32
+        }
+    }
+
+    /// Unmeasured time at the start of every slice after a scenario's first (its
+    /// connections are opened again).
+    const SLICE_SETTLE: Duration = Duration::from_millis(300);
+
+    /// One measured window of one scenario.
+    struct Window {
+        latencies: Vec<u64>,
+        errors: u64,
+        measured: Duration,
+        server_secs: f64,
+        client_secs: f64,
+        steal_secs: f64,
+        wall_secs: f64,
     }
 
     /// One scenario's measured window.
@@ -709,12 +750,13 @@ mod client {
             if pinned { "" } else { " [UNPINNED]" }
         );
         println!(
-            "load: {} connections, HTTP/1.1 keep-alive, {} s warm-up + {} s measured per scenario, \
-             {} rounds interleaved; JWT {} bytes, request {} bytes; {} distinct JWTs ({} ms to mint); \
-             load average at start: {}",
+            "load: {} connections, HTTP/1.1 keep-alive, {} s warm-up + {} s measured per scenario \
+             and round, in slices of {} s taken in turn; {} rounds; JWT {} bytes, request {} bytes; \
+             {} distinct JWTs ({} ms to mint); load average at start: {}",
             cfg.connections,
             cfg.warmup_secs,
             cfg.secs,
+            cfg.slices().first().map_or(0, Duration::as_secs),
             cfg.rounds,
             info.get("jwt_bytes").map_or("?", String::as_str),
             requests["bare"][0].len(),
@@ -732,22 +774,35 @@ mod client {
             println!("\n## round {}", round + 1);
             header();
             let n = cfg.scenarios.len();
-            for k in 0..n {
-                let name = cfg.scenarios[(round + k) % n];
-                let before = rt.block_on(server_counters(stats_addr));
-                let sample = rt.block_on(run_scenario(
-                    addr(name),
-                    Arc::clone(&requests[name]),
-                    &cfg,
-                    child_pid,
-                ));
-                let after = rt.block_on(server_counters(stats_addr));
+            let order: Vec<&str> = (0..n).map(|k| cfg.scenarios[(round + k) % n]).collect();
+            let before = rt.block_on(server_counters(stats_addr));
+            let mut windows: BTreeMap<&str, Vec<Window>> = BTreeMap::new();
+            for (i, measured) in cfg.slices().into_iter().enumerate() {
+                for &name in &order {
+                    let warmup = if i == 0 {
+                        Duration::from_secs(cfg.warmup_secs)
+                    } else {
+                        SLICE_SETTLE
+                    };
+                    let window = rt.block_on(run_window(
+                        addr(name),
+                        Arc::clone(&requests[name]),
+                        &cfg,
+                        child_pid,
+                        warmup,
+                        measured,
+                    ));
+                    windows.entry(name).or_default().push(window);
+                }
+            }
+            let after = rt.block_on(server_counters(stats_addr));
+            for &name in &order {
                 let sample = Sample {
                     counters: match (before.get(name), after.get(name)) {
                         (Some(b), Some(a)) => Some([0, 1, 2, 3].map(|i| a[i] - b[i])),
                         _ => None,
                     },
-                    ..sample
+                    ..Sample::from_windows(windows.remove(name).unwrap_or_default())
                 };
                 row(name, &sample, None);
                 results.entry(name).or_default().push(sample);
@@ -977,15 +1032,17 @@ mod client {
         (field(11) + field(12)) / ticks
     }
 
-    async fn run_scenario(
+    async fn run_window(
         addr: SocketAddr,
         requests: Arc<Vec<Vec<u8>>>,
         cfg: &Config,
         server_pid: u32,
-    ) -> Sample {
+        warmup: Duration,
+        measured: Duration,
+    ) -> Window {
         let start = Instant::now();
-        let measure_from = start + Duration::from_secs(cfg.warmup_secs);
-        let end = measure_from + Duration::from_secs(cfg.secs);
+        let measure_from = start + warmup;
+        let end = measure_from + measured;
         let tasks: Vec<_> = (0..cfg.connections)
             .map(|c| {
                 let requests = Arc::clone(&requests);
@@ -1018,27 +1075,54 @@ mod client {
                 }
             }
         }
-        latencies.sort_unstable();
-        let pct = |p: f64| -> f64 {
-            if latencies.is_empty() {
-                f64::NAN
-            } else {
-                let i = ((latencies.len() as f64 * p) as usize).min(latencies.len() - 1);
-                latencies[i] as f64 / 1000.0
-            }
-        };
-        let wall = (t1 - t0).as_secs_f64();
-        Sample {
-            requests: latencies.len() as u64,
+        Window {
+            latencies,
             errors,
-            rps: latencies.len() as f64 / cfg.secs as f64,
-            p50_us: pct(0.50),
-            p99_us: pct(0.99),
-            server_cpu: (srv1 - srv0) / wall,
-            server_us: (srv1 - srv0) * 1e6 / latencies.len().max(1) as f64,
-            client_cpu: (gen1 - gen0) / wall,
-            steal: (steal1 - steal0) / wall,
-            counters: None,
+            measured,
+            server_secs: srv1 - srv0,
+            client_secs: gen1 - gen0,
+            steal_secs: steal1 - steal0,
+            wall_secs: (t1 - t0).as_secs_f64(),
+        }
+    }
+
+    impl Sample {
+        /// The windows of one scenario in one round, taken together.
+        fn from_windows(windows: Vec<Window>) -> Self {
+            let mut latencies: Vec<u64> = Vec::new();
+            let (mut errors, mut measured) = (0, Duration::ZERO);
+            let (mut srv, mut gen_, mut steal, mut wall) = (0.0, 0.0, 0.0, 0.0);
+            for w in windows {
+                latencies.extend(w.latencies);
+                errors += w.errors;
+                measured += w.measured;
+                srv += w.server_secs;
+                gen_ += w.client_secs;
+                steal += w.steal_secs;
+                wall += w.wall_secs;
+            }
+            latencies.sort_unstable();
+            let pct = |p: f64| -> f64 {
+                if latencies.is_empty() {
+                    f64::NAN
+                } else {
+                    let i = ((latencies.len() as f64 * p) as usize).min(latencies.len() - 1);
+                    latencies[i] as f64 / 1000.0
+                }
+            };
+            let wall = if wall > 0.0 { wall } else { f64::NAN };
+            Sample {
+                requests: latencies.len() as u64,
+                errors,
+                rps: latencies.len() as f64 / measured.as_secs_f64(),
+                p50_us: pct(0.50),
+                p99_us: pct(0.99),
+                server_cpu: srv / wall,
+                server_us: srv * 1e6 / latencies.len().max(1) as f64,
+                client_cpu: gen_ / wall,
+                steal: steal / wall,
+                counters: None,
+            }
         }
     }
 
