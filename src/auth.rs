@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use http::HeaderMap;
 use tracing::Instrument as _;
 
+use crate::bounded_cache;
 use crate::client::wire::{AuthenticateParams, AuthenticateResponse, SessionCredential};
 use crate::client::{ClientError, ClientSettings, Endpoint, StytchClient};
 use crate::clock::SharedClock;
@@ -140,10 +141,8 @@ impl StytchAuth {
         // Entries expire by the injected clock, checked on every read.
         let tokens = (b.token_cache_capacity > 0 && !b.max_token_age.is_zero())
             .then(|| TokenCache::new(b.token_cache_capacity));
-        let revocation_capacity =
-            usize::try_from(b.revocation_capacity.max(1)).unwrap_or(usize::MAX);
-        let revoked = quick_cache::sync::Cache::new(revocation_capacity);
-        let dead = quick_cache::sync::Cache::new(revocation_capacity);
+        let revoked = bounded_cache::new(b.revocation_capacity);
+        let dead = bounded_cache::new(b.revocation_capacity);
         let policy = PolicyCache::new(
             client.clone(),
             b.clock.clone(),
@@ -366,7 +365,7 @@ impl StytchAuth {
             Err(rejected) => return Begin::Ready(self.rejected(rejected, source)),
         };
         match self.inner.jwks.serving_set_with(&token.kid) {
-            Some(set) => Begin::Ready(self.verify_with(&set, jwt, &token, source)),
+            Some(set) => Begin::Ready(self.verify_with(&set, jwt, &token, source, now)),
             None => Begin::NeedsKeys {
                 jwt: jwt.to_owned(),
                 source,
@@ -384,7 +383,8 @@ impl StytchAuth {
     ) -> AuthContext {
         match self.inner.jwks.key_set_for(&kid).await {
             Ok(set) => match Token::parse(&jwt) {
-                Ok(parsed) => self.verify_with(&set, &jwt, &parsed, source),
+                // Keys may have taken a while: the time is read again.
+                Ok(parsed) => self.verify_with(&set, &jwt, &parsed, source, self.inner.clock.now()),
                 Err(rejected) => self.rejected(rejected, source),
             },
             Err(KeyError::UnknownKid) => self.rejected(Rejected::BadSignature, source),
@@ -401,6 +401,7 @@ impl StytchAuth {
         jwt: &str,
         token: &Token<'_>,
         source: credentials::Source,
+        now: SystemTime,
     ) -> AuthContext {
         let Some(key) = set.get(&token.kid) else {
             return self.rejected(Rejected::BadSignature, source);
@@ -419,7 +420,6 @@ impl StytchAuth {
         if self.is_revoked(&claims.session.id) {
             return self.failed_clearing(Reason::SessionRevoked, source);
         }
-        let now = self.inner.clock.now();
         match self.inner.rules.check(&claims, now) {
             Ok(Standing::Fresh { valid_until }) => {
                 let member = member_from_claims(claims);

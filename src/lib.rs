@@ -112,6 +112,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
+mod bounded_cache;
 mod client;
 mod clock;
 mod config;

@@ -91,7 +91,7 @@ impl TokenCache {
         let capacity = capacity.max(1);
         Self {
             entries: Cache::with(
-                usize::try_from(capacity).unwrap_or(usize::MAX),
+                crate::bounded_cache::capacity(capacity),
                 capacity,
                 UnitWeighter,
                 TailHashBuilder::default(),

@@ -199,9 +199,7 @@ impl PolicyCache {
             grace,
             metrics,
             project: Arc::new(Slot::new()),
-            organizations: quick_cache::sync::Cache::new(
-                usize::try_from(org_capacity.max(1)).unwrap_or(usize::MAX),
-            ),
+            organizations: crate::bounded_cache::new(org_capacity),
         }
     }
 
