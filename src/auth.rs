@@ -3,12 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 use tracing::Instrument as _;
 
-use crate::bounded_cache;
 use crate::client::wire::{AuthenticateParams, AuthenticateResponse, SessionCredential};
 use crate::client::{ClientError, ClientSettings, Endpoint, StytchClient};
 use crate::clock::SharedClock;
@@ -24,11 +23,16 @@ use crate::layer::StytchAuthLayer;
 use crate::member::{AuthMethod, AuthenticatedMember, MemberData};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::rbac::PolicyCache;
+use crate::recent_set::RecentSet;
 use crate::request_auth::{AuthContext, Failure, RequestAuth};
 use crate::single_flight::SingleFlight;
 use crate::token_cache::TokenCache;
 
 type RemoteResult = Result<Arc<AuthenticateResponse>, Arc<ClientError>>;
+
+/// How long a logged-out session, or a credential Stytch said is gone, is remembered
+/// (within `revocation_capacity`; when full, the oldest go first).
+const REMEMBERED_FOR: Duration = Duration::from_secs(3600);
 
 /// Stytch B2B session authentication and RBAC for axum.
 ///
@@ -70,11 +74,10 @@ pub(crate) struct Inner {
     pub(crate) jwks: Arc<JwksCache>,
     /// Verified JWTs, by the whole token.
     tokens: Option<TokenCache>,
-    /// Sessions logged out through this instance, by member_session_id. Size-bounded
-    /// (a logged-out session's JWTs go stale within `max_token_age` anyway).
-    revoked: quick_cache::sync::Cache<String, ()>,
+    /// Sessions logged out through this instance, by member_session_id.
+    revoked: RecentSet<String>,
     /// Session tokens and stale JWTs Stytch answered "not found" for: asked once only.
-    dead: quick_cache::sync::Cache<Arc<str>, ()>,
+    dead: RecentSet<Arc<str>>,
     remote: SingleFlight<AuthenticateParams, RemoteResult>,
     pub(crate) policy: PolicyCache,
     pub(crate) metrics: Arc<Metrics>,
@@ -141,8 +144,8 @@ impl StytchAuth {
         // Entries expire by the injected clock, checked on every read.
         let tokens = (b.token_cache_capacity > 0 && !b.max_token_age.is_zero())
             .then(|| TokenCache::new(b.token_cache_capacity));
-        let revoked = bounded_cache::new(b.revocation_capacity);
-        let dead = bounded_cache::new(b.revocation_capacity);
+        let revoked = RecentSet::new(b.revocation_capacity, REMEMBERED_FOR);
+        let dead = RecentSet::new(b.revocation_capacity, REMEMBERED_FOR);
         let policy = PolicyCache::new(
             client.clone(),
             b.clock.clone(),
@@ -246,7 +249,9 @@ impl StytchAuth {
         member: &AuthenticatedMember,
     ) -> Result<SessionCookies, ClientError> {
         let session_id = member.member_session_id().to_owned();
-        self.inner.revoked.insert(session_id.clone(), ());
+        self.inner
+            .revoked
+            .insert(session_id.clone(), self.inner.clock.now());
         if let Some(tokens) = &self.inner.tokens {
             tokens.remove_session(&session_id);
         }
@@ -465,15 +470,19 @@ impl StytchAuth {
     /// Remembers a credential Stytch answered "session not found" for.
     pub(crate) fn remember_dead(&self, credential: &SessionCredential) {
         let (SessionCredential::Token(c) | SessionCredential::Jwt(c)) = credential;
-        self.inner.dead.insert(Arc::from(c.as_str()), ());
+        self.inner
+            .dead
+            .insert(Arc::from(c.as_str()), self.inner.clock.now());
     }
 
     fn is_dead(&self, credential: &str) -> bool {
-        self.inner.dead.contains_key(credential)
+        self.inner.dead.contains(credential, self.inner.clock.now())
     }
 
     pub(crate) fn is_revoked(&self, member_session_id: &str) -> bool {
-        self.inner.revoked.contains_key(member_session_id)
+        self.inner
+            .revoked
+            .contains(member_session_id, self.inner.clock.now())
     }
 
     fn rejected(&self, rejected: Rejected, source: credentials::Source) -> AuthContext {

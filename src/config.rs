@@ -307,8 +307,8 @@ impl StytchAuthBuilder {
 
     /// Most logged-out sessions remembered locally, so their JWTs are refused at once
     /// on this instance; also the most credentials remembered as unknown to Stytch
-    /// (refused without asking again). When full, older entries are forgotten first.
-    /// Default: 10,000 each.
+    /// (refused without asking again). Each is remembered for an hour; when full, the
+    /// oldest are forgotten first. Default: 10,000 each.
     pub fn revocation_capacity(mut self, entries: u64) -> Self {
         self.revocation_capacity = entries;
         self

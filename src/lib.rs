@@ -128,6 +128,7 @@ mod layer;
 mod member;
 mod metrics;
 pub mod rbac;
+mod recent_set;
 mod request_auth;
 mod single_flight;
 #[cfg(feature = "test-util")]

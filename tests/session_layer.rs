@@ -360,6 +360,35 @@ async fn logout_clears_cookies_and_refuses_the_jwt_at_once() {
     assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
 }
 
+/// The denylist is bounded by `revocation_capacity`: when full it forgets the *oldest*
+/// logouts, never the one just made.
+#[tokio::test]
+async fn a_full_denylist_still_refuses_the_latest_logouts() {
+    const CAPACITY: u64 = 8;
+    let f = fixture_with(|b| b.revocation_capacity(CAPACITY)).await;
+    let app = app(&f.auth);
+    let logout = |tokens: &axum_stytch::testing::SessionTokens| {
+        let cookie = jwt_cookie(&tokens.session_jwt);
+        let app = app.clone();
+        async move {
+            let res = send(&app, "POST", "/logout", Some(&cookie)).await;
+            assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+            cookie
+        }
+    };
+    let mut logged_out = Vec::new();
+    for _ in 0..3 * CAPACITY {
+        let tokens = f.emu.create_session(&f.member);
+        logged_out.push(logout(&tokens).await);
+        // Every logout so far that fits in the denylist is still refused.
+        let remembered = logged_out.iter().rev().take(CAPACITY as usize);
+        for cookie in remembered {
+            let res = get_with(&app, "/me", cookie).await;
+            assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
+        }
+    }
+}
+
 #[tokio::test]
 async fn failed_logout_still_refuses_the_session_token_on_this_instance() {
     // StytchAuth::logout documents: "When Stytch cannot be reached or refuses the
