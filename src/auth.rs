@@ -348,7 +348,7 @@ impl StytchAuth {
             if !is_plausible_session_token(token) {
                 return Begin::Ready(self.failed(Failure::new(Reason::InvalidToken), source));
             }
-            if self.is_dead(token) {
+            if self.is_dead(token, self.inner.clock.now()) {
                 return Begin::Ready(self.failed_clearing(Reason::SessionRevoked, source));
             }
             return Begin::Ready(self.remote(
@@ -422,7 +422,7 @@ impl StytchAuth {
             Ok(c) => c,
             Err(rejected) => return self.rejected(rejected, source),
         };
-        if self.is_revoked(&claims.session.id) {
+        if self.is_revoked(&claims.session.id, now) {
             return self.failed_clearing(Reason::SessionRevoked, source);
         }
         match self.inner.rules.check(&claims, now) {
@@ -433,7 +433,7 @@ impl StytchAuth {
                     // Cache hits are not checked against the denylist: a logout that
                     // ran since the check above must not leave this entry behind.
                     // (`logout` denylists first, then purges the cache.)
-                    if self.is_revoked(member.member_session_id()) {
+                    if self.is_revoked(member.member_session_id(), now) {
                         tokens.remove_session(member.member_session_id());
                         return self.failed_clearing(Reason::SessionRevoked, source);
                     }
@@ -442,7 +442,7 @@ impl StytchAuth {
                 self.verified(member, now)
             }
             // Signed by Stytch but expired or too old: Stytch decides (and renews).
-            Ok(Standing::Stale) if self.is_dead(jwt) => {
+            Ok(Standing::Stale) if self.is_dead(jwt, now) => {
                 self.failed_clearing(Reason::SessionRevoked, source)
             }
             Ok(Standing::Stale) => self.remote(
@@ -475,14 +475,12 @@ impl StytchAuth {
             .insert(Arc::from(c.as_str()), self.inner.clock.now());
     }
 
-    fn is_dead(&self, credential: &str) -> bool {
-        self.inner.dead.contains(credential, self.inner.clock.now())
+    fn is_dead(&self, credential: &str, now: SystemTime) -> bool {
+        self.inner.dead.contains(credential, now)
     }
 
-    pub(crate) fn is_revoked(&self, member_session_id: &str) -> bool {
-        self.inner
-            .revoked
-            .contains(member_session_id, self.inner.clock.now())
+    pub(crate) fn is_revoked(&self, member_session_id: &str, now: SystemTime) -> bool {
+        self.inner.revoked.contains(member_session_id, now)
     }
 
     fn rejected(&self, rejected: Rejected, source: credentials::Source) -> AuthContext {

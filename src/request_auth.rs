@@ -280,9 +280,10 @@ impl RequestAuth {
         let outcome = match result {
             // Logged out here, but Stytch may not have heard (a failed revoke).
             Ok(response)
-                if self
-                    .auth
-                    .is_revoked(&response.member_session.member_session_id) =>
+                if self.auth.is_revoked(
+                    &response.member_session.member_session_id,
+                    inner.clock.now(),
+                ) =>
             {
                 Err(self.fail(Failure::new(Reason::SessionRevoked).clearing_cookies()))
             }

@@ -185,6 +185,9 @@ impl Requirement {
                 action,
                 organization_param: None,
             } => {
+                // At the time the layer verified the member, microseconds ago: a policy
+                // that just turned stale is still within its grace, where the waiting
+                // path would also use it (and start a refresh the next request starts).
                 let decided = auth.inner.policy.decide_cached(
                     member,
                     member.organization_id(),
