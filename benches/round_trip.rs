@@ -19,7 +19,7 @@ mod common;
 
 use std::cell::Cell;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::routing::get;
 use axum::{Router, http::HeaderValue};
 use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth};
@@ -63,16 +63,7 @@ fn benches(c: &mut Criterion) {
         .build()
         .expect("a tokio runtime");
     let fixture = rt.block_on(Fixture::new(SESSIONS, TOKENS));
-    let cookies: Vec<HeaderValue> = fixture
-        .fresh
-        .iter()
-        .enumerate()
-        .map(|(i, jwt)| {
-            let token = &fixture.sessions[i % fixture.sessions.len()].session_token;
-            HeaderValue::from_maybe_shared(Bytes::from(common::cookie_header(jwt, token)))
-                .expect("a valid header value")
-        })
-        .collect();
+    let cookies = fixture.cookie_values();
 
     let auth = |capacity: u64| -> StytchAuth {
         let auth = fixture

@@ -20,7 +20,6 @@ use std::convert::Infallible;
 use std::hint::black_box;
 
 use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
-use axum::body::Bytes;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -45,19 +44,6 @@ struct Claims {
     organization: serde_json::Value,
 }
 
-fn cookie_values(fixture: &Fixture) -> Vec<HeaderValue> {
-    fixture
-        .fresh
-        .iter()
-        .enumerate()
-        .map(|(i, jwt)| {
-            let token = &fixture.sessions[i % fixture.sessions.len()].session_token;
-            HeaderValue::from_maybe_shared(Bytes::from(common::cookie_header(jwt, token)))
-                .expect("a valid header value")
-        })
-        .collect()
-}
-
 fn request(cookie: &HeaderValue) -> Request<()> {
     let mut req = Request::new(());
     req.headers_mut().insert(COOKIE, cookie.clone());
@@ -71,7 +57,7 @@ fn benches(c: &mut Criterion) {
         .build()
         .expect("a tokio runtime");
     let fixture = rt.block_on(Fixture::new(SESSIONS, TOKENS));
-    let cookies = cookie_values(&fixture);
+    let cookies = fixture.cookie_values();
     let jwt_len = fixture.repeated().len();
     eprintln!(
         "{} distinct JWTs of ~{jwt_len} bytes; Cookie header {} bytes",

@@ -168,6 +168,22 @@ impl Fixture {
     pub fn repeated(&self) -> &str {
         &self.fresh[0]
     }
+
+    /// A browser-like `Cookie` header value for each fresh JWT (index 0 is the
+    /// repeated one), with the session token of the JWT's session.
+    pub fn cookie_values(&self) -> Vec<axum::http::HeaderValue> {
+        self.fresh
+            .iter()
+            .enumerate()
+            .map(|(i, jwt)| {
+                let token = &self.sessions[i % self.sessions.len()].session_token;
+                axum::http::HeaderValue::from_maybe_shared(axum::body::Bytes::from(cookie_header(
+                    jwt, token,
+                )))
+                .expect("a valid header value")
+            })
+            .collect()
+    }
 }
 
 /// A browser-like `Cookie` header: analytics and preference cookies around the two
