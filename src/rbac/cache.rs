@@ -268,30 +268,21 @@ impl PolicyCache {
             )));
         }
         let org = self.organizations.get(organization_id)?;
-        let decision = self.project.with_fresh(now, self.ttl, |project| {
-            org.with_fresh(now, self.ttl, |org| {
-                let result = decide(
-                    &project.value,
-                    Some(&org.value),
-                    member.organization_id(),
-                    organization_id,
-                    member.roles(),
-                    resource,
-                    action,
-                );
-                (result, project.fetched_at)
+        self.project
+            .with_fresh(now, self.ttl, |project| {
+                org.with_fresh(now, self.ttl, |org| {
+                    decide_with(
+                        project,
+                        Some(&org.value),
+                        member,
+                        organization_id,
+                        resource,
+                        action,
+                        now,
+                    )
+                })
             })
-        })??;
-        let (result, fetched_at) = decision;
-        Some(conclude(
-            result,
-            true,
-            member,
-            organization_id,
-            resource,
-            action,
-            || now.duration_since(fetched_at).unwrap_or(Duration::ZERO),
-        ))
+            .flatten()
     }
 
     /// Decides locally for a member whose roles are known.
@@ -315,30 +306,51 @@ impl PolicyCache {
             .await
             .ok_or_else(|| deny(Reason::StytchUnavailable, resource, action, organization_id))?;
         let org = self.organization_roles(organization_id).await;
-        let result = decide(
-            &project.value,
+        decide_with(
+            &project,
             org.as_deref().map(|o| &o.value),
-            member.organization_id(),
-            organization_id,
-            member.roles(),
-            resource,
-            action,
-        );
-        conclude(
-            result,
-            org.is_some(),
             member,
             organization_id,
             resource,
             action,
-            || {
-                self.clock
-                    .now()
-                    .duration_since(project.fetched_at)
-                    .unwrap_or(Duration::ZERO)
-            },
+            now,
         )
     }
+}
+
+/// Decides with the project's roles and (when they could be had) the organization's
+/// custom roles, and concludes: logged, and without the organization's roles a denial
+/// fails closed (503).
+fn decide_with(
+    project: &Stamped<CompiledRoles>,
+    organization: Option<&CompiledRoles>,
+    member: &AuthenticatedMember,
+    organization_id: &str,
+    resource: &Arc<str>,
+    action: &Arc<str>,
+    now: SystemTime,
+) -> Result<Verdict, Failure> {
+    let result = decide(
+        &project.value,
+        organization,
+        member.organization_id(),
+        organization_id,
+        member.roles(),
+        resource,
+        action,
+    );
+    conclude(
+        result,
+        organization.is_some(),
+        member,
+        organization_id,
+        resource,
+        action,
+        || {
+            now.duration_since(project.fetched_at)
+                .unwrap_or(Duration::ZERO)
+        },
+    )
 }
 
 /// The answer for a local decision, logged. Without the organization's custom roles
