@@ -767,41 +767,25 @@ async fn zero_max_token_age_goes_remote_even_when_iat_is_slightly_ahead() {
 // Session expiry and the token cache
 
 #[tokio::test]
-async fn uncached_jwt_of_an_ended_session_is_refused_locally() {
-    let f = fixture_with(|b| b.token_cache_capacity(0)).await;
-    let app = app(&f.auth);
-    let session = f.emu.create_session_with(
-        &f.member,
-        SessionOptions::default().with_duration(Duration::from_secs(120)),
-    );
-    let cookie = jwt_cookie(&session.session_jwt);
-    let res = get_with(&app, "/me", &cookie).await;
-    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+async fn jwt_of_an_ended_session_is_refused_locally_with_or_without_the_cache() {
+    // 0: every request verifies the JWT; 10,000: the second is looked up in the cache.
+    for capacity in [0, 10_000] {
+        let f = fixture_with(|b| b.token_cache_capacity(capacity)).await;
+        let app = app(&f.auth);
+        let session = f.emu.create_session_with(
+            &f.member,
+            SessionOptions::default().with_duration(Duration::from_secs(120)),
+        );
+        let cookie = jwt_cookie(&session.session_jwt);
+        let res = get_with(&app, "/me", &cookie).await;
+        assert_eq!(res.status, StatusCode::OK, "{capacity}: {}", res.body);
 
-    f.emu.clock().advance(Duration::from_secs(121));
-    let res = get_with(&app, "/me", &cookie).await;
-    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionExpired);
-    assert_cleared(&res);
-    assert_eq!(authenticate_calls(&f), 0);
-}
-
-#[tokio::test]
-async fn cached_jwt_of_an_ended_session_is_refused() {
-    // Same as the test above, with the default token cache.
-    let f = fixture().await;
-    let app = app(&f.auth);
-    let session = f.emu.create_session_with(
-        &f.member,
-        SessionOptions::default().with_duration(Duration::from_secs(120)),
-    );
-    let cookie = jwt_cookie(&session.session_jwt);
-    let res = get_with(&app, "/me", &cookie).await;
-    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
-
-    f.emu.clock().advance(Duration::from_secs(121));
-    let res = get_with(&app, "/me", &cookie).await;
-    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionExpired);
-    assert_cleared(&res);
+        f.emu.clock().advance(Duration::from_secs(121));
+        let res = get_with(&app, "/me", &cookie).await;
+        assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionExpired);
+        assert_cleared(&res);
+        assert_eq!(authenticate_calls(&f), 0, "cache capacity {capacity}");
+    }
 }
 
 // ----------------------------------------------------------------------------------
