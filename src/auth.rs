@@ -18,6 +18,7 @@ use crate::error::{ErrorHandler, Reason};
 use crate::jwt::claims::SessionClaims;
 use crate::jwt::jwks::{JwksCache, JwksSettings, KeyError};
 use crate::jwt::keys::KeySet;
+use crate::jwt::known_headers::KnownHeaders;
 use crate::jwt::verify::{ClaimRules, Rejected, Standing, Token};
 use crate::layer::StytchAuthLayer;
 use crate::member::{AuthMethod, AuthenticatedMember, MemberData};
@@ -72,6 +73,8 @@ pub(crate) struct Inner {
     pub(crate) cookies: CookieSettings,
     pub(crate) session_duration_minutes: Option<u32>,
     pub(crate) jwks: Arc<JwksCache>,
+    /// Header segments of validly signed JWTs, parsed once.
+    headers: KnownHeaders,
     /// Verified JWTs, by the whole token.
     tokens: Option<TokenCache>,
     /// Sessions logged out through this instance, by member_session_id.
@@ -100,7 +103,7 @@ pub(crate) enum Begin {
     NeedsKeys {
         jwt: String,
         source: credentials::Source,
-        kid: String,
+        kid: Arc<str>,
     },
 }
 
@@ -184,6 +187,7 @@ impl StytchAuth {
                     .session_duration
                     .and_then(|d| u32::try_from(d.as_secs() / 60).ok()),
                 jwks,
+                headers: KnownHeaders::new(),
                 tokens,
                 revoked,
                 dead,
@@ -365,7 +369,7 @@ impl StytchAuth {
         let Ok(jwt) = raw_jwt.validate() else {
             return Begin::Ready(self.failed(Failure::new(Reason::InvalidCredentials), source));
         };
-        let token = match Token::parse(jwt) {
+        let token = match Token::parse(jwt, Some(&self.inner.headers)) {
             Ok(t) => t,
             Err(rejected) => return Begin::Ready(self.rejected(rejected, source)),
         };
@@ -384,10 +388,10 @@ impl StytchAuth {
         &self,
         jwt: String,
         source: credentials::Source,
-        kid: String,
+        kid: Arc<str>,
     ) -> AuthContext {
         match self.inner.jwks.key_set_for(&kid).await {
-            Ok(set) => match Token::parse(&jwt) {
+            Ok(set) => match Token::parse(&jwt, Some(&self.inner.headers)) {
                 // Keys may have taken a while: the time is read again.
                 Ok(parsed) => self.verify_with(&set, &jwt, &parsed, source, self.inner.clock.now()),
                 Err(rejected) => self.rejected(rejected, source),
@@ -418,6 +422,7 @@ impl StytchAuth {
         if let Err(rejected) = token.verify_signature(key) {
             return self.rejected(rejected, source);
         }
+        token.remember_header(&self.inner.headers);
         let claims = match token.claims() {
             Ok(c) => c,
             Err(rejected) => return self.rejected(rejected, source),

@@ -31,9 +31,9 @@ pub fn extract_credentials<'a>(
 /// Parses a JWT's structure and header, and decodes its claims without verifying the
 /// signature. Returns the `kid` when both succeed.
 pub fn parse_token_unverified(token: &str) -> Option<String> {
-    let parsed = crate::jwt::verify::Token::parse(token).ok()?;
+    let parsed = crate::jwt::verify::Token::parse(token, None).ok()?;
     parsed.claims().ok()?;
-    Some(parsed.kid)
+    Some(parsed.kid.to_string())
 }
 
 /// Roles compiled for decisions.

@@ -970,7 +970,9 @@ async fn foreign_jwt() -> (StytchEmulator, String) {
 async fn hostile_credentials_are_refused_without_calling_stytch() {
     let f = fixture().await;
     let app = app(&f.auth);
-    // Load the keys with a valid request: the one JWKS fetch allowed.
+    // Load the keys with a valid request: the one JWKS fetch allowed. It also makes
+    // its header a known one, so the cases below that keep the genuine header skip
+    // header parsing; they must still fail on their signature or claims.
     let res = get_with(&app, "/me", &cookies(Some(&f.session.session_jwt), None)).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(f.emu.requests(Endpoint::Jwks), 1);
