@@ -9,6 +9,9 @@
 //!   one is verified (and inserted, evicting another).
 //! * `round_trip/rbac_cached`: one JWT repeated on a `RequireAuthz` route (policy
 //!   cached after the first request).
+//! * `round_trip/rbac_cached_handler_layer`: `rbac_cached` with the guard applied to
+//!   the handler (`Handler::layer`) instead of `route_layer`: the same check, without
+//!   the second boxing that `route_layer` adds.
 //! * `round_trip/cached_identity_route_layer`: `cached` with a do-nothing
 //!   `route_layer` (tower's `Identity`): what axum's per-route layer wrapping costs by
 //!   itself, so `rbac_cached` minus this is the guard's own cost.
@@ -20,6 +23,7 @@ mod common;
 use std::cell::Cell;
 
 use axum::body::Body;
+use axum::handler::Handler as _;
 use axum::routing::get;
 use axum::{Router, http::HeaderValue};
 use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth};
@@ -93,6 +97,12 @@ fn benches(c: &mut Criterion) {
             get(hello_member).route_layer(RequireAuthz::new(common::RESOURCE, common::ACTION)),
         )
         .layer(rbac_auth.layer());
+    let rbac_handler = Router::new()
+        .route(
+            "/",
+            get(hello_member.layer(RequireAuthz::new(common::RESOURCE, common::ACTION))),
+        )
+        .layer(rbac_auth.layer());
     let identity = Router::new()
         .route(
             "/",
@@ -120,6 +130,9 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("rbac_cached", |b| {
         b.to_async(&rt).iter(|| call(&rbac, &cookies[0]))
+    });
+    group.bench_function("rbac_cached_handler_layer", |b| {
+        b.to_async(&rt).iter(|| call(&rbac_handler, &cookies[0]))
     });
     group.bench_function("cached_identity_route_layer", |b| {
         b.to_async(&rt).iter(|| call(&identity, &cookies[0]))

@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::extract::Path;
+use axum::handler::Handler as _;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum_stytch::rbac::{Policy, Role, Verdict};
@@ -104,6 +105,13 @@ fn rbac_app(auth: &StytchAuth) -> Router {
             ),
         )
         .route("/unguarded/verdict", get(verdict_only))
+        // The guard as a handler layer instead of a route layer.
+        .route(
+            "/orgs/{organization_id}/handler-guarded",
+            get(verdict_handler.layer(
+                RequireAuthz::new("document", "read").organization_from_path("organization_id"),
+            )),
+        )
         .layer(auth.layer());
     app(auth).merge(extra)
 }
@@ -314,6 +322,30 @@ async fn tenancy_mismatch_beats_the_admin_role() {
     let res = get_with(&app, &format!("/orgs/{}/documents", f.org), &jwt(&admin)).await;
     assert_ok(&res);
     assert_eq!(res.body, "listed");
+    assert_eq!(f.emu.requests(Endpoint::Authenticate), 0);
+}
+
+#[tokio::test]
+async fn the_guard_decides_alike_as_a_handler_layer() {
+    let f = fixture().await;
+    f.emu.set_policy(policy());
+    let org_b = f.emu.create_organization("globex");
+    let viewer = member(&f.emu, &f.org, "vi@acme.test", &["viewer"]);
+    let app = rbac_app(&f.auth);
+    let own = format!("/orgs/{}/handler-guarded", f.org);
+
+    let res = get_with(&app, &own, &jwt(&viewer)).await;
+    assert_ok(&res);
+    assert_eq!(res.json()["organization_id"], f.org.as_str());
+    assert_eq!(res.json()["granting_roles"], json!(["viewer"]));
+    let other = format!("/orgs/{org_b}/handler-guarded");
+    let res = get_with(&app, &other, &jwt(&viewer)).await;
+    assert_forbidden(&res, "tenancy_mismatch", "document", "read");
+    // "editor" is unknown to this policy: no permission.
+    let res = get_with(&app, &own, &jwt(&f.session)).await;
+    assert_forbidden(&res, "permission_denied", "document", "read");
+    let res = send(&app, "GET", &own, None).await;
+    assert_unauthorized(&res, "missing_credentials");
     assert_eq!(f.emu.requests(Endpoint::Authenticate), 0);
 }
 
