@@ -23,10 +23,9 @@ mod common;
 use std::cell::Cell;
 
 use axum::body::Body;
-use axum::handler::Handler as _;
 use axum::routing::get;
 use axum::{Router, http::HeaderValue};
-use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth};
+use axum_stytch::StytchAuth;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, StatusCode, header::COOKIE};
 use tower::ServiceExt as _;
@@ -35,14 +34,6 @@ use common::Fixture;
 
 const TOKENS: usize = 4096;
 const SESSIONS: usize = 64;
-
-async fn hello() -> &'static str {
-    "Hello, World!"
-}
-
-async fn hello_member(_member: AuthenticatedMember) -> &'static str {
-    "Hello, World!"
-}
 
 fn request(cookie: &HeaderValue) -> Request<Body> {
     let mut req = Request::new(Body::empty());
@@ -79,34 +70,19 @@ fn benches(c: &mut Criterion) {
         assert!(rt.block_on(auth.warm_up()), "JWKS warm-up");
         auth
     };
-    let member_app = |auth: &StytchAuth| {
-        Router::new()
-            .route("/", get(hello_member))
-            .layer(auth.layer())
-    };
 
-    let bare = Router::new().route("/", get(hello));
+    let bare = Router::new().route("/", get(common::hello));
     let cached_auth = auth(10_000);
-    let cached = member_app(&cached_auth);
+    let cached = common::member_app(&cached_auth);
     let fresh_auth = auth(64);
-    let fresh = member_app(&fresh_auth);
+    let fresh = common::member_app(&fresh_auth);
     let rbac_auth = auth(10_000);
-    let rbac = Router::new()
-        .route(
-            "/",
-            get(hello_member).route_layer(RequireAuthz::new(common::RESOURCE, common::ACTION)),
-        )
-        .layer(rbac_auth.layer());
-    let rbac_handler = Router::new()
-        .route(
-            "/",
-            get(hello_member.layer(RequireAuthz::new(common::RESOURCE, common::ACTION))),
-        )
-        .layer(rbac_auth.layer());
+    let rbac = common::rbac_app(&rbac_auth);
+    let rbac_handler = common::rbac_handler_app(&rbac_auth);
     let identity = Router::new()
         .route(
             "/",
-            get(hello_member).route_layer(tower::layer::util::Identity::new()),
+            get(common::hello_member).route_layer(tower::layer::util::Identity::new()),
         )
         .layer(cached_auth.layer());
     // Load the RBAC policy before measuring.

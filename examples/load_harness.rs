@@ -54,14 +54,13 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::handler::Handler as _;
 use axum::http::{HeaderMap, StatusCode, header::COOKIE};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
 use axum_stytch::testing::{EmulatorOptions, MockClock, StytchEmulator};
-use axum_stytch::{AuthenticatedMember, Clock, RequireAuthz, StytchAuth};
+use axum_stytch::{Clock, StytchAuth};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
@@ -81,7 +80,7 @@ const SCENARIOS: [&str; 7] = [
 const SESSIONS: usize = 64;
 const FRESH_CACHE_CAPACITY: u64 = 64;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-const BODY: &str = "Hello, World!";
+use common::BODY;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -340,14 +339,6 @@ mod server {
             .collect()
     }
 
-    async fn hello() -> &'static str {
-        BODY
-    }
-
-    async fn hello_member(_member: AuthenticatedMember) -> &'static str {
-        BODY
-    }
-
     async fn hello_hand(_member: axum::Extension<HandMember>) -> &'static str {
         BODY
     }
@@ -405,25 +396,11 @@ mod server {
             counters: HandCounters::default(),
         };
 
-        let bare = Router::new().route("/", get(hello));
-        let repeated = Router::new()
-            .route("/", get(hello_member))
-            .layer(repeated_auth.layer());
-        let fresh = Router::new()
-            .route("/", get(hello_member))
-            .layer(fresh_auth.layer());
-        let rbac = Router::new()
-            .route(
-                "/",
-                get(hello_member).route_layer(RequireAuthz::new(common::RESOURCE, common::ACTION)),
-            )
-            .layer(rbac_auth.layer());
-        let rbac_handler = Router::new()
-            .route(
-                "/",
-                get(hello_member.layer(RequireAuthz::new(common::RESOURCE, common::ACTION))),
-            )
-            .layer(rbac_handler_auth.layer());
+        let bare = Router::new().route("/", get(common::hello));
+        let repeated = common::member_app(&repeated_auth);
+        let fresh = common::member_app(&fresh_auth);
+        let rbac = common::rbac_app(&rbac_auth);
+        let rbac_handler = common::rbac_handler_app(&rbac_handler_auth);
         let jsonwebtoken = Router::new()
             .route("/", get(hello_hand))
             .layer(middleware::from_fn_with_state(hand.clone(), hand_written));
@@ -916,32 +893,23 @@ mod client {
             cost_ratios.get("rbac_handler").copied(),
             0.85,
         );
-        if let (Some(r), Some(c)) = (
-            pair("rbac_handler", "repeated", rps),
-            pair("rbac_handler", "repeated", cost),
-        ) {
-            println!(
-                "reference: rbac_handler vs repeated           {r:>5.2}x [{c:.2}x]  (the guard's own \
-                 cost)"
-            );
-        }
-        if let (Some(r), Some(c)) = (
-            pair("rbac", "rbac_handler", rps),
-            pair("rbac", "rbac_handler", cost),
-        ) {
-            println!(
-                "reference: rbac vs rbac_handler               {r:>5.2}x [{c:.2}x]  (what route_layer's \
-                 extra boxing costs)"
-            );
-        }
-        if let (Some(d), Some(j)) = (
-            pair("aws_lc_direct", "jsonwebtoken", rps),
-            pair("aws_lc_direct", "jsonwebtoken", cost),
-        ) {
-            println!(
-                "reference: aws_lc_direct vs jsonwebtoken      {d:>5.2}x [{j:.2}x]  (what verifying \
-                 every request can reach)"
-            );
+        for (a, b, meaning) in [
+            ("rbac_handler", "repeated", "the guard's own cost"),
+            (
+                "rbac",
+                "rbac_handler",
+                "what route_layer's extra boxing costs",
+            ),
+            (
+                "aws_lc_direct",
+                "jsonwebtoken",
+                "what verifying every request can reach",
+            ),
+        ] {
+            if let (Some(r), Some(c)) = (pair(a, b, rps), pair(a, b, cost)) {
+                let what = format!("reference: {a} vs {b}");
+                println!("{what:<44} {r:>5.2}x [{c:.2}x]  ({meaning})");
+            }
         }
         println!("\nload average at end: {}", loadavg());
 

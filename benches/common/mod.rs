@@ -6,8 +6,12 @@
 
 use std::time::Duration;
 
+use axum::Router;
+use axum::handler::Handler as _;
+use axum::routing::get;
 use axum_stytch::rbac::{Policy, Resource, Role};
 use axum_stytch::testing::{SessionOptions, StytchEmulator};
+use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth};
 
 /// The permission the RBAC-guarded routes require (granted by `viewer` and `editor`).
 pub const RESOURCE: &str = "document";
@@ -52,6 +56,47 @@ pub fn project_roles() -> Vec<Role> {
             .allow("audit_log", ["read"]),
         Role::new("integration").allow("document", ["read", "create"]),
     ]
+}
+
+/// What every app answers.
+pub const BODY: &str = "Hello, World!";
+
+/// The bare app's handler.
+pub async fn hello() -> &'static str {
+    BODY
+}
+
+/// The handler of the axum-stytch apps: requires a member.
+pub async fn hello_member(_member: AuthenticatedMember) -> &'static str {
+    BODY
+}
+
+/// `GET /` for a member, behind `auth`'s layer.
+pub fn member_app(auth: &StytchAuth) -> Router {
+    Router::new()
+        .route("/", get(hello_member))
+        .layer(auth.layer())
+}
+
+/// [`member_app`] with `RequireAuthz(RESOURCE, ACTION)` as a `route_layer`, the form
+/// the README shows.
+pub fn rbac_app(auth: &StytchAuth) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(hello_member).route_layer(RequireAuthz::new(RESOURCE, ACTION)),
+        )
+        .layer(auth.layer())
+}
+
+/// [`rbac_app`] with the guard on the handler (`Handler::layer`) instead.
+pub fn rbac_handler_app(auth: &StytchAuth) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(hello_member.layer(RequireAuthz::new(RESOURCE, ACTION))),
+        )
+        .layer(auth.layer())
 }
 
 /// [`project_roles`] as a policy, with its resources.
