@@ -47,8 +47,8 @@ pub(crate) enum Rejected {
     SessionEnded,
 }
 
-/// A JWT split into its parts, header decoded, signature not yet checked.
-#[derive(Debug)]
+/// A JWT split into its parts, header decoded, signature not yet checked. Its `Debug`
+/// shows the `kid` only: the token is a credential.
 pub(crate) struct Token<'a> {
     pub(crate) kid: Arc<str>,
     header: &'a str,
@@ -124,6 +124,14 @@ impl<'a> Token<'a> {
         // Checked once here, so serde_json need not check every string on its own.
         let json = std::str::from_utf8(&bytes).map_err(|_| Rejected::Malformed)?;
         serde_json::from_str(json).map_err(|_| Rejected::Malformed)
+    }
+}
+
+impl std::fmt::Debug for Token<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -625,6 +633,17 @@ mod tests {
             }
         }
         assert_eq!(&*token.kid, key.kid());
+    }
+
+    #[test]
+    fn debug_shows_the_kid_only() {
+        let key = TestKey::get();
+        let jwt = key.sign(&claims_json(PID, IAT));
+        let shown = format!("{:?}", Token::parse(&jwt, None).unwrap());
+        assert!(shown.contains(key.kid()), "{shown}");
+        for segment in jwt.split('.') {
+            assert!(!shown.contains(segment), "{shown}");
+        }
     }
 
     #[test]
