@@ -52,24 +52,10 @@ async fn call(app: &Router, cookie: &HeaderValue) {
 }
 
 fn benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let rt = common::runtime();
     let fixture = rt.block_on(Fixture::new(SESSIONS, TOKENS));
     let cookies = fixture.cookie_values();
-
-    let auth = |capacity: u64| -> StytchAuth {
-        let auth = fixture
-            .emulator
-            .auth_builder()
-            .token_cache_capacity(capacity)
-            .build()
-            .expect("a valid configuration");
-        assert!(rt.block_on(auth.warm_up()), "JWKS warm-up");
-        auth
-    };
+    let auth = |capacity: u64| -> StytchAuth { rt.block_on(fixture.auth(capacity)) };
 
     let bare = Router::new().route("/", get(common::hello));
     let cached_auth = auth(10_000);

@@ -51,11 +51,7 @@ fn request(cookie: &HeaderValue) -> Request<()> {
 }
 
 fn benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let rt = common::runtime();
     let fixture = rt.block_on(Fixture::new(SESSIONS, TOKENS));
     let cookies = fixture.cookie_values();
     let jwt_len = fixture.repeated().len();
@@ -66,13 +62,7 @@ fn benches(c: &mut Criterion) {
     );
 
     let build = |capacity: u64| {
-        let auth = fixture
-            .emulator
-            .auth_builder()
-            .token_cache_capacity(capacity)
-            .build()
-            .expect("a valid configuration");
-        assert!(rt.block_on(auth.warm_up()), "JWKS warm-up");
+        let auth = rt.block_on(fixture.auth(capacity));
         let service = auth
             .layer()
             .layer(tower::service_fn(|_req: Request<()>| async {

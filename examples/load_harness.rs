@@ -863,36 +863,32 @@ mod client {
         };
         let rps = |x: &Sample, y: &Sample| x.rps / y.rps;
         let cost = |x: &Sample, y: &Sample| y.server_us / x.server_us;
-        check(
-            "repeated tokens vs bare",
-            ratios.get("repeated").copied(),
-            cost_ratios.get("repeated").copied(),
-            0.90,
-        );
-        check(
-            "fresh tokens vs bare",
-            ratios.get("fresh").copied(),
-            cost_ratios.get("fresh").copied(),
-            0.30,
-        );
-        check(
-            "fresh tokens vs hand-written jsonwebtoken",
+        let vs_bare = |s: &str| (ratios.get(s).copied(), cost_ratios.get(s).copied());
+        let vs_jsonwebtoken = (
             pair("fresh", "jsonwebtoken", rps),
             pair("fresh", "jsonwebtoken", cost),
-            1.35,
         );
-        check(
-            "RBAC-guarded route, repeated tokens vs bare",
-            ratios.get("rbac").copied(),
-            cost_ratios.get("rbac").copied(),
-            0.85,
-        );
-        check(
-            "RBAC, guard as Handler::layer, vs bare",
-            ratios.get("rbac_handler").copied(),
-            cost_ratios.get("rbac_handler").copied(),
-            0.85,
-        );
+        for (what, (got, by_cost), target) in [
+            ("repeated tokens vs bare", vs_bare("repeated"), 0.90),
+            ("fresh tokens vs bare", vs_bare("fresh"), 0.30),
+            (
+                "fresh tokens vs hand-written jsonwebtoken",
+                vs_jsonwebtoken,
+                1.35,
+            ),
+            (
+                "RBAC-guarded route, repeated tokens vs bare",
+                vs_bare("rbac"),
+                0.85,
+            ),
+            (
+                "RBAC, guard as Handler::layer, vs bare",
+                vs_bare("rbac_handler"),
+                0.85,
+            ),
+        ] {
+            check(what, got, by_cost, target);
+        }
         for (a, b, meaning) in [
             ("rbac_handler", "repeated", "the guard's own cost"),
             (

@@ -122,6 +122,15 @@ pub fn policy() -> Policy {
     policy
 }
 
+/// The criterion benches' runtime: one worker, like the harness's pinned server.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// One member's session.
 pub struct Session {
     pub member_session_id: String,
@@ -139,6 +148,19 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// A `StytchAuth` on this emulator with a `capacity`-entry verified-token cache,
+    /// its JWKS already loaded.
+    pub async fn auth(&self, capacity: u64) -> StytchAuth {
+        let auth = self
+            .emulator
+            .auth_builder()
+            .token_cache_capacity(capacity)
+            .build()
+            .expect("a valid configuration");
+        assert!(auth.warm_up().await, "JWKS warm-up");
+        auth
+    }
+
     /// The emulator's JWKS, for the hand-written comparison middlewares.
     pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
         reqwest::get(format!(
