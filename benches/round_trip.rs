@@ -1,7 +1,8 @@
 //! The full middleware round trip through an axum `Router` as a `tower::Service`
 //! (`ServiceExt::oneshot`, no sockets): request in, handler taking
 //! `AuthenticatedMember`, response out. Every request carries the same ~1.6 KB
-//! browser `Cookie` header shape.
+//! browser `Cookie` header shape. The routers are prepared as `axum::serve` prepares
+//! them (`with_state(())`, see `common::bare_app`).
 //!
 //! * `round_trip/bare`: the same router and handler without the layer or extractor.
 //! * `round_trip/cached`: one JWT repeated (verified-token cache hit).
@@ -57,7 +58,7 @@ fn benches(c: &mut Criterion) {
     let cookies = fixture.cookie_values();
     let auth = |capacity: u64| -> StytchAuth { rt.block_on(fixture.auth(capacity)) };
 
-    let bare = Router::new().route("/", get(common::hello));
+    let bare = common::bare_app();
     let cached_auth = auth(10_000);
     let cached = common::member_app(&cached_auth);
     let fresh_auth = auth(64);
@@ -70,7 +71,8 @@ fn benches(c: &mut Criterion) {
             "/",
             get(common::hello_member).route_layer(tower::layer::util::Identity::new()),
         )
-        .layer(cached_auth.layer());
+        .layer(cached_auth.layer())
+        .with_state(());
     // Load the RBAC policy before measuring.
     rt.block_on(call(&rbac, &cookies[0]));
 

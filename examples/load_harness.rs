@@ -48,23 +48,14 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header::COOKIE};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::{StatusCode, header::COOKIE};
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
 use axum_stytch::testing::{EmulatorOptions, MockClock, StytchEmulator};
-use axum_stytch::{Clock, StytchAuth};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -80,7 +71,6 @@ const SCENARIOS: [&str; 7] = [
 const SESSIONS: usize = 64;
 const FRESH_CACHE_CAPACITY: u64 = 64;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-use common::BODY;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -144,19 +134,6 @@ fn cpus_allowed(pid: &str) -> String {
 mod server {
     use super::*;
 
-    /// A clock frozen at the emulator's time (so minted tokens stay valid however long
-    /// the run) that still reads the system clock, so each call costs what
-    /// `SystemClock` costs.
-    #[derive(Clone, Copy)]
-    struct FrozenClock(SystemTime);
-
-    impl Clock for FrozenClock {
-        fn now(&self) -> SystemTime {
-            std::hint::black_box(SystemTime::now());
-            self.0
-        }
-    }
-
     pub(super) fn main(args: &[String]) {
         let arg = |i: usize| -> u64 {
             args.get(i)
@@ -187,162 +164,6 @@ mod server {
         rt.block_on(serve(tokens, lifetime_secs));
     }
 
-    #[derive(Clone, Default)]
-    struct HandCounters {
-        verified: Arc<AtomicU64>,
-        rejected: Arc<AtomicU64>,
-    }
-
-    #[derive(Clone)]
-    struct HandState {
-        jwks: Arc<JwkSet>,
-        validation: Arc<Validation>,
-        counters: HandCounters,
-    }
-
-    #[derive(Clone)]
-    struct DirectState {
-        keys: Arc<std::collections::HashMap<String, ParsedPublicKey>>,
-        issuer: Arc<str>,
-        audience: Arc<str>,
-        leeway_secs: u64,
-        counters: HandCounters,
-    }
-
-    #[derive(serde::Deserialize)]
-    struct DirectHeader<'a> {
-        alg: &'a str,
-        kid: &'a str,
-    }
-
-    #[derive(serde::Deserialize)]
-    #[allow(dead_code)]
-    struct HandClaims {
-        iss: String,
-        aud: Vec<String>,
-        exp: u64,
-        sub: String,
-        #[serde(rename = "https://stytch.com/session")]
-        session: HandSession,
-        #[serde(rename = "https://stytch.com/organization")]
-        organization: HandOrganization,
-    }
-
-    #[derive(serde::Deserialize)]
-    #[allow(dead_code)]
-    struct HandSession {
-        id: String,
-        #[serde(default)]
-        roles: Vec<String>,
-    }
-
-    #[derive(serde::Deserialize)]
-    #[allow(dead_code)]
-    struct HandOrganization {
-        organization_id: String,
-    }
-
-    #[derive(Clone)]
-    struct HandMember(#[allow(dead_code)] Arc<HandClaims>);
-
-    fn session_jwt_cookie(headers: &HeaderMap) -> Option<&str> {
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|pair| pair.trim().strip_prefix("stytch_session_jwt="))
-    }
-
-    /// What an application writes by hand with `jsonwebtoken`: on every request, the
-    /// JWT from the cookie, its `kid`, a `DecodingKey` from that JWK, and `decode` with
-    /// RS256, audience, issuer and expiry checks.
-    async fn hand_written(
-        State(state): State<HandState>,
-        mut req: Request,
-        next: Next,
-    ) -> Response {
-        let verified = session_jwt_cookie(req.headers()).and_then(|jwt| {
-            let header = jsonwebtoken::decode_header(jwt).ok()?;
-            let jwk = state.jwks.find(header.kid.as_deref()?)?;
-            let key = DecodingKey::from_jwk(jwk).ok()?;
-            jsonwebtoken::decode::<HandClaims>(jwt, &key, &state.validation).ok()
-        });
-        match verified {
-            Some(data) => {
-                state.counters.verified.fetch_add(1, Ordering::Relaxed);
-                req.extensions_mut()
-                    .insert(HandMember(Arc::new(data.claims)));
-                next.run(req).await
-            }
-            None => {
-                state.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                StatusCode::UNAUTHORIZED.into_response()
-            }
-        }
-    }
-
-    /// The floor for verifying every request: aws-lc-rs RS256 with a key parsed once per
-    /// `kid`, the header and claims decoded once into small structs, `iss`/`aud`/`exp`
-    /// checked. No cache, no remote fallback, no rich member.
-    async fn direct(State(state): State<DirectState>, mut req: Request, next: Next) -> Response {
-        let verified = session_jwt_cookie(req.headers()).and_then(|jwt| {
-            let (signing_input, signature) = jwt.rsplit_once('.')?;
-            let (header, payload) = signing_input.split_once('.')?;
-            let header_json = URL_SAFE_NO_PAD.decode(header).ok()?;
-            let header: DirectHeader<'_> = serde_json::from_slice(&header_json).ok()?;
-            if header.alg != "RS256" {
-                return None;
-            }
-            let key = state.keys.get(header.kid)?;
-            let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-            key.verify_sig(signing_input.as_bytes(), &signature).ok()?;
-            let claims: HandClaims =
-                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .ok()?
-                .as_secs();
-            (claims.iss == *state.issuer
-                && claims.aud.iter().any(|a| **a == *state.audience)
-                && claims.exp + state.leeway_secs > now)
-                .then_some(claims)
-        });
-        match verified {
-            Some(claims) => {
-                state.counters.verified.fetch_add(1, Ordering::Relaxed);
-                req.extensions_mut().insert(HandMember(Arc::new(claims)));
-                next.run(req).await
-            }
-            None => {
-                state.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                StatusCode::UNAUTHORIZED.into_response()
-            }
-        }
-    }
-
-    fn parse_keys(jwks: &JwkSet) -> std::collections::HashMap<String, ParsedPublicKey> {
-        use jsonwebtoken::jwk::AlgorithmParameters;
-        jwks.keys
-            .iter()
-            .filter_map(|jwk| {
-                let AlgorithmParameters::RSA(rsa) = &jwk.algorithm else {
-                    return None;
-                };
-                let n = URL_SAFE_NO_PAD.decode(&rsa.n).ok()?;
-                let e = URL_SAFE_NO_PAD.decode(&rsa.e).ok()?;
-                let key = RsaPublicKeyComponents { n: &n, e: &e }
-                    .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
-                    .ok()?;
-                Some((jwk.common.key_id.clone()?, key))
-            })
-            .collect()
-    }
-
-    async fn hello_hand(_member: axum::Extension<HandMember>) -> &'static str {
-        BODY
-    }
-
     async fn serve(tokens: usize, lifetime_secs: u64) {
         let started = Instant::now();
         let span = common::Fixture::minting_seconds(SESSIONS, tokens);
@@ -356,57 +177,23 @@ mod server {
         let emulator =
             StytchEmulator::start_with(EmulatorOptions::new().clock(clock.clone())).await;
         let fixture = common::Fixture::with_emulator(emulator, SESSIONS, tokens);
-        let frozen = FrozenClock(clock.now());
         let minted = started.elapsed();
 
-        let build = |capacity: u64| -> StytchAuth {
-            fixture
-                .emulator
-                .auth_builder()
-                .clock(frozen)
-                .token_cache_capacity(capacity)
-                .build()
-                .expect("a valid configuration")
-        };
-        let repeated_auth = build(10_000);
-        let fresh_auth = build(FRESH_CACHE_CAPACITY);
-        let rbac_auth = build(10_000);
-        let rbac_handler_auth = build(10_000);
-        for auth in [&repeated_auth, &fresh_auth, &rbac_auth, &rbac_handler_auth] {
-            assert!(auth.warm_up().await, "JWKS warm-up failed");
-        }
+        let repeated_auth = fixture.auth(10_000).await;
+        let fresh_auth = fixture.auth(FRESH_CACHE_CAPACITY).await;
+        let rbac_auth = fixture.auth(10_000).await;
+        let rbac_handler_auth = fixture.auth(10_000).await;
+        // The hand-written apps check exp against the system clock; the leeway covers
+        // the tokens' 300 s lifetime being shorter than a long run.
+        let references = common::reference::References::new(&fixture, 5 + lifetime_secs).await;
 
-        let jwks: JwkSet = fixture.jwks().await;
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_audience(&[fixture.emulator.project_id()]);
-        validation.set_issuer(&[fixture.emulator.issuer()]);
-        // exp and nbf are checked against the system clock; the leeway covers the
-        // tokens' 300 s lifetime being shorter than a long run.
-        validation.leeway = 5 + lifetime_secs;
-        let direct_state = DirectState {
-            keys: Arc::new(parse_keys(&jwks)),
-            issuer: Arc::from(fixture.emulator.issuer()),
-            audience: Arc::from(fixture.emulator.project_id()),
-            leeway_secs: validation.leeway,
-            counters: HandCounters::default(),
-        };
-        let hand = HandState {
-            jwks: Arc::new(jwks),
-            validation: Arc::new(validation),
-            counters: HandCounters::default(),
-        };
-
-        let bare = Router::new().route("/", get(common::hello));
+        let bare = common::bare_app();
         let repeated = common::member_app(&repeated_auth);
         let fresh = common::member_app(&fresh_auth);
         let rbac = common::rbac_app(&rbac_auth);
         let rbac_handler = common::rbac_handler_app(&rbac_handler_auth);
-        let jsonwebtoken = Router::new()
-            .route("/", get(hello_hand))
-            .layer(middleware::from_fn_with_state(hand.clone(), hand_written));
-        let aws_lc_direct = Router::new()
-            .route("/", get(hello_hand))
-            .layer(middleware::from_fn_with_state(direct_state.clone(), direct));
+        let jsonwebtoken = references.jsonwebtoken;
+        let aws_lc_direct = references.aws_lc_direct;
 
         // Load the RBAC policy (and check every app answers 200) before any load.
         let cookie = common::cookie_header(fixture.repeated(), &fixture.sessions[0].session_token);
@@ -434,8 +221,8 @@ mod server {
             ("rbac", rbac_auth),
             ("rbac_handler", rbac_handler_auth),
         ];
-        let counters = hand.counters.clone();
-        let direct_counters = direct_state.counters.clone();
+        let counters = references.jsonwebtoken_counters;
+        let direct_counters = references.aws_lc_direct_counters;
         let stats = Router::new().route(
             "/stats",
             get(move || {

@@ -4,14 +4,16 @@
 //! the ones a browser sends.
 #![allow(dead_code)]
 
-use std::time::Duration;
+pub mod reference;
+
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::handler::Handler as _;
 use axum::routing::get;
 use axum_stytch::rbac::{Policy, Resource, Role};
 use axum_stytch::testing::{SessionOptions, StytchEmulator};
-use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth};
+use axum_stytch::{AuthenticatedMember, Clock, RequireAuthz, StytchAuth};
 
 /// The permission the RBAC-guarded routes require (granted by `viewer` and `editor`).
 pub const RESOURCE: &str = "document";
@@ -58,6 +60,19 @@ pub fn project_roles() -> Vec<Role> {
     ]
 }
 
+/// A clock frozen at a given time (so minted tokens stay valid however long a run
+/// takes) that still reads the system clock, so each call costs what the default
+/// `SystemClock` costs (a mock clock's mutex would cost more).
+#[derive(Clone, Copy)]
+pub struct FrozenClock(pub SystemTime);
+
+impl Clock for FrozenClock {
+    fn now(&self) -> SystemTime {
+        std::hint::black_box(SystemTime::now());
+        self.0
+    }
+}
+
 /// What every app answers.
 pub const BODY: &str = "Hello, World!";
 
@@ -71,11 +86,21 @@ pub async fn hello_member(_member: AuthenticatedMember) -> &'static str {
     BODY
 }
 
+/// The bare app: `GET /` answers [`BODY`].
+///
+/// Every app is returned the way `axum::serve` runs it: `with_state(())` turns each
+/// route's handler into a service once, where calling a `Router` directly would do it on
+/// every request.
+pub fn bare_app() -> Router {
+    Router::new().route("/", get(hello)).with_state(())
+}
+
 /// `GET /` for a member, behind `auth`'s layer.
 pub fn member_app(auth: &StytchAuth) -> Router {
     Router::new()
         .route("/", get(hello_member))
         .layer(auth.layer())
+        .with_state(())
 }
 
 /// [`member_app`] with `RequireAuthz(RESOURCE, ACTION)` as a `route_layer`, the form
@@ -87,6 +112,7 @@ pub fn rbac_app(auth: &StytchAuth) -> Router {
             get(hello_member).route_layer(RequireAuthz::new(RESOURCE, ACTION)),
         )
         .layer(auth.layer())
+        .with_state(())
 }
 
 /// [`rbac_app`] with the guard on the handler (`Handler::layer`) instead.
@@ -97,6 +123,7 @@ pub fn rbac_handler_app(auth: &StytchAuth) -> Router {
             get(hello_member.layer(RequireAuthz::new(RESOURCE, ACTION))),
         )
         .layer(auth.layer())
+        .with_state(())
 }
 
 /// [`project_roles`] as a policy, with its resources.
@@ -149,11 +176,12 @@ pub struct Fixture {
 
 impl Fixture {
     /// A `StytchAuth` on this emulator with a `capacity`-entry verified-token cache,
-    /// its JWKS already loaded.
+    /// its JWKS already loaded, and a [`FrozenClock`] at the emulator's time.
     pub async fn auth(&self, capacity: u64) -> StytchAuth {
         let auth = self
             .emulator
             .auth_builder()
+            .clock(FrozenClock(self.emulator.clock().now()))
             .token_cache_capacity(capacity)
             .build()
             .expect("a valid configuration");
