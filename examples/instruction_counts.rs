@@ -8,14 +8,15 @@
 //!
 //! Needs `valgrind` on the `PATH` (Debian: `apt-get install valgrind`). For each
 //! scenario the tool runs itself under `valgrind --tool=callgrind`, builds the app,
-//! sends it some requests to warm its caches, and then counts only inside the loop
-//! that sends `INSTR_REQUESTS` (default 2,000) more, in-process through
+//! sends it some requests to warm its caches, and then sends five loops of
+//! `INSTR_REQUESTS` (default 1,000) requests, in-process through
 //! `tower::ServiceExt::oneshot` (no sockets, no HTTP parsing: the kernel and hyper
-//! work that makes up most of a served request is not counted). Instructions come from
-//! callgrind's total for that loop, allocations from its count of calls to `malloc`,
-//! `calloc`, `realloc` and `posix_memalign`. Each scenario runs twice, with
-//! `INSTR_REQUESTS` requests and with twice as many; the difference, divided by
-//! `INSTR_REQUESTS`, is the cost of one request. About two minutes in all.
+//! work that makes up most of a served request is not counted). Callgrind counts only
+//! inside those loops and writes each loop's counts apart (`--dump-after`).
+//! Instructions: the median loop's, per request, with the spread between the loops.
+//! Allocations: calls to `malloc`, `calloc`, `realloc` and `posix_memalign` per request,
+//! over the loops after the first (whose part also records the calls made before
+//! counting began). About a minute in all.
 //!
 //! The scenarios are those of the load harness (`examples/load_harness.rs`), built by
 //! the same code (`benches/common`), with fewer distinct tokens: 128 instead of 4,096,
@@ -32,7 +33,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 
 use axum::Router;
@@ -54,6 +54,10 @@ const SESSIONS: usize = 64;
 const TOKENS: usize = 128;
 const FRESH_CACHE_CAPACITY: u64 = 16;
 const WARM_UP_REQUESTS: usize = 300;
+/// Counted loops per scenario, each dumped by callgrind as a part of its own.
+const CHUNKS: usize = 5;
+/// The counted function, as callgrind names it.
+const MEASURED: &str = "instruction_counts::measured_requests";
 /// Functions whose calls are counted as heap allocations.
 const ALLOCATORS: [&str; 4] = ["malloc", "calloc", "realloc", "posix_memalign"];
 
@@ -70,7 +74,7 @@ fn main() {
         }
         Some("-h" | "--help") => println!(
             "usage: cargo run --release --example instruction_counts\n\
-             env: INSTR_REQUESTS (2000) INSTR_SCENARIOS ({})",
+             env: INSTR_REQUESTS (1000) INSTR_SCENARIOS ({})",
             SCENARIOS.join(",")
         ),
         _ => report(),
@@ -86,7 +90,7 @@ fn report() {
     let requests: usize = std::env::var("INSTR_REQUESTS")
         .ok()
         .map(|v| v.parse().expect("INSTR_REQUESTS: a number"))
-        .unwrap_or(2_000);
+        .unwrap_or(1_000);
     let chosen = std::env::var("INSTR_SCENARIOS").ok();
     let scenarios: Vec<&str> = SCENARIOS
         .into_iter()
@@ -102,42 +106,51 @@ fn report() {
     std::fs::create_dir_all(&dir).expect("a temporary directory");
 
     println!(
-        "{requests} requests per scenario (the difference of runs of {requests} and {}), \
-         in-process (`oneshot`), counted by callgrind\n",
-        2 * requests
+        "{CHUNKS} counted loops of {requests} requests per scenario, in-process (`oneshot`), \
+         counted by callgrind; instructions: the median loop's, and the spread between \
+         loops\n"
     );
     println!(
-        "| scenario | instructions / request | vs bare | allocations / request | vs bare | notes |"
+        "| scenario | instructions / request | spread | vs bare | allocations / request | vs bare | notes |"
     );
-    println!("|---|---:|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---|");
     let mut bare: Option<(f64, f64)> = None;
     for scenario in scenarios {
-        // Two runs, of `requests` and twice as many: their difference leaves out what
-        // happens once (setup, warm-up, the first request's lazy initialisations), in
-        // the instructions and in the allocations alike (callgrind records calls made
-        // outside the counted function too).
-        let [(i1, a1, _), (i2, a2, notes)] = [requests, 2 * requests].map(|n| {
-            let out = dir.join(format!("{scenario}-{n}.callgrind"));
-            let run = Command::new("valgrind")
-                .arg("--tool=callgrind")
-                .arg(format!("--callgrind-out-file={}", out.display()))
-                .arg("--collect-atstart=no")
-                .arg("--toggle-collect=*measured_requests*")
-                .arg(&exe)
-                .args(["measure", scenario, &n.to_string()])
-                .output()
-                .expect("valgrind runs");
-            let stderr = String::from_utf8_lossy(&run.stderr);
-            assert!(
-                run.status.success(),
-                "{scenario} failed under valgrind:\n{stderr}"
-            );
-            let instructions = collected(&stderr).expect("callgrind's `Collected` line");
-            let notes = String::from_utf8_lossy(&run.stdout).trim().to_owned();
-            (instructions, allocator_calls(&out), notes)
-        });
-        let per = |a: u64, b: u64| b.saturating_sub(a) as f64 / requests as f64;
-        let (i, a) = (per(i1, i2), per(a1, a2));
+        let out = dir.join(format!("{scenario}.callgrind"));
+        let run = Command::new("valgrind")
+            .arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg("--collect-atstart=no")
+            .arg(format!("--toggle-collect={MEASURED}"))
+            .arg(format!("--dump-after={MEASURED}"))
+            .arg(&exe)
+            .args(["measure", scenario, &requests.to_string()])
+            .output()
+            .expect("valgrind runs");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            run.status.success(),
+            "{scenario} failed under valgrind:\n{stderr}"
+        );
+        // One part per counted loop: `<out>.1` to `<out>.CHUNKS`.
+        let parts: Vec<(u64, u64)> = (1..=CHUNKS)
+            .map(|k| {
+                let part = std::fs::read_to_string(format!("{}.{k}", out.display()))
+                    .expect("a callgrind part per counted loop");
+                (
+                    summary(&part).expect("a `summary:` line"),
+                    allocator_calls(&part),
+                )
+            })
+            .collect();
+        let per = |n: u64| n as f64 / requests as f64;
+        let mut instructions: Vec<f64> = parts.iter().map(|p| per(p.0)).collect();
+        instructions.sort_by(f64::total_cmp);
+        let i = instructions[instructions.len() / 2];
+        let spread = instructions[instructions.len() - 1] - instructions[0];
+        // The first part also holds the calls made before counting started (callgrind
+        // records calls outside the counted function too).
+        let a = per(parts[1..].iter().map(|p| p.1).sum::<u64>()) / (CHUNKS - 1) as f64;
         let (di, da) = match bare {
             None => {
                 bare = Some((i, a));
@@ -145,24 +158,23 @@ fn report() {
             }
             Some((bi, ba)) => (format!("{:+.0}", i - bi), format!("{:+.1}", a - ba)),
         };
-        println!("| {scenario} | {i:.0} | {di} | {a:.1} | {da} | {notes} |");
+        let notes = String::from_utf8_lossy(&run.stdout).trim().to_owned();
+        println!("| {scenario} | {i:.0} | {spread:.0} | {di} | {a:.1} | {da} | {notes} |");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `==pid== Collected : N` from callgrind's summary.
-fn collected(stderr: &str) -> Option<u64> {
-    stderr.lines().find_map(|l| {
-        l.split_once("Collected :")
-            .and_then(|(_, n)| n.trim().parse().ok())
-    })
+/// The `summary: N` line of a callgrind part: instructions counted in it.
+fn summary(part: &str) -> Option<u64> {
+    part.lines()
+        .find_map(|l| l.strip_prefix("summary:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
-/// Calls to the allocator's functions recorded in a callgrind output file. Function
-/// names are compressed: `cfn=(id) name` the first time, `cfn=(id)` afterwards (one id
-/// space shared with `fn=`); each `calls=N ...` line counts calls to the last `cfn`.
-fn allocator_calls(path: &Path) -> u64 {
-    let text = std::fs::read_to_string(path).expect("callgrind's output file");
+/// Calls to the allocator's functions recorded in a callgrind part. Function names are
+/// compressed: `cfn=(id) name` the first time, `cfn=(id)` afterwards (one id space
+/// shared with `fn=`); each `calls=N ...` line counts calls to the last `cfn`.
+fn allocator_calls(text: &str) -> u64 {
     let mut names: HashMap<&str, &str> = HashMap::new();
     let mut callee: Option<&str> = None;
     let mut total = 0;
@@ -239,7 +251,10 @@ fn measure(scenario: &str, requests: usize) {
         }
     });
     let before = counted.as_ref().map(StytchAuth::metrics);
-    measured_requests(&rt, &app, &pick, requests);
+    for chunk in 0..CHUNKS {
+        measured_requests(&rt, &app, &|i| pick(chunk * requests + i), requests);
+    }
+    let requests = requests * CHUNKS;
     if let (Some(auth), Some(before)) = (&counted, before) {
         let after = auth.metrics();
         let share = |n: u64| 100.0 * n as f64 / requests as f64;
