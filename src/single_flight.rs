@@ -32,6 +32,11 @@ where
 
     /// Joins the call in progress for `key`, or starts `make()` as that call.
     /// `None` when the call's task panicked or its runtime shut down.
+    ///
+    /// The table stays locked from before the work is spawned until its call is in the
+    /// table, and the work leaves the table only after it finished: whoever sees an
+    /// effect of the work and then asks [`in_flight`](Self::in_flight) finds the call
+    /// in progress, or the work done.
     pub(crate) async fn run<F, Fut>(&self, key: K, make: F) -> Option<V>
     where
         F: FnOnce() -> Fut,

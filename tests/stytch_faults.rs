@@ -637,6 +637,50 @@ async fn keys_rotating_under_traffic_cost_one_refresh_and_old_tokens_keep_workin
     assert_eq!(f.emu.requests(Endpoint::Authenticate), 0);
 }
 
+/// Regression: the request that claimed an unknown-`kid` refresh used to make its fetch
+/// visible to others only after the claim. A request arriving in between saw the
+/// cooldown taken and no fetch in progress, and answered 401 to a valid JWT signed
+/// with the new key (about one run in eight of the test above). Here every rotation is
+/// met by a burst of new-key JWTs on four workers: none is refused, and each rotation
+/// costs exactly one JWKS fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_rotation_met_by_a_burst_costs_one_fetch_and_refuses_no_valid_jwt() {
+    const ROTATIONS: u64 = 15;
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let sessions: Vec<SessionTokens> = (0..4).map(|_| long_session(&f)).collect();
+    let res = get_with(&app, "/me", &jwt_cookie(&sessions[0].session_jwt)).await;
+    assert_member(&res, &f.member, "warm-up");
+    for rotation in 1..=ROTATIONS {
+        // Past the previous forced refresh's cooldown (and within the refresh
+        // interval: each rotation's fetch renews the keys, so no scheduled refresh runs).
+        f.emu
+            .clock()
+            .advance(JWKS_COOLDOWN + Duration::from_secs(1));
+        let previous = f.emu.signing_kid();
+        let new_kid = f.emu.rotate_keys();
+        f.emu.retire_key(&previous);
+        let cookies: Vec<String> = sessions
+            .iter()
+            .map(|s| {
+                let jwt = f.emu.mint_jwt(&s.member_session_id);
+                assert_eq!(kid_of(&jwt), new_kid);
+                jwt_cookie(&jwt)
+            })
+            .collect();
+        let (responses, _) = burst(&app, "GET", "/me", &cookies, 100).await;
+        for res in &responses {
+            assert_member(res, &f.member, &format!("rotation {rotation}"));
+        }
+        assert_eq!(
+            f.emu.requests(Endpoint::Jwks),
+            1 + rotation,
+            "rotation {rotation}: one fetch"
+        );
+    }
+    assert_eq!(f.emu.requests(Endpoint::Authenticate), 0);
+}
+
 // ----------------------------------------------------------------------------------
 // 4. sessions/authenticate down
 

@@ -90,15 +90,17 @@ impl JwksCache {
             return Ok(set);
         }
         // Unknown kid (a key rotation, or a forged token): refresh at most once per
-        // cooldown; concurrent requests join the refresh in progress.
-        if !self.flight.in_flight(&()) && !self.claim_forced_refresh() {
-            // A refresh may have completed since `seen` was loaded.
+        // cooldown; concurrent requests join the refresh in progress. The cooldown is
+        // read before the flight table: the refresh that claimed it registered its
+        // flight first (see `fetch_forced`), so a request that sees the claim either
+        // joins that refresh or finds its keys already stored.
+        if self.forced_refresh_cooling_down() && !self.flight.in_flight(&()) {
             return match self.current.load_full() {
                 Some(now) if now.get(kid).is_some() => Ok(now),
                 _ => Err(KeyError::UnknownKid),
             };
         }
-        match self.fetch(seen).await {
+        match self.fetch_forced(seen).await {
             Ok(set) if set.get(kid).is_some() => Ok(set),
             Ok(_) => Err(KeyError::UnknownKid),
             Err(_) => Err(KeyError::Unavailable),
@@ -140,6 +142,15 @@ impl JwksCache {
             && self.clock.unix_seconds() < failed.saturating_add(self.settings.cooldown.as_secs())
     }
 
+    /// Whether a refresh forced by an unknown `kid` ran within the cooldown.
+    fn forced_refresh_cooling_down(&self) -> bool {
+        let last = self.last_forced.load(Ordering::Acquire);
+        last != 0
+            && self.clock.unix_seconds() < last.saturating_add(self.settings.cooldown.as_secs())
+    }
+
+    /// Claims this cooldown's forced refresh. Only called inside the flight that will
+    /// fetch, so that the claim is never visible before the flight is.
     fn claim_forced_refresh(&self) -> bool {
         let now = self.clock.unix_seconds();
         let cooldown = self.settings.cooldown.as_secs();
@@ -178,6 +189,30 @@ impl JwksCache {
                 // one: use it instead of asking again.
                 match this.current.load_full() {
                     Some(now) if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &now)) => Ok(now),
+                    _ => this.fetch_now().await,
+                }
+            })
+            .await
+            .unwrap_or(Err(FetchFailed))
+    }
+
+    /// [`fetch`](Self::fetch) for an unknown `kid`: joins the fetch in progress, or
+    /// fetches if this cooldown's forced refresh is still unclaimed. The claim is made
+    /// inside the flight, which `SingleFlight` registers before its work can run: a
+    /// request that sees the claim finds the flight (or, once it is over, its keys).
+    async fn fetch_forced(
+        self: &Arc<Self>,
+        seen: Option<Arc<KeySet>>,
+    ) -> Result<Arc<KeySet>, FetchFailed> {
+        let this = Arc::clone(self);
+        self.flight
+            .run((), move || async move {
+                let now = this.current.load_full();
+                match now {
+                    Some(now) if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &now)) => Ok(now),
+                    // Another request's forced refresh ran since this one looked: the
+                    // cooldown holds, answer with the keys there are.
+                    now if !this.claim_forced_refresh() => now.ok_or(FetchFailed),
                     _ => this.fetch_now().await,
                 }
             })
