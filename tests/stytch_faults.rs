@@ -255,6 +255,18 @@ fn payload_of(jwt: &str) -> &str {
     jwt.split('.').nth(1).unwrap()
 }
 
+/// A JWT cookie for each session, minted now and checked to be signed with `kid`.
+fn cookies_signed_by(f: &Fixture, sessions: &[SessionTokens], kid: &str) -> Vec<String> {
+    sessions
+        .iter()
+        .map(|s| {
+            let jwt = f.emu.mint_jwt(&s.member_session_id);
+            assert_eq!(kid_of(&jwt), kid);
+            jwt_cookie(&jwt)
+        })
+        .collect()
+}
+
 fn kid_of(jwt: &str) -> String {
     let header = jwt.split('.').next().unwrap();
     let header: serde_json::Value =
@@ -570,14 +582,7 @@ async fn keys_rotating_under_traffic_cost_one_refresh_and_old_tokens_keep_workin
     // Keep the refresh in flight while the burst below piles up behind it.
     f.emu
         .inject_fault(Endpoint::Jwks, Fault::Delay(Duration::from_millis(100)));
-    let new_cookies: Vec<String> = sessions
-        .iter()
-        .map(|s| {
-            let jwt = f.emu.mint_jwt(&s.member_session_id);
-            assert_eq!(kid_of(&jwt), new_kid);
-            jwt_cookie(&jwt)
-        })
-        .collect();
+    let new_cookies = cookies_signed_by(&f, &sessions, &new_kid);
     let (responses, elapsed) = burst(&app, "GET", "/me", &new_cookies, 100).await;
     for res in &responses {
         assert_member(res, &f.member, "new-kid burst");
@@ -660,14 +665,7 @@ async fn every_rotation_met_by_a_burst_costs_one_fetch_and_refuses_no_valid_jwt(
         let previous = f.emu.signing_kid();
         let new_kid = f.emu.rotate_keys();
         f.emu.retire_key(&previous);
-        let cookies: Vec<String> = sessions
-            .iter()
-            .map(|s| {
-                let jwt = f.emu.mint_jwt(&s.member_session_id);
-                assert_eq!(kid_of(&jwt), new_kid);
-                jwt_cookie(&jwt)
-            })
-            .collect();
+        let cookies = cookies_signed_by(&f, &sessions, &new_kid);
         let (responses, _) = burst(&app, "GET", "/me", &cookies, 100).await;
         for res in &responses {
             assert_member(res, &f.member, &format!("rotation {rotation}"));

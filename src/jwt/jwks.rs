@@ -37,6 +37,15 @@ pub(crate) enum KeyError {
 #[derive(Debug, Clone, Copy)]
 struct FetchFailed;
 
+/// Why the keys are fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// Nothing loaded, the refresh interval passed, or a warm-up.
+    Due,
+    /// A `kid` the loaded keys do not hold: at most once per cooldown.
+    UnknownKid,
+}
+
 pub(crate) struct JwksCache {
     client: StytchClient,
     clock: SharedClock,
@@ -79,7 +88,10 @@ impl JwksCache {
             if self.failed_recently() && !self.flight.in_flight(&()) {
                 return Err(KeyError::Unavailable);
             }
-            let set = self.fetch(seen).await.map_err(|_| KeyError::Unavailable)?;
+            let set = self
+                .fetch(seen, Trigger::Due)
+                .await
+                .map_err(|_| KeyError::Unavailable)?;
             return if set.get(kid).is_some() {
                 Ok(set)
             } else {
@@ -92,15 +104,15 @@ impl JwksCache {
         // Unknown kid (a key rotation, or a forged token): refresh at most once per
         // cooldown; concurrent requests join the refresh in progress. The cooldown is
         // read before the flight table: the refresh that claimed it registered its
-        // flight first (see `fetch_forced`), so a request that sees the claim either
-        // joins that refresh or finds its keys already stored.
+        // flight first (see `fetch`), so a request that sees the claim either joins
+        // that refresh or finds its keys already stored.
         if self.forced_refresh_cooling_down() && !self.flight.in_flight(&()) {
             return match self.current.load_full() {
                 Some(now) if now.get(kid).is_some() => Ok(now),
                 _ => Err(KeyError::UnknownKid),
             };
         }
-        match self.fetch_forced(seen).await {
+        match self.fetch(seen, Trigger::UnknownKid).await {
             Ok(set) if set.get(kid).is_some() => Ok(set),
             Ok(_) => Err(KeyError::UnknownKid),
             Err(_) => Err(KeyError::Unavailable),
@@ -128,7 +140,9 @@ impl JwksCache {
 
     /// Fetches the keys now (used for warm-up). Joins a fetch in progress.
     pub(crate) async fn refresh(self: &Arc<Self>) -> bool {
-        self.fetch(self.current.load_full()).await.is_ok()
+        self.fetch(self.current.load_full(), Trigger::Due)
+            .await
+            .is_ok()
     }
 
     /// When a client refused for missing keys should try again: the failed-fetch cooldown.
@@ -170,49 +184,36 @@ impl JwksCache {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let this = Arc::clone(self);
             handle.spawn(async move {
-                let _ = this.fetch(seen).await;
+                let _ = this.fetch(seen, Trigger::Due).await;
             });
         }
     }
 
     /// Fetches, unless the keys changed since the caller saw `seen` (then the newer set
     /// is the answer): a caller that looked just before another fetch completed must
-    /// not start a second one.
+    /// not start a second one. Joins the fetch in progress.
+    ///
+    /// For an unknown `kid`, the fetch also needs this cooldown's forced refresh,
+    /// claimed here, inside the flight, which `SingleFlight` registers before its work
+    /// can run: a request that sees the claim finds the flight (or, once it is over, its
+    /// keys).
     async fn fetch(
         self: &Arc<Self>,
         seen: Option<Arc<KeySet>>,
+        trigger: Trigger,
     ) -> Result<Arc<KeySet>, FetchFailed> {
         let this = Arc::clone(self);
         self.flight
             .run((), move || async move {
-                // A fetch that completed since this caller looked is as fresh as a new
-                // one: use it instead of asking again.
                 match this.current.load_full() {
+                    // A fetch that completed since this caller looked is as fresh as a
+                    // new one: use it instead of asking again.
                     Some(now) if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &now)) => Ok(now),
-                    _ => this.fetch_now().await,
-                }
-            })
-            .await
-            .unwrap_or(Err(FetchFailed))
-    }
-
-    /// [`fetch`](Self::fetch) for an unknown `kid`: joins the fetch in progress, or
-    /// fetches if this cooldown's forced refresh is still unclaimed. The claim is made
-    /// inside the flight, which `SingleFlight` registers before its work can run: a
-    /// request that sees the claim finds the flight (or, once it is over, its keys).
-    async fn fetch_forced(
-        self: &Arc<Self>,
-        seen: Option<Arc<KeySet>>,
-    ) -> Result<Arc<KeySet>, FetchFailed> {
-        let this = Arc::clone(self);
-        self.flight
-            .run((), move || async move {
-                let now = this.current.load_full();
-                match now {
-                    Some(now) if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &now)) => Ok(now),
-                    // Another request's forced refresh ran since this one looked: the
-                    // cooldown holds, answer with the keys there are.
-                    now if !this.claim_forced_refresh() => now.ok_or(FetchFailed),
+                    // Another unknown kid's refresh ran within the cooldown: answer with
+                    // the keys there are.
+                    now if trigger == Trigger::UnknownKid && !this.claim_forced_refresh() => {
+                        now.ok_or(FetchFailed)
+                    }
                     _ => this.fetch_now().await,
                 }
             })
