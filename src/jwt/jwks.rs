@@ -151,27 +151,28 @@ impl JwksCache {
     }
 
     fn failed_recently(&self) -> bool {
-        let failed = self.last_failure.load(Ordering::Acquire);
-        failed != 0
-            && self.clock.unix_seconds() < failed.saturating_add(self.settings.cooldown.as_secs())
+        self.within_cooldown(self.last_failure.load(Ordering::Acquire))
     }
 
     /// Whether a refresh forced by an unknown `kid` ran within the cooldown.
     fn forced_refresh_cooling_down(&self) -> bool {
-        let last = self.last_forced.load(Ordering::Acquire);
-        last != 0
-            && self.clock.unix_seconds() < last.saturating_add(self.settings.cooldown.as_secs())
+        self.within_cooldown(self.last_forced.load(Ordering::Acquire))
+    }
+
+    /// Whether `since` (unix seconds, 0: never) is less than a cooldown ago.
+    fn within_cooldown(&self, since: u64) -> bool {
+        since != 0
+            && self.clock.unix_seconds() < since.saturating_add(self.settings.cooldown.as_secs())
     }
 
     /// Claims this cooldown's forced refresh. Only called inside the flight that will
     /// fetch, so that the claim is never visible before the flight is.
     fn claim_forced_refresh(&self) -> bool {
-        let now = self.clock.unix_seconds();
-        let cooldown = self.settings.cooldown.as_secs();
         let last = self.last_forced.load(Ordering::Acquire);
-        if last != 0 && now < last.saturating_add(cooldown) {
+        if self.within_cooldown(last) {
             return false;
         }
+        let now = self.clock.unix_seconds();
         self.last_forced
             .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
