@@ -27,7 +27,7 @@ use crate::rbac::PolicyCache;
 use crate::recent_set::RecentSet;
 use crate::request_auth::{AuthContext, Failure, RequestAuth};
 use crate::single_flight::SingleFlight;
-use crate::token_cache::TokenCache;
+use crate::token_cache::{Lookup, TokenCache};
 
 type RemoteResult = Result<Arc<AuthenticateResponse>, Arc<ClientError>>;
 
@@ -427,6 +427,8 @@ impl StytchAuth {
             Ok(c) => c,
             Err(rejected) => return self.rejected(rejected, source),
         };
+        // Read before the denylist check, stored with the cache entry.
+        let epoch = self.inner.tokens.as_ref().map_or(0, TokenCache::epoch);
         if self.is_revoked(&claims.session.id, now) {
             return self.failed_clearing(Reason::SessionRevoked, source);
         }
@@ -434,10 +436,10 @@ impl StytchAuth {
             Ok(Standing::Fresh { valid_until }) => {
                 let member = member_from_claims(claims);
                 if let Some(tokens) = &self.inner.tokens {
-                    tokens.insert(jwt, member.clone(), valid_until);
-                    // Cache hits are not checked against the denylist: a logout that
-                    // ran since the check above must not leave this entry behind.
-                    // (`logout` denylists first, then purges the cache.)
+                    tokens.insert(jwt, member.clone(), valid_until, epoch);
+                    // A logout that ran since the check above must not leave this entry
+                    // behind (`logout` denylists, starts a new epoch, then purges; hits
+                    // in between check again, as the entry's epoch is the old one).
                     if self.is_revoked(member.member_session_id(), now) {
                         tokens.remove_session(member.member_session_id());
                         return self.failed_clearing(Reason::SessionRevoked, source);
@@ -459,11 +461,23 @@ impl StytchAuth {
         }
     }
 
-    /// The member of a cached verified JWT. No denylist lookup: `logout` purges the
-    /// session's tokens, and `verify_with` never leaves a denylisted one behind.
+    /// The member of a cached verified JWT. No denylist lookup unless a logout ran
+    /// since the entry was last checked: `logout` purges the session's tokens, and an
+    /// entry a verification inserted around a logout carries the epoch before it.
     fn cached(&self, jwt: &[u8], now: SystemTime) -> Option<AuthenticatedMember> {
         let tokens = self.inner.tokens.as_ref()?;
-        let member = tokens.get(jwt, crate::clock::unix_seconds(now))?;
+        let member = match tokens.get(jwt, crate::clock::unix_seconds(now))? {
+            Lookup::Checked(member) => member,
+            Lookup::Unchecked(entry) => {
+                let epoch = tokens.epoch();
+                if self.is_revoked(entry.member().member_session_id(), now) {
+                    // Verified again, the token is refused as revoked.
+                    tokens.remove(jwt);
+                    return None;
+                }
+                tokens.mark_checked(jwt, entry, epoch)
+            }
+        };
         self.inner
             .metrics
             .cache_hits
@@ -605,4 +619,50 @@ pub(crate) fn member_from_remote(response: &AuthenticateResponse) -> Authenticat
         custom_claims: s.custom_claims.clone().unwrap_or_default(),
         method: AuthMethod::Remote,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::StytchEmulator;
+    use http::header::COOKIE;
+
+    /// A verification that checked the denylist before a logout, and inserted its
+    /// cache entry only after that logout had purged the session's tokens, replayed
+    /// step by step: the entry must not be trusted once `logout` has returned.
+    #[tokio::test]
+    async fn a_token_cached_around_a_logout_is_not_trusted_after_it() {
+        let emu = StytchEmulator::start().await;
+        let org = emu.create_organization("acme");
+        let member_id = emu.create_member(&org, "ada@acme.example", &["stytch_member"]);
+        let session = emu.create_session(&member_id);
+        let auth = emu.auth_builder().build().expect("a valid configuration");
+        let mut headers = HeaderMap::new();
+        let cookie = format!("stytch_session_jwt={}", session.session_jwt);
+        headers.insert(COOKIE, cookie.parse().expect("a header value"));
+        let verified = |auth: &StytchAuth| match auth.begin(&headers) {
+            Begin::Ready(AuthContext::Verified { member, .. }) => Some(member),
+            Begin::Ready(AuthContext::Deferred(_)) => None,
+            Begin::NeedsKeys { .. } => panic!("keys are loaded"),
+        };
+        assert!(auth.warm_up().await);
+        let member = verified(&auth).expect("a valid JWT");
+        let tokens = auth.inner.tokens.as_ref().expect("a token cache");
+
+        // The verification reads the epoch and passes the denylist check...
+        let before = tokens.epoch();
+        // ... the whole logout runs: denylist, new epoch, purge ...
+        let _clearing = auth.logout(&member).await.expect("logout");
+        // ... and then the verification inserts its entry.
+        tokens.insert(&session.session_jwt, member, u64::MAX, before);
+
+        assert!(
+            verified(&auth).is_none(),
+            "a logged-out session's JWT was accepted from the cache"
+        );
+        assert!(
+            tokens.get(session.session_jwt.as_bytes(), 0).is_none(),
+            "the refused entry is gone"
+        );
+    }
 }

@@ -10,9 +10,17 @@
 //! `quick_cache` rather than `moka`: a hit is one sharded read lock and a hash probe,
 //! with no per-read bookkeeping, which on the repeated-token path measured about
 //! 0.45 µs per request less (BENCHMARKS.md).
+//!
+//! Hits are not looked up in the logout denylist. Instead each entry carries the
+//! logout epoch read before its last denylist check, and every logout bumps the epoch
+//! (after denylisting, before purging the session's entries): an entry whose epoch is
+//! not the current one must be checked again ([`Lookup::Unchecked`]). So a JWT whose
+//! verification raced a logout, and was inserted after the purge, is never trusted
+//! without a check once `logout` has returned.
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{Equivalent, UnitWeighter};
@@ -75,6 +83,26 @@ struct Entry {
     member: AuthenticatedMember,
     /// Unix seconds from which the token is no longer trusted locally.
     valid_until: u64,
+    /// The logout epoch read before the session was last checked against the denylist.
+    checked_at: u64,
+}
+
+/// A cached token's member.
+pub(crate) enum Lookup {
+    /// Checked against the denylist since the last logout: trust it.
+    Checked(AuthenticatedMember),
+    /// A logout ran since the entry was last checked: check the member's session, then
+    /// [`TokenCache::mark_checked`] (or drop the entry with [`TokenCache::remove`]).
+    Unchecked(Unchecked),
+}
+
+/// An entry to check against the denylist again.
+pub(crate) struct Unchecked(Entry);
+
+impl Unchecked {
+    pub(crate) fn member(&self) -> &AuthenticatedMember {
+        &self.0.member
+    }
 }
 
 type Entries =
@@ -83,6 +111,8 @@ type Entries =
 /// Verified JWTs, size-bounded.
 pub(crate) struct TokenCache {
     entries: Entries,
+    /// Bumped by every logout.
+    logouts: AtomicU64,
 }
 
 impl TokenCache {
@@ -97,34 +127,88 @@ impl TokenCache {
                 TailHashBuilder::default(),
                 DefaultLifecycle::default(),
             ),
+            logouts: AtomicU64::new(0),
         }
+    }
+
+    /// The logout epoch: read it before checking a session against the denylist, and
+    /// store that value with the entry ([`insert`](Self::insert),
+    /// [`mark_checked`](Self::mark_checked)).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.logouts.load(Ordering::Acquire)
     }
 
     /// The member of a verified `jwt` still valid at `now` (unix seconds). Takes the
     /// raw cookie bytes: a hit is byte-identical to a token that was validated and
     /// verified when it was inserted.
-    pub(crate) fn get(&self, jwt: &[u8], now: u64) -> Option<AuthenticatedMember> {
+    pub(crate) fn get(&self, jwt: &[u8], now: u64) -> Option<Lookup> {
+        let epoch = self.epoch();
         let entry = self.entries.get(&RawToken(jwt))?;
         if now >= entry.valid_until {
             self.entries.remove(&RawToken(jwt));
             return None;
         }
-        Some(entry.member)
+        Some(if entry.checked_at == epoch {
+            Lookup::Checked(entry.member)
+        } else {
+            Lookup::Unchecked(Unchecked(entry))
+        })
     }
 
-    /// Remembers a verified `jwt` until `valid_until` (unix seconds).
-    pub(crate) fn insert(&self, jwt: &str, member: AuthenticatedMember, valid_until: u64) {
+    /// Remembers a verified `jwt` until `valid_until` (unix seconds); `checked_at` is
+    /// the [`epoch`](Self::epoch) read before its session was found not denylisted.
+    pub(crate) fn insert(
+        &self,
+        jwt: &str,
+        member: AuthenticatedMember,
+        valid_until: u64,
+        checked_at: u64,
+    ) {
         self.entries.insert(
             Arc::from(jwt),
             Entry {
                 member,
                 valid_until,
+                checked_at,
             },
         );
     }
 
-    /// Drops every token of a session (logout).
+    /// Records that the session of an [`Unchecked`] entry was found not denylisted
+    /// after reading the epoch `checked_at`, and returns its member. A purged entry is
+    /// not brought back; one replaced meanwhile is overwritten with this older check,
+    /// which at worst costs another check.
+    pub(crate) fn mark_checked(
+        &self,
+        jwt: &[u8],
+        Unchecked(entry): Unchecked,
+        checked_at: u64,
+    ) -> AuthenticatedMember {
+        let member = entry.member.clone();
+        // The key equals a token that was validated (visible ASCII) when inserted.
+        if let Ok(jwt) = std::str::from_utf8(jwt) {
+            let _ = self.entries.replace(
+                Arc::from(jwt),
+                Entry {
+                    checked_at,
+                    ..entry
+                },
+                true,
+            );
+        }
+        member
+    }
+
+    /// Drops one token.
+    pub(crate) fn remove(&self, jwt: &[u8]) {
+        self.entries.remove(&RawToken(jwt));
+    }
+
+    /// Drops every token of a session (logout). Call it after the session is on the
+    /// denylist: it starts a new logout epoch first, so that an entry inserted by a
+    /// verification that checked the denylist before the logout is checked again.
     pub(crate) fn remove_session(&self, member_session_id: &str) {
+        self.logouts.fetch_add(1, Ordering::AcqRel);
         self.entries
             .retain(|_, e| e.member.member_session_id() != member_session_id);
     }
@@ -169,11 +253,8 @@ mod tests {
             hasher.hash_one(RawToken(a.as_bytes())),
             "raw lookups hash like the stored keys"
         );
-        cache.insert(&a, member("ms-a"), 100);
-        assert_eq!(
-            cache.get(a.as_bytes(), 10).unwrap().member_session_id(),
-            "ms-a"
-        );
+        cache.insert(&a, member("ms-a"), 100, cache.epoch());
+        assert_eq!(checked(&cache, a.as_bytes(), 10).unwrap(), "ms-a");
         assert!(
             cache.get(b.as_bytes(), 10).is_none(),
             "same tail, different token"
@@ -183,7 +264,7 @@ mod tests {
     #[test]
     fn entries_expire_by_the_given_clock() {
         let cache = TokenCache::new(100);
-        cache.insert("t.t.t", member("ms"), 100);
+        cache.insert("t.t.t", member("ms"), 100, cache.epoch());
         assert!(cache.get(b"t.t.t", 99).is_some());
         assert!(cache.get(b"t.t.t", 100).is_none());
         assert!(
@@ -195,19 +276,62 @@ mod tests {
     #[test]
     fn logout_removes_every_token_of_the_session() {
         let cache = TokenCache::new(100);
-        cache.insert("a.a.a", member("ms-1"), 100);
-        cache.insert("b.b.b", member("ms-1"), 100);
-        cache.insert("c.c.c", member("ms-2"), 100);
+        for (jwt, session) in [("a.a.a", "ms-1"), ("b.b.b", "ms-1"), ("c.c.c", "ms-2")] {
+            cache.insert(jwt, member(session), 100, cache.epoch());
+        }
         cache.remove_session("ms-1");
         assert!(cache.get(b"a.a.a", 1).is_none() && cache.get(b"b.b.b", 1).is_none());
-        assert!(cache.get(b"c.c.c", 1).is_some());
+        assert!(
+            matches!(cache.get(b"c.c.c", 1), Some(Lookup::Unchecked(_))),
+            "other sessions' tokens stay, to be checked once after the logout"
+        );
+    }
+
+    /// The session id of a [`Lookup::Checked`] hit.
+    fn checked(cache: &TokenCache, jwt: &[u8], now: u64) -> Option<String> {
+        match cache.get(jwt, now)? {
+            Lookup::Checked(m) => Some(m.member_session_id().to_owned()),
+            Lookup::Unchecked(_) => panic!("an entry checked in this epoch"),
+        }
+    }
+
+    #[test]
+    fn an_entry_checked_before_a_logout_is_checked_again_once() {
+        let cache = TokenCache::new(100);
+        // A verification reads the epoch, finds the session not denylisted...
+        let before = cache.epoch();
+        // ... a logout of another session runs (or of this one, racing) ...
+        cache.remove_session("ms-other");
+        // ... and the entry is inserted afterwards, with the epoch before the logout.
+        cache.insert("t.t.t", member("ms"), 100, before);
+        let Some(Lookup::Unchecked(entry)) = cache.get(b"t.t.t", 1) else {
+            panic!("an entry checked before the last logout must be checked again");
+        };
+        assert_eq!(entry.member().member_session_id(), "ms");
+        let now = cache.epoch();
+        cache.mark_checked(b"t.t.t", entry, now);
+        assert_eq!(checked(&cache, b"t.t.t", 1).as_deref(), Some("ms"));
+    }
+
+    #[test]
+    fn marking_a_purged_entry_checked_does_not_bring_it_back() {
+        let cache = TokenCache::new(100);
+        cache.insert("t.t.t", member("ms"), 100, cache.epoch());
+        cache.remove_session("ms-other");
+        let Some(Lookup::Unchecked(entry)) = cache.get(b"t.t.t", 1) else {
+            panic!("unchecked after a logout");
+        };
+        let epoch = cache.epoch();
+        cache.remove_session("ms");
+        cache.mark_checked(b"t.t.t", entry, epoch);
+        assert!(cache.get(b"t.t.t", 1).is_none());
     }
 
     #[test]
     fn size_is_bounded() {
         let cache = TokenCache::new(50);
         for i in 0..1_000 {
-            cache.insert(&format!("h.p.{i:0>64}"), member("ms"), 100);
+            cache.insert(&format!("h.p.{i:0>64}"), member("ms"), 100, 0);
         }
         assert!(cache.len() <= 50, "{}", cache.len());
     }
