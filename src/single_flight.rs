@@ -34,9 +34,9 @@ where
     /// `None` when the call's task panicked or its runtime shut down.
     ///
     /// The table stays locked from before the work is spawned until its call is in the
-    /// table, and the work leaves the table only after it finished: whoever sees an
-    /// effect of the work and then asks [`in_flight`](Self::in_flight) finds the call
-    /// in progress, or the work done.
+    /// table, and the work leaves the table only once it finished, panicked or was
+    /// dropped with its runtime: whoever sees an effect of the work and then asks
+    /// [`in_flight`](Self::in_flight) finds the call in progress, or the work over.
     pub(crate) async fn run<F, Fut>(&self, key: K, make: F) -> Option<V>
     where
         F: FnOnce() -> Fut,
@@ -60,17 +60,15 @@ where
             return flight.clone();
         }
         let work = make();
-        let table: Weak<Mutex<HashMap<K, Flight<V>>>> = Arc::downgrade(&self.flights);
-        let done_key = key.clone();
+        let leave = Leave {
+            table: Arc::downgrade(&self.flights),
+            key: Some(key.clone()),
+        };
         let task = tokio::spawn(async move {
-            let value = work.await;
-            if let Some(table) = table.upgrade() {
-                table
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&done_key);
-            }
-            value
+            // Dropped when the work ends, panics, or is dropped with its runtime: a
+            // call that can no longer finish must not stay in the table.
+            let _leave = leave;
+            work.await
         });
         let flight = async move { task.await.ok() }.boxed().shared();
         flights.insert(key, flight.clone());
@@ -79,6 +77,23 @@ where
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Flight<V>>> {
         self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Removes a call from the table when dropped.
+struct Leave<K: Hash + Eq, V: Clone> {
+    table: Weak<Mutex<HashMap<K, Flight<V>>>>,
+    key: Option<K>,
+}
+
+impl<K: Hash + Eq, V: Clone> Drop for Leave<K, V> {
+    fn drop(&mut self) {
+        if let (Some(table), Some(key)) = (self.table.upgrade(), self.key.take()) {
+            table
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&key);
+        }
     }
 }
 
@@ -152,9 +167,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn panicking_work_yields_none() {
+    async fn panicking_work_yields_none_and_leaves_the_table() {
         let sf = SingleFlight::<u8, u8>::new();
         let got = sf.run(0, || async { panic!("boom") }).await;
         assert_eq!(got, None);
+        assert!(!sf.in_flight(&0), "a panicked call stays in the table");
+        assert_eq!(sf.run(0, || async { 1 }).await, Some(1));
+    }
+
+    /// A `StytchAuth` can outlive the runtime that started a call (a static shared by
+    /// `#[tokio::test]`s, each with its own runtime): the call must not stay in the
+    /// table, answering `None` to every later caller.
+    #[test]
+    fn work_dropped_with_its_runtime_leaves_the_table() {
+        let sf = SingleFlight::<u8, u8>::new();
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        first.block_on(async {
+            let call = sf.run(0, std::future::pending::<u8>);
+            assert!(
+                tokio::time::timeout(std::time::Duration::from_millis(5), call)
+                    .await
+                    .is_err()
+            );
+            assert!(sf.in_flight(&0));
+        });
+        drop(first);
+        assert!(!sf.in_flight(&0), "a call dropped with its runtime stays");
+        let second = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        assert_eq!(second.block_on(sf.run(0, || async { 2 })), Some(2));
     }
 }
