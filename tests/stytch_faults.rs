@@ -679,6 +679,58 @@ async fn every_rotation_met_by_a_burst_costs_one_fetch_and_refuses_no_valid_jwt(
     assert_eq!(f.emu.requests(Endpoint::Authenticate), 0);
 }
 
+/// A JWT signed with a new key that arrives while a scheduled JWKS refresh (here a
+/// warm-up) is in flight joins that refresh. When its answer predates the new key, the
+/// request asks once more, as this cooldown's forced refresh, instead of answering 401.
+#[tokio::test]
+async fn a_new_kid_joining_a_refresh_answered_before_the_rotation_forces_one_more() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let res = get_with(&app, "/me", &jwt_cookie(&f.session.session_jwt)).await;
+    assert_member(&res, &f.member, "warm-up");
+    let jwks_url = format!(
+        "{}/v1/b2b/sessions/jwks/{}",
+        f.emu.base_url(),
+        f.emu.project_id()
+    );
+    let before_rotation = reqwest::get(&jwks_url)
+        .await
+        .expect("the JWKS")
+        .text()
+        .await
+        .expect("a body");
+    let new_kid = f.emu.rotate_keys();
+    // The next JWKS answer is the one from before the rotation, and every answer
+    // takes a while.
+    f.emu.inject_fault(
+        Endpoint::Jwks,
+        Fault::Body {
+            status: 200,
+            body: before_rotation,
+            times: 1,
+        },
+    );
+    f.emu
+        .inject_fault(Endpoint::Jwks, Fault::Delay(Duration::from_millis(100)));
+    let requests = f.emu.requests(Endpoint::Jwks);
+    let auth = f.auth.clone();
+    let warm_up = tokio::spawn(async move { auth.warm_up().await });
+    while f.emu.requests(Endpoint::Jwks) == requests {
+        tokio::task::yield_now().await;
+    }
+
+    let session = long_session(&f);
+    let cookie = cookies_signed_by(&f, std::slice::from_ref(&session), &new_kid);
+    let res = get_with(&app, "/me", &cookie[0]).await;
+    assert_member(&res, &f.member, "new kid after a stale refresh");
+    assert!(warm_up.await.expect("warm-up task"));
+    assert_eq!(
+        f.emu.requests(Endpoint::Jwks),
+        requests + 2,
+        "the warm-up's fetch, then one forced refresh"
+    );
+}
+
 // ----------------------------------------------------------------------------------
 // 4. sessions/authenticate down
 

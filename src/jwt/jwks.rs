@@ -46,6 +46,15 @@ enum Trigger {
     UnknownKid,
 }
 
+/// A fetched key set as the answer for `kid`.
+fn holding(fetched: Result<Arc<KeySet>, FetchFailed>, kid: &str) -> Result<Arc<KeySet>, KeyError> {
+    match fetched {
+        Ok(set) if set.get(kid).is_some() => Ok(set),
+        Ok(_) => Err(KeyError::UnknownKid),
+        Err(_) => Err(KeyError::Unavailable),
+    }
+}
+
 pub(crate) struct JwksCache {
     client: StytchClient,
     clock: SharedClock,
@@ -88,15 +97,7 @@ impl JwksCache {
             if self.failed_recently() && !self.flight.in_flight(&()) {
                 return Err(KeyError::Unavailable);
             }
-            let set = self
-                .fetch(seen, Trigger::Due)
-                .await
-                .map_err(|_| KeyError::Unavailable)?;
-            return if set.get(kid).is_some() {
-                Ok(set)
-            } else {
-                Err(KeyError::UnknownKid)
-            };
+            return holding(self.fetch(seen, Trigger::Due).await, kid);
         };
         if set.get(kid).is_some() {
             return Ok(set);
@@ -113,9 +114,13 @@ impl JwksCache {
             };
         }
         match self.fetch(seen, Trigger::UnknownKid).await {
-            Ok(set) if set.get(kid).is_some() => Ok(set),
-            Ok(_) => Err(KeyError::UnknownKid),
-            Err(_) => Err(KeyError::Unavailable),
+            // The fetch joined (or found) a scheduled refresh, which did not claim
+            // this cooldown's forced refresh and may have been answered before the
+            // key was published: ask once more, as the forced refresh.
+            Ok(set) if set.get(kid).is_none() && !self.forced_refresh_cooling_down() => {
+                holding(self.fetch(Some(set), Trigger::UnknownKid).await, kid)
+            }
+            fetched => holding(fetched, kid),
         }
     }
 
