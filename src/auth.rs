@@ -487,7 +487,7 @@ impl StytchAuth {
     }
 
     /// Remembers a credential Stytch answered "session not found" for.
-    pub(crate) fn remember_dead(&self, credential: &SessionCredential) {
+    fn remember_dead(&self, credential: &SessionCredential) {
         let (SessionCredential::Token(c) | SessionCredential::Jwt(c)) = credential;
         self.inner
             .dead
@@ -548,6 +548,14 @@ impl StytchAuth {
         self.inner
             .remote
             .run(key, move || async move {
+                // Remembered and checked inside the call, not by its callers: a caller
+                // that finds no call in progress finds the credential remembered once an
+                // earlier call for it has ended (and does not ask Stytch again).
+                let (SessionCredential::Token(credential) | SessionCredential::Jwt(credential)) =
+                    &params.credential;
+                if this.is_dead(credential, this.inner.clock.now()) {
+                    return Err(Arc::new(ClientError::remembered_session_not_found()));
+                }
                 this.inner
                     .metrics
                     .remote_authentications
@@ -565,6 +573,11 @@ impl StytchAuth {
                     .await;
                 if let Err(error) = &result {
                     tracing::debug!(%error, "stytch sessions/authenticate failed");
+                    // Only Stytch's own "session not found" marks a credential dead; a
+                    // proxy's 404 page must not log anyone out.
+                    if error.is_session_not_found() {
+                        this.remember_dead(&params.credential);
+                    }
                 }
                 result.map(Arc::new).map_err(Arc::new)
             })

@@ -313,15 +313,9 @@ impl RequestAuth {
                 tracing::debug!(path = "remote", outcome = "ok", request_id = %response.request_id, "stytch session authenticated");
                 Ok((member, granting))
             }
-            Err(error) => {
-                let failure = failure_from_remote(&error);
-                // Only Stytch's own "session not found" marks a credential dead; a proxy's
-                // 404 page must not log anyone out.
-                if failure.reason == Reason::SessionRevoked {
-                    self.auth.remember_dead(credential);
-                }
-                Err(self.fail(failure))
-            }
+            // A "session not found" was remembered by the call itself (see
+            // `StytchAuth::authenticate_remote`).
+            Err(error) => Err(self.fail(failure_from_remote(&error))),
         };
         if let Err(failure) = &outcome
             && failure.clear_cookies
@@ -367,10 +361,10 @@ fn failure_from_remote(error: &ClientError) -> Failure {
         tracing::warn!(%error, "Stytch unavailable while authenticating a session");
         return Failure::unavailable(error);
     }
+    if error.is_session_not_found() {
+        return Failure::new(Reason::SessionRevoked).clearing_cookies();
+    }
     match (error.status(), error.error_type()) {
-        (Some(404), Some("session_not_found")) => {
-            Failure::new(Reason::SessionRevoked).clearing_cookies()
-        }
         (Some(404), _) => {
             tracing::error!(%error, "Stytch answered 404 for sessions/authenticate: check the base URL");
             Failure::new(Reason::StytchUnavailable)

@@ -20,6 +20,7 @@ use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum_stytch::testing::{Endpoint, Fault, SessionOptions, StytchEmulator};
@@ -1076,6 +1077,60 @@ async fn layer_wraps_a_plain_tower_service_with_string_bodies() {
         "{set_cookies:?}"
     );
     assert_eq!(authenticate_calls(&f), 1);
+}
+
+/// A request that passed the layer before another request's call found its session
+/// token dead, and reaches its extractor only after that call ended, does not ask
+/// Stytch again: the call remembers the dead token before it ends, and checks for it
+/// before asking.
+#[tokio::test]
+async fn a_token_found_dead_while_another_request_waited_costs_no_second_call() {
+    let f = fixture().await;
+    f.emu.revoke_session(&f.session.member_session_id);
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let (a, r) = (Arc::clone(&arrived), Arc::clone(&release));
+    // Between the layer and the handler's extractor: holds requests marked `x-wait`.
+    let hold = axum::middleware::from_fn(move |req: Request<Body>, next: Next| {
+        let (a, r) = (Arc::clone(&a), Arc::clone(&r));
+        async move {
+            if req.headers().contains_key("x-wait") {
+                a.notify_one();
+                let _permit = r.acquire().await;
+            }
+            next.run(req).await
+        }
+    });
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|m: AuthenticatedMember| async move { m.member_id().to_owned() }),
+        )
+        .layer(hold)
+        .layer(f.auth.layer());
+    let cookie = cookies(None, Some(&f.session.session_token));
+
+    let waiting = {
+        let req = Request::get("/me")
+            .header(COOKIE, &cookie)
+            .header("x-wait", "1")
+            .body(Body::empty())
+            .unwrap();
+        let app = app.clone();
+        tokio::spawn(async move { send_request(&app, req).await })
+    };
+    arrived.notified().await;
+    let first = get_with(&app, "/me", &cookie).await;
+    assert_rejected(&first, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
+    release.add_permits(1);
+    let second = waiting.await.expect("the waiting request");
+    assert_rejected(&second, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
+    assert_cleared(&second);
+    assert_eq!(
+        authenticate_calls(&f),
+        1,
+        "asked Stytch twice about a dead token"
+    );
 }
 
 #[tokio::test]

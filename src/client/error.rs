@@ -62,6 +62,26 @@ impl ClientError {
         }
     }
 
+    /// Stytch's own "session not found" (404 `session_not_found`): the session is
+    /// gone. A 404 of another kind (a proxy's page, a wrong base URL) is not.
+    pub(crate) fn is_session_not_found(&self) -> bool {
+        self.status() == Some(404) && self.error_type() == Some("session_not_found")
+    }
+
+    /// What a credential Stytch already answered [`is_session_not_found`] for is
+    /// answered again, without asking.
+    ///
+    /// [`is_session_not_found`]: Self::is_session_not_found
+    pub(crate) fn remembered_session_not_found() -> Self {
+        ClientError::Api(ApiError {
+            status: 404,
+            error_type: "session_not_found".into(),
+            error_message: "Stytch answered earlier that this session was not found".into(),
+            request_id: None,
+            retry_after: None,
+        })
+    }
+
     /// The HTTP status, when Stytch answered at all.
     pub fn status(&self) -> Option<u16> {
         match self {
