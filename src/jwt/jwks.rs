@@ -40,8 +40,11 @@ struct FetchFailed;
 /// Why the keys are fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trigger {
-    /// Nothing loaded, the refresh interval passed, or a warm-up.
+    /// Nothing loaded (the caller checked the failure cooldown), or a warm-up.
     Due,
+    /// The refresh interval passed: not within the failure cooldown, checked again
+    /// inside the flight (a refresh spawned before another one failed must not fetch).
+    Background,
     /// A `kid` the loaded keys do not hold: at most once per cooldown.
     UnknownKid,
 }
@@ -95,7 +98,11 @@ impl JwksCache {
             // Nothing (usable) loaded: every request needs the keys, so wait for them,
             // but do not retry a failed fetch before the cooldown has passed.
             if self.failed_recently() && !self.flight.in_flight(&()) {
-                return Err(KeyError::Unavailable);
+                // A fetch may have succeeded since `seen` was loaded.
+                return match self.current.load_full() {
+                    Some(now) if self.still_serving(&now) => holding(Ok(now), kid),
+                    _ => Err(KeyError::Unavailable),
+                };
             }
             return holding(self.fetch(seen, Trigger::Due).await, kid);
         };
@@ -110,6 +117,8 @@ impl JwksCache {
         if self.forced_refresh_cooling_down() && !self.flight.in_flight(&()) {
             return match self.current.load_full() {
                 Some(now) if now.get(kid).is_some() => Ok(now),
+                // The last attempt failed: whether Stytch publishes this kid is unknown.
+                _ if self.failed_recently() => Err(KeyError::Unavailable),
                 _ => Err(KeyError::UnknownKid),
             };
         }
@@ -190,7 +199,7 @@ impl JwksCache {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let this = Arc::clone(self);
             handle.spawn(async move {
-                let _ = this.fetch(seen, Trigger::Due).await;
+                let _ = this.fetch(seen, Trigger::Background).await;
             });
         }
     }
@@ -219,6 +228,10 @@ impl JwksCache {
                     // the keys there are.
                     now if trigger == Trigger::UnknownKid && !this.claim_forced_refresh() => {
                         now.ok_or(FetchFailed)
+                    }
+                    // Another refresh failed since this one was spawned.
+                    _ if trigger == Trigger::Background && this.failed_recently() => {
+                        Err(FetchFailed)
                     }
                     _ => this.fetch_now().await,
                 }

@@ -79,7 +79,12 @@ impl<T: Send + Sync + 'static> Slot<T> {
             }
         }
         if self.backing_off(clock) && !self.flight.in_flight(&()) {
-            return None;
+            // A fetch may have succeeded since `seen` was loaded.
+            return self.current.load_full().filter(|current| {
+                now.duration_since(current.fetched_at)
+                    .unwrap_or(Duration::ZERO)
+                    < ttl + grace
+            });
         }
         self.refresh(clock.clone(), seen, fetch).await.ok()
     }
@@ -146,6 +151,11 @@ impl<T: Send + Sync + 'static> Slot<T> {
                     && !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &now))
                 {
                     return Ok(now);
+                }
+                // Another refresh failed since this one was decided on (a background
+                // refresh spawned just before): no new attempt during the backoff.
+                if this.backing_off(&clock) {
+                    return Err(FetchFailed);
                 }
                 let fetched = fetch().await;
                 let now = clock.now();
