@@ -33,10 +33,10 @@ where
     /// Joins the call in progress for `key`, or starts `make()` as that call.
     /// `None` when the call's task panicked or its runtime shut down.
     ///
-    /// The table stays locked from before the work is spawned until its call is in the
-    /// table, and the work leaves the table only once it finished, panicked or was
-    /// dropped with its runtime: whoever sees an effect of the work and then asks
-    /// [`in_flight`](Self::in_flight) finds the call in progress, or the work over.
+    /// The call is in the table before its work is spawned, and leaves it only once the
+    /// work finished, panicked or was dropped with its runtime: whoever sees an effect
+    /// of the work and then asks [`in_flight`](Self::in_flight) finds the call in
+    /// progress, or the work over.
     pub(crate) async fn run<F, Fut>(&self, key: K, make: F) -> Option<V>
     where
         F: FnOnce() -> Fut,
@@ -55,23 +55,32 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V> + Send + 'static,
     {
-        let mut flights = self.lock();
-        if let Some(flight) = flights.get(&key) {
-            return flight.clone();
-        }
-        let work = make();
+        let (flight, done, work) = {
+            let mut flights = self.lock();
+            if let Some(flight) = flights.get(&key) {
+                return flight.clone();
+            }
+            let (done, answer) = tokio::sync::oneshot::channel();
+            let flight = async move { answer.await.ok() }.boxed().shared();
+            flights.insert(key.clone(), flight.clone());
+            (flight, done, make())
+        };
+        // The call is in the table before its work is spawned, and the table is not
+        // locked while spawning: a runtime that is shutting down drops the task at
+        // once, and the guard below then takes the lock.
         let leave = Leave {
             table: Arc::downgrade(&self.flights),
-            key: Some(key.clone()),
+            key: Some(key),
         };
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             // Dropped when the work ends, panics, or is dropped with its runtime: a
-            // call that can no longer finish must not stay in the table.
-            let _leave = leave;
-            work.await
+            // call that can no longer finish must not stay in the table (and its
+            // callers then get `None`, as `done` is dropped too).
+            let leave = leave;
+            let value = work.await;
+            drop(leave);
+            let _ = done.send(value);
         });
-        let flight = async move { task.await.ok() }.boxed().shared();
-        flights.insert(key, flight.clone());
         flight
     }
 
@@ -164,6 +173,29 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         assert!(!sf.in_flight(&4));
+    }
+
+    /// On a runtime that has shut down, `tokio::spawn` drops the task at once, on the
+    /// calling thread: the guard that then takes the table's lock must not find it held
+    /// by the caller (a deadlock).
+    #[test]
+    fn a_call_on_a_runtime_that_shut_down_yields_none_without_deadlock() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let sf = SingleFlight::<u8, u8>::new();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime");
+            let handle = runtime.handle().clone();
+            drop(runtime);
+            let got = handle.block_on(sf.run(0, || async { 1 }));
+            let _ = tx.send((got, sf.in_flight(&0)));
+        });
+        let (got, in_flight) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the call returned (no deadlock)");
+        assert_eq!(got, None);
+        assert!(!in_flight, "a call that never ran stays in the table");
     }
 
     #[tokio::test]
