@@ -210,8 +210,9 @@ impl StytchAuth {
         &self.inner.project_id
     }
 
-    /// Fetches the JWKS now instead of on the first request. Returns whether it worked;
-    /// on failure the first requests retry (respecting the cooldown).
+    /// Fetches the JWKS now instead of on the first request, whatever the cooldowns.
+    /// Returns whether it worked; on failure, requests that need the keys try again
+    /// once `jwks_refresh_cooldown` has passed.
     pub async fn warm_up(&self) -> bool {
         self.inner.jwks.refresh().await
     }

@@ -285,7 +285,7 @@ impl StytchAuthBuilder {
     }
 
     /// Minimum time between JWKS refreshes caused by an unknown `kid`, and between
-    /// retries after a failed fetch. Default: 30 s.
+    /// retries after a failed fetch. At least 1 s (whole seconds count). Default: 30 s.
     pub fn jwks_refresh_cooldown(mut self, cooldown: Duration) -> Self {
         self.jwks_refresh_cooldown = cooldown;
         self
@@ -439,9 +439,62 @@ impl StytchAuthBuilder {
                 return Err(invalid(setting, "must be greater than zero"));
             }
         }
+        // Cooldowns count whole seconds; under one second there would be none, and
+        // every JWT with an unknown `kid` could make the layer fetch the JWKS.
+        if self.jwks_refresh_cooldown < Duration::from_secs(1) {
+            return Err(invalid("jwks_refresh_cooldown", "must be at least 1 s"));
+        }
         if self.policy_refresh_interval > MAX_POLICY_REFRESH {
             return Err(invalid("policy_refresh_interval", "must be at most 300 s"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> StytchAuthBuilder {
+        StytchAuthBuilder::new(
+            "project-test-00000000-0000-0000-0000-000000000000",
+            "secret",
+        )
+    }
+
+    /// Each setting out of its documented range is refused when the layer is built,
+    /// naming the setting.
+    #[test]
+    fn settings_out_of_range_are_refused_by_name() {
+        type Change = fn(StytchAuthBuilder) -> StytchAuthBuilder;
+        let cases: [(&str, Change); 6] = [
+            ("max_cookie_size", |b| b.max_cookie_size(100)),
+            ("clock_leeway", |b| b.clock_leeway(Duration::from_secs(61))),
+            ("cookie_path", |b| b.cookie_path("no-slash")),
+            ("request_timeout", |b| b.request_timeout(Duration::ZERO)),
+            ("policy_refresh_interval", |b| {
+                b.policy_refresh_interval(Duration::from_secs(301))
+            }),
+            // Under a second, whole-second cooldowns would be none: every JWT with an
+            // unknown kid could make the layer fetch the JWKS.
+            ("jwks_refresh_cooldown", |b| {
+                b.jwks_refresh_cooldown(Duration::from_millis(999))
+            }),
+        ];
+        for (setting, change) in cases {
+            match change(builder()).build() {
+                Err(ConfigError::InvalidSetting { setting: named, .. }) => {
+                    assert_eq!(named, setting)
+                }
+                Err(other) => panic!("{setting}: {other}"),
+                Ok(_) => panic!("{setting}: accepted"),
+            }
+        }
+        assert!(
+            builder()
+                .jwks_refresh_cooldown(Duration::from_secs(1))
+                .build()
+                .is_ok()
+        );
     }
 }

@@ -60,10 +60,12 @@ where
             if let Some(flight) = flights.get(&key) {
                 return flight.clone();
             }
+            // Before the insert: a `make` that panics leaves nothing behind.
+            let work = make();
             let (done, answer) = tokio::sync::oneshot::channel();
             let flight = async move { answer.await.ok() }.boxed().shared();
             flights.insert(key.clone(), flight.clone());
-            (flight, done, make())
+            (flight, done, work)
         };
         // The call is in the table before its work is spawned, and the table is not
         // locked while spawning: a runtime that is shutting down drops the task at

@@ -528,40 +528,6 @@ async fn jwks_of_undersized_rsa_keys_is_a_failed_fetch() {
     assert_unavailable(&res, "undersized keys at start");
 }
 
-/// A burst that crosses the refresh interval while Stytch fails at once starts one
-/// background refresh per cooldown, not one per request that found none in progress:
-/// a refresh spawned before the first one failed does not fetch again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_burst_past_the_refresh_interval_attempts_one_refresh_while_stytch_refuses() {
-    let f = fixture_with(|b| b.request_timeout(TIMEOUT)).await;
-    let app = app(&f.auth);
-    let sessions: Vec<SessionTokens> = (0..50).map(|_| long_session(&f)).collect();
-    let res = get_with(&app, "/me", &jwt_cookie(&sessions[0].session_jwt)).await;
-    assert_member(&res, &f.member, "warm-up");
-    Outage::Refusing.start(&f.emu, Endpoint::Jwks);
-    f.emu.clock().advance(Duration::from_secs(JWKS_REFRESH + 1));
-    // Never-seen JWTs: each request looks at the keys' age.
-    let cookies: Vec<String> = sessions
-        .iter()
-        .map(|s| jwt_cookie(&f.emu.mint_jwt(&s.member_session_id)))
-        .collect();
-    let (responses, _) = burst(&app, "GET", "/me", &cookies, cookies.len()).await;
-    for res in &responses {
-        assert_member(res, &f.member, "served from the loaded keys");
-    }
-    wait_until("the background refresh to fail", || {
-        metrics(&f).jwks_fetch_failures >= 1
-    })
-    .await;
-    // Let refreshes spawned by the burst run (they would fetch at once).
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        (metrics(&f).jwks_fetches, metrics(&f).jwks_fetch_failures),
-        (2, 1),
-        "one refresh attempt in the cooldown"
-    );
-}
-
 // ----------------------------------------------------------------------------------
 // 3. Keys rotating under traffic
 

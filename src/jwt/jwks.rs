@@ -40,11 +40,13 @@ struct FetchFailed;
 /// Why the keys are fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trigger {
-    /// Nothing loaded (the caller checked the failure cooldown), or a warm-up.
+    /// Nothing usable is loaded, or the refresh interval passed (in the background).
+    /// Never within the failure cooldown: the caller checked it, and the flight checks
+    /// it again (a refresh decided on just before another one failed must not fetch).
     Due,
-    /// The refresh interval passed: not within the failure cooldown, checked again
-    /// inside the flight (a refresh spawned before another one failed must not fetch).
-    Background,
+    /// [`StytchAuth::warm_up`](crate::StytchAuth::warm_up): fetches whatever the
+    /// cooldowns.
+    WarmUp,
     /// A `kid` the loaded keys do not hold: at most once per cooldown.
     UnknownKid,
 }
@@ -152,9 +154,10 @@ impl JwksCache {
         age <= self.settings.refresh_interval + self.settings.max_stale
     }
 
-    /// Fetches the keys now (used for warm-up). Joins a fetch in progress.
+    /// Fetches the keys now (used for warm-up), whatever the cooldowns. Joins a fetch
+    /// in progress.
     pub(crate) async fn refresh(self: &Arc<Self>) -> bool {
-        self.fetch(self.current.load_full(), Trigger::Due)
+        self.fetch(self.current.load_full(), Trigger::WarmUp)
             .await
             .is_ok()
     }
@@ -199,7 +202,7 @@ impl JwksCache {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let this = Arc::clone(self);
             handle.spawn(async move {
-                let _ = this.fetch(seen, Trigger::Background).await;
+                let _ = this.fetch(seen, Trigger::Due).await;
             });
         }
     }
@@ -229,10 +232,8 @@ impl JwksCache {
                     now if trigger == Trigger::UnknownKid && !this.claim_forced_refresh() => {
                         now.ok_or(FetchFailed)
                     }
-                    // Another refresh failed since this one was spawned.
-                    _ if trigger == Trigger::Background && this.failed_recently() => {
-                        Err(FetchFailed)
-                    }
+                    // Another fetch failed since this one was decided on.
+                    _ if trigger == Trigger::Due && this.failed_recently() => Err(FetchFailed),
                     _ => this.fetch_now().await,
                 }
             })
@@ -282,5 +283,39 @@ impl JwksCache {
             }
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Endpoint, Fault, StytchEmulator};
+
+    /// A refresh decided on before another fetch failed (a background refresh spawned
+    /// just before) does not fetch within the failure cooldown; a warm-up does.
+    #[tokio::test]
+    async fn a_refresh_decided_on_before_a_failure_waits_for_the_cooldown() {
+        let emu = StytchEmulator::start().await;
+        let auth = emu.auth_builder().build().expect("a valid configuration");
+        let jwks = &auth.inner.jwks;
+        assert!(jwks.refresh().await);
+        let seen = jwks.current.load_full();
+        emu.inject_fault(
+            Endpoint::Jwks,
+            Fault::Status {
+                status: 500,
+                times: 10,
+            },
+        );
+        assert!(jwks.fetch(seen.clone(), Trigger::WarmUp).await.is_err());
+        let asked = emu.requests(Endpoint::Jwks);
+        assert!(jwks.fetch(seen.clone(), Trigger::Due).await.is_err());
+        assert_eq!(
+            emu.requests(Endpoint::Jwks),
+            asked,
+            "fetched within the failure cooldown"
+        );
+        assert!(jwks.fetch(seen, Trigger::WarmUp).await.is_err());
+        assert_eq!(emu.requests(Endpoint::Jwks), asked + 1, "a warm-up fetches");
     }
 }

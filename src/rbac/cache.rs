@@ -431,3 +431,37 @@ fn deny(reason: Reason, resource: &str, action: &str, organization_id: &str) -> 
         failure
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::MockClock;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A refresh decided on before another one failed (a background refresh spawned
+    /// just before) does not fetch during the backoff.
+    #[tokio::test]
+    async fn a_refresh_decided_on_before_a_failure_waits_for_the_backoff() {
+        let clock = SharedClock(Arc::new(MockClock::new()));
+        let slot = Arc::new(Slot::<u32>::new());
+        assert!(
+            slot.refresh(clock.clone(), None, || async { None })
+                .await
+                .is_err()
+        );
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&fetches);
+        let late = slot
+            .refresh(clock.clone(), None, move || async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Some(1)
+            })
+            .await;
+        assert!(late.is_err());
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            0,
+            "fetched during the backoff"
+        );
+    }
+}
