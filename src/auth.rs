@@ -489,10 +489,9 @@ impl StytchAuth {
 
     /// Remembers a credential Stytch answered "session not found" for.
     fn remember_dead(&self, credential: &SessionCredential) {
-        let (SessionCredential::Token(c) | SessionCredential::Jwt(c)) = credential;
         self.inner
             .dead
-            .insert(Arc::from(c.as_str()), self.inner.clock.now());
+            .insert(Arc::from(credential.value()), self.inner.clock.now());
     }
 
     fn is_dead(&self, credential: &str, now: SystemTime) -> bool {
@@ -552,9 +551,7 @@ impl StytchAuth {
                 // Remembered and checked inside the call, not by its callers: a caller
                 // that finds no call in progress finds the credential remembered once an
                 // earlier call for it has ended (and does not ask Stytch again).
-                let (SessionCredential::Token(credential) | SessionCredential::Jwt(credential)) =
-                    &params.credential;
-                if this.is_dead(credential, this.inner.clock.now()) {
+                if this.is_dead(params.credential.value(), this.inner.clock.now()) {
                     return Err(Arc::new(ClientError::remembered_session_not_found()));
                 }
                 this.inner

@@ -72,7 +72,7 @@ where
         // once, and the guard below then takes the lock.
         let leave = Leave {
             table: Arc::downgrade(&self.flights),
-            key: Some(key),
+            key,
         };
         tokio::spawn(async move {
             // Dropped when the work ends, panics, or is dropped with its runtime: a
@@ -94,16 +94,16 @@ where
 /// Removes a call from the table when dropped.
 struct Leave<K: Hash + Eq, V: Clone> {
     table: Weak<Mutex<HashMap<K, Flight<V>>>>,
-    key: Option<K>,
+    key: K,
 }
 
 impl<K: Hash + Eq, V: Clone> Drop for Leave<K, V> {
     fn drop(&mut self) {
-        if let (Some(table), Some(key)) = (self.table.upgrade(), self.key.take()) {
+        if let Some(table) = self.table.upgrade() {
             table
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .remove(&key);
+                .remove(&self.key);
         }
     }
 }

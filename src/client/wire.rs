@@ -56,6 +56,14 @@ pub(crate) enum SessionCredential {
     Jwt(String),
 }
 
+impl SessionCredential {
+    /// The token or JWT itself.
+    pub(crate) fn value(&self) -> &str {
+        let (SessionCredential::Token(value) | SessionCredential::Jwt(value)) = self;
+        value
+    }
+}
+
 impl std::fmt::Debug for SessionCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
