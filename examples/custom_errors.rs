@@ -1,7 +1,9 @@
 //! # custom_errors
 //!
 //! One error hook for the whole app: API routes (`/api/...`) keep the JSON rejection
-//! with an extra hint, HTML pages redirect signed-out browsers to a login page.
+//! and gain a `Link` to the docs, HTML pages redirect signed-out browsers to a login
+//! page. 503 and 500 answers are left as they are everywhere: they carry `Retry-After`
+//! and a message for the developer.
 //!
 //! ```text
 //! cargo run --example custom_errors
@@ -13,31 +15,50 @@ use axum::routing::get;
 use axum::{Json, Router};
 use axum_stytch::testing::StytchEmulator;
 use axum_stytch::{AuthRejection, AuthenticatedMember, StytchAuth};
+use http::header::LINK;
 use http::request::Parts;
-use http::{Request, StatusCode};
+use http::{HeaderValue, Request, StatusCode};
 use serde_json::json;
 use tower::ServiceExt as _;
 
 /// The app's error policy, decided per request.
 fn on_auth_error(rejection: &AuthRejection, parts: &Parts) -> Option<axum::response::Response> {
+    if rejection.status().is_server_error() {
+        return None;
+    }
     if parts.uri.path().starts_with("/api/") {
-        let body = json!({
-            "error": rejection.reason().as_str(),
-            "docs": "https://example.com/docs/auth",
-        });
-        return Some((rejection.status(), Json(body)).into_response());
+        let mut response = rejection.default_response();
+        response.headers_mut().insert(
+            LINK,
+            HeaderValue::from_static("<https://example.com/docs/auth>; rel=\"help\""),
+        );
+        return Some(response);
     }
     match rejection.status() {
         StatusCode::UNAUTHORIZED => {
             let back = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            Some(Redirect::to(&format!("/login?next={back}")).into_response())
+            let login = format!("/login?next={}", percent_encode(back));
+            Some(Redirect::to(&login).into_response())
         }
         StatusCode::FORBIDDEN => {
             Some((StatusCode::FORBIDDEN, Html("<h1>Not allowed</h1>")).into_response())
         }
-        // Keep the default for 503/500: they carry Retry-After and a developer message.
         _ => None,
     }
+}
+
+/// `value` as a query parameter value: every byte but letters, digits and `-._~`
+/// percent-encoded (so `/dashboard?tab=2&x=1` comes back whole).
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn router(auth: &StytchAuth) -> Router {
@@ -66,14 +87,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .error_handler(on_auth_error)
         .build()?;
     let app = router(&auth);
-    for path in ["/api/me", "/dashboard?tab=2"] {
+    for path in ["/api/me", "/dashboard?tab=2&x=1"] {
         let request = Request::get(path).body(Body::empty())?;
         let response = app.clone().oneshot(request).await?;
         let status = response.status();
         let location = response.headers().get("location").cloned();
+        let link = response.headers().get(LINK).cloned();
         let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await?;
         println!(
-            "{path:<16} -> {status} location={location:?} body={}",
+            "{path:<20} -> {status} location={location:?} link={link:?} body={}",
             String::from_utf8_lossy(&body)
         );
     }

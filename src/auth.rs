@@ -225,7 +225,9 @@ impl StytchAuth {
     /// `Set-Cookie` headers that store a session after a login, e.g. with the
     /// `session_jwt`, `session_token` and `member_session.expires_at` of the official
     /// `stytch` crate's magic-link or password authenticate response. The cookies carry
-    /// the configured attributes and expire with the session.
+    /// the configured attributes and expire with the session. An empty value, or one
+    /// a cookie cannot hold (not visible ASCII, or with `;`, `,`, `"` or `\`), is not
+    /// written (and is logged as a warning).
     pub fn session_cookies(
         &self,
         session_jwt: &str,
@@ -243,7 +245,8 @@ impl StytchAuth {
     /// Ends the member's session: revokes it at Stytch, refuses its JWTs on this
     /// instance at once (other instances accept an already issued JWT until it is
     /// `max_token_age` old), and returns the `Set-Cookie` headers that clear both
-    /// cookies. A session Stytch no longer knows counts as logged out.
+    /// cookies. A session Stytch no longer knows (`404 session_not_found`) counts as
+    /// logged out.
     ///
     /// # Errors
     ///
@@ -263,7 +266,9 @@ impl StytchAuth {
         let cookies = SessionCookies::new(self.inner.cookies.clear());
         match self.inner.client.revoke(&session_id).await {
             Ok(()) => Ok(cookies),
-            Err(ClientError::Api(e)) if e.status == 404 => Ok(cookies),
+            // Only Stytch's own "session not found": a 404 page from a wrong base URL
+            // is an error.
+            Err(e) if e.is_session_not_found() => Ok(cookies),
             Err(e) => Err(e),
         }
     }
@@ -276,14 +281,17 @@ impl StytchAuth {
     /// Decides whether `member` may perform `action` on `resource` in
     /// `organization_id`, for decisions that depend on data loaded in the handler.
     ///
-    /// Decided locally, like Stytch does, against the cached RBAC policy (refreshed at
-    /// most every 5 minutes) and the organization's custom roles, with the roles of the
-    /// member's session.
+    /// Decided locally, like Stytch does, against the cached RBAC policy (at most
+    /// `policy_refresh_interval` old while Stytch answers) and the organization's custom
+    /// roles, with the roles of the member's session.
     ///
     /// # Errors
     ///
     /// A rejection (403 `tenancy_mismatch` or `permission_denied`, 503 when the policy
-    /// cannot be loaded) that can be returned from the handler as is.
+    /// cannot be loaded) that can be returned from the handler as is. It is the default
+    /// JSON rejection: the [`error_handler`](crate::StytchAuthBuilder::error_handler)
+    /// is not applied here (it needs the request's parts); map it in the handler if
+    /// your app renders its own.
     pub async fn authorize(
         &self,
         member: &AuthenticatedMember,
@@ -336,7 +344,8 @@ impl StytchAuth {
     fn begin_unobserved(&self, headers: &HeaderMap) -> Begin {
         let creds = match credentials::extract(headers, &self.inner.credentials) {
             Ok(c) => c,
-            Err(_) => {
+            Err(error) => {
+                tracing::debug!(?error, "session credentials unreadable");
                 return Begin::Ready(self.failed(
                     Failure::new(Reason::InvalidCredentials),
                     credentials::Source::Cookie,
@@ -359,6 +368,7 @@ impl StytchAuth {
             return Begin::Ready(self.remote(
                 SessionCredential::Token(token.to_owned()),
                 None,
+                false,
                 source,
             ));
         };
@@ -440,24 +450,36 @@ impl StytchAuth {
                     tokens.insert(jwt, member.clone(), valid_until, epoch);
                     // A logout that ran since the check above must not leave this entry
                     // behind (`logout` denylists, starts a new epoch, then purges; hits
-                    // in between check again, as the entry's epoch is the old one).
+                    // in between check again, as the entry's epoch is the old one). The
+                    // session's other entries are that logout's to purge, or carry the
+                    // old epoch too: dropping this one is enough.
                     if self.is_revoked(member.member_session_id(), now) {
-                        tokens.remove_session(member.member_session_id());
+                        tokens.remove(jwt.as_bytes());
                         return self.failed_clearing(Reason::SessionRevoked, source);
                     }
                 }
                 tracing::debug!(path = "local", outcome = "ok", "stytch session verified");
                 self.verified(member, now)
             }
-            // Signed by Stytch but expired or too old: Stytch decides (and renews).
-            Ok(Standing::Stale) if self.is_dead(jwt, now) => {
-                self.failed_clearing(Reason::SessionRevoked, source)
+            // Signed by Stytch but not valid locally (see `Standing::Stale`): Stytch
+            // decides (and renews).
+            Ok(Standing::Stale) => {
+                let session_ended = claims.session.expires_at.is_some_and(|end| end <= now);
+                if self.is_dead(jwt, now) {
+                    let reason = if session_ended {
+                        Reason::SessionExpired
+                    } else {
+                        Reason::SessionRevoked
+                    };
+                    return self.failed_clearing(reason, source);
+                }
+                self.remote(
+                    SessionCredential::Jwt(jwt.to_owned()),
+                    Some(claims.organization.organization_id),
+                    session_ended,
+                    source,
+                )
             }
-            Ok(Standing::Stale) => self.remote(
-                SessionCredential::Jwt(jwt.to_owned()),
-                Some(claims.organization.organization_id),
-                source,
-            ),
             Err(rejected) => self.rejected(rejected, source),
         }
     }
@@ -504,10 +526,7 @@ impl StytchAuth {
 
     fn rejected(&self, rejected: Rejected, source: credentials::Source) -> AuthContext {
         tracing::debug!(path = "local", outcome = "rejected", reason = ?rejected, "stytch session JWT rejected");
-        match rejected {
-            Rejected::SessionEnded => self.failed_clearing(Reason::SessionExpired, source),
-            _ => self.failed(Failure::new(Reason::InvalidToken), source),
-        }
+        self.failed(Failure::new(Reason::InvalidToken), source)
     }
 
     fn verified(&self, member: AuthenticatedMember, at: SystemTime) -> AuthContext {
@@ -531,12 +550,14 @@ impl StytchAuth {
         &self,
         credential: SessionCredential,
         organization_hint: Option<String>,
+        session_ended: bool,
         source: credentials::Source,
     ) -> AuthContext {
         AuthContext::Deferred(Arc::new(RequestAuth::remote(
             self.clone(),
             credential,
             organization_hint,
+            session_ended,
             source,
         )))
     }

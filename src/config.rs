@@ -198,13 +198,16 @@ impl StytchAuthBuilder {
         self
     }
 
-    /// Name of the session JWT cookie. Default: `stytch_session_jwt`.
+    /// Name of the session JWT cookie: a cookie-name token (letters, digits and
+    /// ``!#$%&'*+-.^_`|~``), different from the session token cookie's.
+    /// Default: `stytch_session_jwt`.
     pub fn session_jwt_cookie(mut self, name: impl Into<String>) -> Self {
         self.jwt_cookie = name.into();
         self
     }
 
-    /// Name of the session token cookie. Default: `stytch_session`.
+    /// Name of the session token cookie, with the same rules as
+    /// [`session_jwt_cookie`](Self::session_jwt_cookie). Default: `stytch_session`.
     pub fn session_token_cookie(mut self, name: impl Into<String>) -> Self {
         self.token_cookie = name.into();
         self
@@ -219,7 +222,10 @@ impl StytchAuthBuilder {
     }
 
     /// Largest session cookie (or bearer) value read; larger ones are rejected (401
-    /// `invalid_credentials`) without being parsed. Default: 4096 bytes.
+    /// `invalid_credentials`) without being parsed. At least 256. Default: 4096 bytes,
+    /// what browsers store per cookie. Bearer clients whose JWTs carry large custom
+    /// claims (Stytch allows up to 4 KB of them) may need more; JWTs over 8 KiB are
+    /// refused whatever this is.
     pub fn max_cookie_size(mut self, bytes: usize) -> Self {
         self.max_cookie_size = bytes;
         self
@@ -232,13 +238,15 @@ impl StytchAuthBuilder {
         self
     }
 
-    /// `Path` of the cookies this crate sets. Default: `/`.
+    /// `Path` of the cookies this crate sets: starts with `/`, without `;`.
+    /// Default: `/`.
     pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
         self.cookie_path = path.into();
         self
     }
 
-    /// `Domain` of the cookies this crate sets. Default: none (host-only).
+    /// `Domain` of the cookies this crate sets: a non-empty domain name, without `;`
+    /// or spaces. Default: none (host-only).
     pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.cookie_domain = Some(domain.into());
         self
@@ -265,20 +273,20 @@ impl StytchAuthBuilder {
         self
     }
 
-    /// Connect timeout for calls to Stytch. Default: 2 s.
+    /// Connect timeout for calls to Stytch; greater than zero. Default: 2 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// Total timeout of each call to Stytch. Default: 5 s.
+    /// Total timeout of each call to Stytch; greater than zero. Default: 5 s.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
     }
 
     /// Age at which the JWKS is refreshed in the background (keys keep being served
-    /// meanwhile). Default: 300 s.
+    /// meanwhile); greater than zero. Default: 300 s.
     pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
         self.jwks_refresh_interval = interval;
         self
@@ -292,7 +300,9 @@ impl StytchAuthBuilder {
     }
 
     /// How long past the refresh interval the last keys are still used while Stytch
-    /// cannot be reached; after that, JWTs are answered 503. Default: 1 hour.
+    /// cannot be reached; after that, JWTs that are not in the verified-token cache
+    /// are answered 503 (a cached one stays trusted until its own deadline, at most
+    /// `max_token_age`). Default: 1 hour.
     pub fn jwks_max_stale(mut self, max_stale: Duration) -> Self {
         self.jwks_max_stale = max_stale;
         self
@@ -314,14 +324,18 @@ impl StytchAuthBuilder {
         self
     }
 
-    /// How often the RBAC policy is refreshed. Default and maximum: 300 s.
+    /// The most a policy's age may be when it decides, while Stytch answers: in the last
+    /// tenth of it the policy is refreshed in the background (requests decided at once),
+    /// and once it has passed (after a quiet spell, say) the next request waits for the
+    /// refresh. Greater than zero. Default and maximum: 300 s.
     pub fn policy_refresh_interval(mut self, interval: Duration) -> Self {
         self.policy_refresh_interval = interval;
         self
     }
 
-    /// How long past its refresh interval a policy may still decide when refreshes
-    /// fail; after that RBAC decisions answer 503. Default: 15 minutes.
+    /// How long past its refresh interval a policy may still decide while refreshes
+    /// fail (retried at most every 5 s); after that RBAC decisions answer 503. Never
+    /// used while refreshes succeed. Default: 15 minutes.
     pub fn policy_grace(mut self, grace: Duration) -> Self {
         self.policy_grace = grace;
         self
@@ -334,13 +348,15 @@ impl StytchAuthBuilder {
     }
 
     /// Replaces rejection responses: return `Some(response)` to use it, `None` for the
-    /// default JSON. Receives the request parts (path, headers) to decide.
+    /// default JSON. Receives the request parts (path, headers) to decide. Applies to
+    /// every rejection made for a request (extractors, guards, the layer), not to the
+    /// one [`StytchAuth::authorize`](crate::StytchAuth::authorize) returns.
     ///
     /// # Examples
     ///
     /// ```
     /// use axum::response::{IntoResponse, Redirect};
-    /// use axum_stytch::{Reason, StytchAuth};
+    /// use axum_stytch::StytchAuth;
     ///
     /// let auth = StytchAuth::builder("project-test-x", "secret")
     ///     .error_handler(|rejection, parts| {

@@ -47,10 +47,13 @@ impl CookieSettings {
         if let Some(domain) = &self.domain {
             cookie = cookie.domain(domain.clone());
         }
-        // Names are validated at build time and values are Stytch tokens (URL-safe);
-        // a value that still cannot be a header is dropped rather than panicking.
-        HeaderValue::try_from(cookie.build().to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static(""))
+        // Names are validated at build time and values by `set` (or empty); a value
+        // that still cannot be a header is dropped rather than panicking. Marked
+        // sensitive: it carries a credential.
+        let mut value = HeaderValue::try_from(cookie.build().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        value.set_sensitive(true);
+        value
     }
 
     /// `Set-Cookie` values that store a session, expiring with it.
@@ -63,11 +66,20 @@ impl CookieSettings {
     ) -> Vec<HeaderValue> {
         let max_age = expires_at.duration_since(now).unwrap_or(Duration::ZERO);
         let mut values = Vec::with_capacity(2);
-        if !session_jwt.is_empty() {
-            values.push(self.build(&self.jwt_name, session_jwt, max_age));
-        }
-        if !session_token.is_empty() {
-            values.push(self.build(&self.token_name, session_token, max_age));
+        for (name, value) in [
+            (&self.jwt_name, session_jwt),
+            (&self.token_name, session_token),
+        ] {
+            if value.is_empty() {
+                continue;
+            }
+            // A value with a `;` (or anything a cookie value cannot hold) would add
+            // attributes of its own (`Domain=`, ...): it is never written.
+            if crate::credentials::validate(value.as_bytes()).is_err() {
+                tracing::warn!(cookie = %name, "not a valid cookie value; cookie not set");
+                continue;
+            }
+            values.push(self.build(name, value, max_age));
         }
         values.retain(|v| !v.is_empty());
         values
@@ -213,6 +225,35 @@ mod tests {
             assert!(s.is_ours(v));
         }
         assert!(!s.is_ours(&HeaderValue::from_static("other=1; Path=/")));
+    }
+
+    #[test]
+    fn values_that_are_not_cookie_values_are_never_written() {
+        let s = settings();
+        let now = SystemTime::now();
+        let later = now + Duration::from_secs(60);
+        for bad in [
+            "x; Domain=evil.example",
+            "a b",
+            "q\"uote",
+            "back\\slash",
+            "é",
+        ] {
+            let values = s.set(bad, "tok", later, now);
+            assert_eq!(values.len(), 1, "{bad:?}: only the valid cookie is written");
+            assert!(
+                values[0]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("stytch_session=tok;")
+            );
+            assert!(s.set("h.p.s", bad, later, now).len() == 1, "{bad:?}");
+        }
+        assert!(
+            s.set("h.p.s", "tok", later, now)
+                .iter()
+                .all(HeaderValue::is_sensitive)
+        );
     }
 
     #[test]

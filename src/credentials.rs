@@ -28,8 +28,14 @@ pub(crate) enum Source {
 /// A session JWT as sent: within the size cap and unquoted, its characters not yet
 /// checked. [`RawJwt::validate`] checks them; a cache lookup may use the bytes as they
 /// are, since every cached token was validated before it was inserted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RawJwt<'a>(&'a [u8]);
+
+impl std::fmt::Debug for RawJwt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RawJwt(<redacted, {} bytes>)", self.0.len())
+    }
+}
 
 impl<'a> RawJwt<'a> {
     pub(crate) fn as_bytes(self) -> &'a [u8] {
@@ -43,12 +49,23 @@ impl<'a> RawJwt<'a> {
     }
 }
 
-/// The credentials of one request, borrowed from its headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The credentials of one request, borrowed from its headers. `Debug` shows which
+/// are present, not their values.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Credentials<'a> {
     pub(crate) jwt: Option<RawJwt<'a>>,
     pub(crate) token: Option<&'a str>,
     pub(crate) source: Source,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("jwt", &self.jwt)
+            .field("token", &self.token.map(|_| "<redacted>"))
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 /// Why the credentials could not be read. Each one is answered 401 `invalid_credentials`.
@@ -165,7 +182,8 @@ fn unquote(value: &[u8], max: usize) -> Result<&[u8], CredentialError> {
 }
 
 /// A valid credential value: non-empty, visible ASCII without `"`, `,`, `;` or `\`.
-fn validate(value: &[u8]) -> Result<&str, CredentialError> {
+/// Also what the crate accepts from Stytch before writing a value into `Set-Cookie`.
+pub(crate) fn validate(value: &[u8]) -> Result<&str, CredentialError> {
     // One branch-free pass (vectorized): any byte outside visible ASCII, or a
     // separator, makes the value malformed.
     let bad = value.iter().fold(false, |bad, &b| {
@@ -277,6 +295,16 @@ mod tests {
             extract(&h, &settings(false)),
             Err(CredentialError::Duplicate)
         );
+    }
+
+    #[test]
+    fn debug_output_names_the_credentials_without_their_values() {
+        let h = headers(&[b"stytch_session=secret-token; stytch_session_jwt=h.p.s"]);
+        let creds = extract(&h, &settings(false)).unwrap();
+        let debug = format!("{creds:?}");
+        assert!(!debug.contains("secret-token"), "{debug}");
+        assert!(!debug.contains("h.p.s"), "{debug}");
+        assert!(debug.contains("redacted"), "{debug}");
     }
 
     #[test]

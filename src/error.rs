@@ -24,7 +24,8 @@ pub enum Reason {
     /// A session JWT that is malformed, forged, tampered with, signed with an
     /// unknown key or another algorithm, or issued for another project. 401.
     InvalidToken,
-    /// The session has ended. 401.
+    /// The session has ended: Stytch no longer knows a session whose JWT recorded an
+    /// end that has passed. 401, cookies cleared.
     SessionExpired,
     /// The session was revoked (logout), or Stytch no longer knows it. 401.
     SessionRevoked,
@@ -77,7 +78,9 @@ impl Reason {
     fn message(self) -> &'static str {
         match self {
             Reason::MissingCredentials => "No session: sign in first.",
-            Reason::InvalidCredentials => "The session cookie is malformed.",
+            Reason::InvalidCredentials => {
+                "The session cookie (or bearer token) is malformed, repeated, or over the size limit."
+            }
             Reason::InvalidToken => "The session token is not valid.",
             Reason::SessionExpired => "The session has expired: sign in again.",
             Reason::SessionRevoked => "The session has ended: sign in again.",
@@ -133,7 +136,9 @@ pub(crate) type ErrorHandler =
 /// Renders as JSON, `{"error": "<reason>", "message": "...", "resource": ..., "action": ...}`,
 /// with the status of its [`Reason`], unless an error handler installed with
 /// [`StytchAuthBuilder::error_handler`](crate::StytchAuthBuilder::error_handler)
-/// produced another response. It never contains a token or the member's roles.
+/// produced another response. It never contains a token or the member's roles. A 401
+/// also carries `WWW-Authenticate: Cookie realm="stytch"`, and a 503 `Retry-After`
+/// (Stytch's own when it sent one, else 1 s; 1 to 60 s).
 pub struct AuthRejection {
     reason: Reason,
     permission: Option<(String, String)>,

@@ -49,7 +49,8 @@ pub struct MetricsSnapshot {
     pub cache_hits: u64,
     /// Calls to Stytch's `sessions/authenticate` (coalesced calls count once).
     pub remote_authentications: u64,
-    /// Responses that carried renewed session cookies.
+    /// Renewed session credentials Stytch returned for cookie requests. The response
+    /// carries them unless the handler set the session cookies itself.
     pub renewals: u64,
     /// JWKS fetches attempted.
     pub jwks_fetches: u64,
@@ -57,12 +58,15 @@ pub struct MetricsSnapshot {
     pub jwks_fetch_failures: u64,
     /// RBAC policy fetches attempted (project and organization).
     pub policy_fetches: u64,
-    /// Rejections by reason.
+    /// Requests the layer could not authenticate, by reason, counted when the layer
+    /// (or a guard, or a remote call) decided it, whether or not the route then
+    /// answered with a rejection: an anonymous request to a public route, or one
+    /// whose `Option<AuthenticatedMember>` was `None`, counts as `missing_credentials`.
     pub failures: Vec<(Reason, u64)>,
 }
 
 impl MetricsSnapshot {
-    /// How many rejections had `reason`.
+    /// How many failures had `reason` (see [`failures`](Self::failures)).
     pub fn failures_for(&self, reason: Reason) -> u64 {
         self.failures
             .iter()

@@ -152,6 +152,9 @@ enum Initial {
         credential: SessionCredential,
         /// The organization of a stale JWT (its signature was verified).
         organization_hint: Option<String>,
+        /// The stale JWT recorded a session end that has passed: if Stytch no longer
+        /// knows the session, it expired (rather than was revoked).
+        session_ended: bool,
     },
 }
 
@@ -195,6 +198,7 @@ impl RequestAuth {
         auth: StytchAuth,
         credential: SessionCredential,
         organization_hint: Option<String>,
+        session_ended: bool,
         source: Source,
     ) -> Self {
         Self {
@@ -202,6 +206,7 @@ impl RequestAuth {
             initial: Initial::Remote {
                 credential,
                 organization_hint,
+                session_ended,
             },
             source,
             remote: OnceCell::new(),
@@ -234,6 +239,7 @@ impl RequestAuth {
             Initial::Remote {
                 credential,
                 organization_hint,
+                ..
             },
             None,
         ) = (&self.initial, self.remote.get())
@@ -315,7 +321,21 @@ impl RequestAuth {
             }
             // A "session not found" was remembered by the call itself (see
             // `StytchAuth::authenticate_remote`).
-            Err(error) => Err(self.fail(failure_from_remote(&error))),
+            Err(error) => {
+                let mut failure = failure_from_remote(&error);
+                if failure.reason == Reason::SessionRevoked
+                    && matches!(
+                        self.initial,
+                        Initial::Remote {
+                            session_ended: true,
+                            ..
+                        }
+                    )
+                {
+                    failure.reason = Reason::SessionExpired;
+                }
+                Err(self.fail(failure))
+            }
         };
         if let Err(failure) = &outcome
             && failure.clear_cookies
@@ -356,6 +376,14 @@ impl RequestAuth {
 }
 
 /// Maps a failed `sessions/authenticate` to the answer the request gets.
+///
+/// Cookies are cleared only when Stytch said the session does not exist
+/// (`404 session_not_found`). Any other refusal says nothing certain about the
+/// member's session (a wrong secret, a proxy's or gateway's error page, a request this
+/// crate got wrong), so it must not log anyone out: a `400` or a `401 jwt_invalid` is
+/// answered 401 and keeps the cookies; any other `401`, a `404` of another kind and
+/// any unexpected status are a problem on our side of the call, answered 503 and
+/// logged as errors.
 fn failure_from_remote(error: &ClientError) -> Failure {
     if error.is_unavailable() {
         tracing::warn!(%error, "Stytch unavailable while authenticating a session");
@@ -365,21 +393,32 @@ fn failure_from_remote(error: &ClientError) -> Failure {
         return Failure::new(Reason::SessionRevoked).clearing_cookies();
     }
     match (error.status(), error.error_type()) {
-        (Some(404), _) => {
-            tracing::error!(%error, "Stytch answered 404 for sessions/authenticate: check the base URL");
-            Failure::new(Reason::StytchUnavailable)
-        }
         (Some(403), Some("session_authorization_tenancy_error")) => {
             Failure::new(Reason::TenancyMismatch)
         }
         (Some(403), _) => Failure::new(Reason::PermissionDenied),
-        (Some(401), Some("unauthorized_credentials")) => {
+        // A refusal of the credential itself (a JWT Stytch no longer accepts, say one
+        // signed by a key it retired): 401, cookies kept (the session token may still
+        // be good).
+        (Some(400), _) | (Some(401), Some("jwt_invalid")) => {
+            tracing::warn!(%error, "Stytch refused the session credential");
+            Failure::new(Reason::InvalidToken)
+        }
+        (Some(401), _) => {
             tracing::error!(
+                %error,
                 "Stytch rejected the project id / secret: check STYTCH_PROJECT_ID and STYTCH_SECRET"
             );
             Failure::new(Reason::StytchUnavailable)
         }
-        _ => Failure::new(Reason::InvalidToken).clearing_cookies(),
+        (Some(404), _) => {
+            tracing::error!(%error, "Stytch answered 404 for sessions/authenticate: check the base URL");
+            Failure::new(Reason::StytchUnavailable)
+        }
+        _ => {
+            tracing::error!(%error, "unexpected answer from sessions/authenticate");
+            Failure::new(Reason::StytchUnavailable)
+        }
     }
 }
 
@@ -426,7 +465,30 @@ mod tests {
                 Reason::StytchUnavailable,
                 false,
             ),
-            (api(400, "bad_request"), Reason::InvalidToken, true),
+            (api(400, "bad_request"), Reason::InvalidToken, false),
+            (api(401, "jwt_invalid"), Reason::InvalidToken, false),
+            (
+                api(401, "unauthorized_credentials_homepage"),
+                Reason::StytchUnavailable,
+                false,
+            ),
+            // A gateway's or proxy's JSON error page is not Stytch's word on a session.
+            (api(401, "unauthorized"), Reason::StytchUnavailable, false),
+            (
+                api(407, "proxy_authentication_required"),
+                Reason::StytchUnavailable,
+                false,
+            ),
+            (api(408, "timeout"), Reason::StytchUnavailable, false),
+            (api(422, "unprocessable"), Reason::StytchUnavailable, false),
+            (
+                ClientError::UnexpectedResponse {
+                    status: 401,
+                    detail: String::new(),
+                },
+                Reason::StytchUnavailable,
+                false,
+            ),
             (
                 api(429, "too_many_requests"),
                 Reason::StytchUnavailable,

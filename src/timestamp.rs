@@ -41,14 +41,27 @@ pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(
     Ok(Option::<Wrap>::deserialize(d)?.map(|Wrap(t)| t))
 }
 
-/// `SystemTime` from whole seconds since the Unix epoch.
+/// The end of year 9999 UTC, the latest time [`from_unix`] represents.
+const MAX_UNIX_SECS: u64 = 253_402_300_799;
+
+/// `SystemTime` from whole seconds since the Unix epoch, capped at the end of year
+/// 9999 (a claim such as `exp: u64::MAX` must not overflow `SystemTime`).
 pub(crate) fn from_unix(secs: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs.min(MAX_UNIX_SECS))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_unix_caps_instead_of_overflowing() {
+        assert_eq!(from_unix(u64::MAX), from_unix(MAX_UNIX_SECS));
+        assert_eq!(
+            from_unix(1_700_000_000),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        );
+    }
 
     #[test]
     fn parses_whole_and_fractional_seconds() {

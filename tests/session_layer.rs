@@ -767,8 +767,11 @@ async fn zero_max_token_age_goes_remote_even_when_iat_is_slightly_ahead() {
 // ----------------------------------------------------------------------------------
 // Session expiry and the token cache
 
+/// A JWT whose recorded session end has passed is not trusted locally, cached or not:
+/// Stytch decides. Its "session not found" is answered `session_expired` (cookies
+/// cleared), and remembered: the next request does not ask again.
 #[tokio::test]
-async fn jwt_of_an_ended_session_is_refused_locally_with_or_without_the_cache() {
+async fn jwt_of_an_ended_session_is_refused_once_stytch_confirms_it() {
     // 0: every request verifies the JWT; 10,000: the second is looked up in the cache.
     for capacity in [0, 10_000] {
         let f = fixture_with(|b| b.token_cache_capacity(capacity)).await;
@@ -782,11 +785,51 @@ async fn jwt_of_an_ended_session_is_refused_locally_with_or_without_the_cache() 
         assert_eq!(res.status, StatusCode::OK, "{capacity}: {}", res.body);
 
         f.emu.clock().advance(Duration::from_secs(121));
-        let res = get_with(&app, "/me", &cookie).await;
-        assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionExpired);
-        assert_cleared(&res);
-        assert_eq!(authenticate_calls(&f), 0, "cache capacity {capacity}");
+        for calls in [1, 1] {
+            let res = get_with(&app, "/me", &cookie).await;
+            assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionExpired);
+            assert_cleared(&res);
+            assert_eq!(authenticate_calls(&f), calls, "cache capacity {capacity}");
+        }
     }
+}
+
+/// Stytch extends a session on every call with `session_duration`; a client that keeps
+/// its first JWT (a bearer client never gets the renewed one) is still let in after the
+/// end that JWT recorded, because Stytch says the session lives on.
+#[tokio::test]
+async fn jwt_of_a_session_extended_since_is_accepted_through_stytch() {
+    let f = fixture_with(|b| {
+        b.bearer_tokens(true)
+            .session_duration(Duration::from_secs(60 * 60))
+    })
+    .await;
+    let app = app(&f.auth);
+    let session = f.emu.create_session_with(
+        &f.member,
+        SessionOptions::default().with_duration(Duration::from_secs(120)),
+    );
+    // The session token goes to Stytch, which extends the session to an hour.
+    let res = get_with_headers(
+        &app,
+        "/me",
+        &[(AUTHORIZATION, &bearer(&session.session_token))],
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(authenticate_calls(&f), 1);
+
+    // Past the two minutes the first JWT recorded, well within its own `exp`.
+    f.emu.clock().advance(Duration::from_secs(121));
+    let res = get_with_headers(
+        &app,
+        "/me",
+        &[(AUTHORIZATION, &bearer(&session.session_jwt))],
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body, f.member);
+    assert_eq!(authenticate_calls(&f), 2, "Stytch decided");
 }
 
 // ----------------------------------------------------------------------------------

@@ -792,6 +792,13 @@ fn authenticate_outages() -> Vec<(&'static str, Outage)> {
             body(502, "<html>Bad Gateway</html>"),
         ),
         ("400 with a body that is not Stytch's", body(400, "oops")),
+        // Refusals that are not Stytch's word on the session log no one out.
+        (
+            "401 from a gateway, in JSON",
+            body(401, r#"{"error":"unauthorized"}"#),
+        ),
+        ("407 from a proxy", status(407)),
+        ("422", status(422)),
     ]
 }
 

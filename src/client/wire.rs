@@ -196,8 +196,9 @@ fn path_segment(s: &str) -> String {
 // ----------------------------------------------------------------------------------
 // Responses
 
-/// The parts of a `sessions/authenticate` success we use.
-#[derive(Debug, Clone, Deserialize)]
+/// The parts of a `sessions/authenticate` success we use. `Debug` leaves out the
+/// renewed credentials.
+#[derive(Clone, Deserialize)]
 pub(crate) struct AuthenticateResponse {
     #[serde(default)]
     pub(crate) request_id: String,
@@ -206,6 +207,18 @@ pub(crate) struct AuthenticateResponse {
     pub(crate) session_jwt: String,
     #[serde(default)]
     pub(crate) verdict: Option<Verdict>,
+}
+
+impl std::fmt::Debug for AuthenticateResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthenticateResponse")
+            .field("request_id", &self.request_id)
+            .field("member_session", &self.member_session)
+            .field("session_token", &"<redacted>")
+            .field("session_jwt", &"<redacted>")
+            .field("verdict", &self.verdict)
+            .finish()
+    }
 }
 
 /// A member session as the API returns it (wire spec §2.3).
@@ -473,9 +486,10 @@ mod tests {
             s.expires_at.duration_since(s.started_at).unwrap(),
             Duration::from_secs(3600)
         );
-        assert_eq!(
-            s.expires_at.duration_since(s.started_at).unwrap(),
-            Duration::from_secs(3600)
+        let debug = format!("{r:?}");
+        assert!(
+            !debug.contains("tok_abc") && !debug.contains("eyJ.x.y"),
+            "{debug}"
         );
         assert_eq!(s.custom_claims.as_ref().unwrap()["tier"], "gold");
         assert_eq!(

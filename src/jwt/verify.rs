@@ -41,10 +41,6 @@ pub(crate) enum Rejected {
     BadSignature,
     /// Signed, but for another issuer or audience, or without a subject.
     InvalidClaims,
-    /// Signed, but `nbf` or `iat` lies in the future.
-    NotYetValid,
-    /// Signed, but the session itself (not just the JWT) has expired.
-    SessionEnded,
 }
 
 /// A JWT split into its parts, header decoded, signature not yet checked. Its `Debug`
@@ -191,7 +187,10 @@ pub(crate) struct ClaimRules {
 pub(crate) enum Standing {
     /// Valid now; may be trusted locally until `valid_until` (unix seconds, exclusive).
     Fresh { valid_until: u64 },
-    /// Validly signed but expired or older than the age limit: Stytch must decide.
+    /// Validly signed but not valid locally: expired, older than the age limit, past
+    /// the end of the session as the JWT recorded it (Stytch may have extended the
+    /// session since), or not yet valid by our clock (`iat`/`nbf` more than the leeway
+    /// ahead: our clock is behind Stytch's). Stytch must decide.
     Stale,
 }
 
@@ -212,15 +211,13 @@ impl ClaimRules {
         let now_secs = unix_seconds(now);
         let latest_start = now_secs.saturating_add(self.leeway_secs);
         if claims.iat > latest_start || claims.nbf.is_some_and(|nbf| nbf > latest_start) {
-            return Err(Rejected::NotYetValid);
+            tracing::debug!(
+                "stytch session JWT issued ahead of this server's clock: is the clock behind?"
+            );
+            return Ok(Standing::Stale);
         }
-        if claims.session.expires_at.is_some_and(|end| end <= now) {
-            return Err(Rejected::SessionEnded);
-        }
-        let exp_deadline = claims
-            .exp
-            .saturating_add(self.leeway_secs)
-            .saturating_add(1);
+        // Expired from `exp` + leeway on (RFC 7519 §4.1.4: valid only before `exp`).
+        let exp_deadline = claims.exp.saturating_add(self.leeway_secs);
         // An `iat` slightly ahead (within the leeway) must not extend local trust.
         let age_deadline = claims
             .iat
@@ -408,13 +405,13 @@ mod tests {
                     c["nbf"] = json!(u64::MAX);
                 },
                 IAT,
-                Err(Rejected::NotYetValid),
+                Ok("stale"),
             ),
             (
                 "future nbf",
                 |c| c["nbf"] = json!(IAT + 60),
                 IAT,
-                Err(Rejected::NotYetValid),
+                Ok("stale"),
             ),
             (
                 "nbf within leeway",
@@ -426,7 +423,7 @@ mod tests {
                 "future iat",
                 |c| c["iat"] = json!(IAT + 60),
                 IAT,
-                Err(Rejected::NotYetValid),
+                Ok("stale"),
             ),
             ("expired within leeway", |_| {}, IAT + 299, Ok("fresh")),
             ("too old", |_| {}, IAT + 300, Ok("stale")),
@@ -446,13 +443,25 @@ mod tests {
                 Ok("stale"),
             ),
             (
+                "a second before exp + leeway",
+                |c| c["exp"] = json!(IAT + 60),
+                IAT + 64,
+                Ok("fresh"),
+            ),
+            (
+                "at exp + leeway",
+                |c| c["exp"] = json!(IAT + 60),
+                IAT + 65,
+                Ok("stale"),
+            ),
+            (
                 "session over",
                 |c| {
                     c[crate::jwt::claims::SESSION_CLAIM]["expires_at"] =
                         json!("2026-01-01T00:00:01Z")
                 },
                 IAT + 2,
-                Err(Rejected::SessionEnded),
+                Ok("stale"),
             ),
         ];
         for (name, patch, now, expected) in cases {

@@ -1,5 +1,6 @@
 //! The RBAC policy cache: project policy and per-organization custom roles, each
-//! refreshed on use after its TTL, served stale during a bounded grace, shared fetches.
+//! refreshed in the background in the last tenth of its TTL, waited for once past it,
+//! served stale during a bounded grace only while refreshes fail, shared fetches.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +22,12 @@ use crate::single_flight::SingleFlight;
 /// After a failed fetch, no new attempt for this long (unless nothing usable is cached
 /// and the previous attempt is older).
 const RETRY_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The age from which a value is refreshed in the background while still served:
+/// the last tenth of its TTL (30 s of the default 300 s).
+fn refresh_ahead(ttl: Duration) -> Duration {
+    ttl - ttl / 10
+}
 
 /// A value with the time it was fetched.
 pub(crate) struct Stamped<T> {
@@ -64,14 +71,26 @@ impl<T: Send + Sync + 'static> Slot<T> {
     {
         let now = clock.now();
         let seen = self.current.load_full();
+        let within_grace = |current: &Arc<Stamped<T>>| {
+            now.duration_since(current.fetched_at)
+                .unwrap_or(Duration::ZERO)
+                < ttl + grace
+        };
         if let Some(current) = seen.clone() {
             let age = now
                 .duration_since(current.fetched_at)
                 .unwrap_or(Duration::ZERO);
             if age < ttl {
+                // Refreshed ahead, in the background, so that a busy service never
+                // waits for it.
+                if age >= refresh_ahead(ttl) && !self.backing_off(clock) {
+                    self.spawn_refresh(clock.clone(), seen, fetch);
+                }
                 return Some(current);
             }
-            if age < ttl + grace {
+            // Past its TTL while refreshes are failing: the last value decides during
+            // the grace, and attempts go on in the background (after the backoff).
+            if age < ttl + grace && self.last_attempt_failed() {
                 if !self.backing_off(clock) {
                     self.spawn_refresh(clock.clone(), seen, fetch);
                 }
@@ -80,17 +99,19 @@ impl<T: Send + Sync + 'static> Slot<T> {
         }
         if self.backing_off(clock) && !self.flight.in_flight(&()) {
             // A fetch may have succeeded since `seen` was loaded.
-            return self.current.load_full().filter(|current| {
-                now.duration_since(current.fetched_at)
-                    .unwrap_or(Duration::ZERO)
-                    < ttl + grace
-            });
+            return self.current.load_full().filter(within_grace);
         }
-        self.refresh(clock.clone(), seen, fetch).await.ok()
+        // Past its TTL (after a quiet spell, say) with refreshes working: this request
+        // waits for the refresh rather than decide with a value older than the TTL. If
+        // that refresh fails, the last value decides during the grace.
+        match self.refresh(clock.clone(), seen, fetch).await {
+            Ok(value) => Some(value),
+            Err(FetchFailed) => self.current.load_full().filter(within_grace),
+        }
     }
 
-    /// Runs `f` on the value if it was fetched less than `ttl` before `now`, without
-    /// waiting or fetching.
+    /// Runs `f` on the value if it was fetched less than `ttl` before `now` and is not
+    /// yet due for its refresh ahead, without waiting or fetching.
     fn with_fresh<R>(
         &self,
         now: SystemTime,
@@ -102,7 +123,12 @@ impl<T: Send + Sync + 'static> Slot<T> {
         let age = now
             .duration_since(current.fetched_at)
             .unwrap_or(Duration::ZERO);
-        (age < ttl).then(|| f(current))
+        (age < refresh_ahead(ttl)).then(|| f(current))
+    }
+
+    /// Whether the last fetch failed (a success resets it).
+    fn last_attempt_failed(&self) -> bool {
+        self.last_failure.load(Ordering::Acquire) != 0
     }
 
     fn backing_off(&self, clock: &SharedClock) -> bool {
@@ -437,6 +463,78 @@ mod tests {
     use super::*;
     use crate::clock::MockClock;
     use std::sync::atomic::AtomicUsize;
+
+    const TTL: Duration = Duration::from_secs(300);
+    const GRACE: Duration = Duration::from_secs(900);
+
+    fn answering(value: Option<u32>) -> impl FnOnce() -> std::future::Ready<Option<u32>> {
+        move || std::future::ready(value)
+    }
+
+    /// A slot holding `1`, fetched at the clock's time.
+    async fn slot_with_one(clock: &SharedClock) -> Arc<Slot<u32>> {
+        let slot = Arc::new(Slot::<u32>::new());
+        let got = slot.get(clock, TTL, GRACE, answering(Some(1))).await;
+        assert_eq!(got.map(|s| s.value), Some(1));
+        slot
+    }
+
+    /// After a quiet spell past the TTL, with Stytch answering, the request waits for
+    /// the new value instead of deciding with the old one.
+    #[tokio::test]
+    async fn past_the_ttl_the_refresh_is_waited_for() {
+        let mock = MockClock::new();
+        let clock = SharedClock(Arc::new(mock.clone()));
+        let slot = slot_with_one(&clock).await;
+        mock.advance(Duration::from_secs(1_000));
+        let got = slot.get(&clock, TTL, GRACE, answering(Some(2))).await;
+        assert_eq!(got.map(|s| s.value), Some(2));
+    }
+
+    /// While refreshes fail, the last value decides during the grace, without waiting
+    /// for a new attempt in the backoff; past the grace, nothing does.
+    #[tokio::test]
+    async fn past_the_ttl_while_refreshes_fail_the_last_value_decides_within_the_grace() {
+        let mock = MockClock::new();
+        let clock = SharedClock(Arc::new(mock.clone()));
+        let slot = slot_with_one(&clock).await;
+        mock.advance(TTL + Duration::from_secs(1));
+        // The first request past the TTL tries, fails, and falls back.
+        let got = slot.get(&clock, TTL, GRACE, answering(None)).await;
+        assert_eq!(got.map(|s| s.value), Some(1));
+        // The next ones do not try again during the backoff.
+        let got = slot
+            .get(&clock, TTL, GRACE, || async {
+                panic!("fetched during the backoff")
+            })
+            .await;
+        assert_eq!(got.map(|s| s.value), Some(1));
+        mock.advance(GRACE);
+        let got = slot.get(&clock, TTL, GRACE, answering(None)).await;
+        assert!(got.is_none(), "decided with a value past TTL + grace");
+    }
+
+    /// In the last tenth of the TTL the value is still served at once, and refreshed
+    /// in the background; the synchronous path leaves that window to `get`.
+    #[tokio::test]
+    async fn refreshed_ahead_in_the_last_tenth_of_the_ttl() {
+        let mock = MockClock::new();
+        let clock = SharedClock(Arc::new(mock.clone()));
+        let slot = slot_with_one(&clock).await;
+        mock.advance(Duration::from_secs(269));
+        assert_eq!(slot.with_fresh(clock.now(), TTL, |s| s.value), Some(1));
+        mock.advance(Duration::from_secs(2));
+        assert_eq!(slot.with_fresh(clock.now(), TTL, |s| s.value), None);
+        let got = slot.get(&clock, TTL, GRACE, answering(Some(2))).await;
+        assert_eq!(got.map(|s| s.value), Some(1), "served at once");
+        for _ in 0..100 {
+            if slot.with_fresh(clock.now(), TTL, |s| s.value) == Some(2) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the background refresh did not land");
+    }
 
     /// A refresh decided on before another one failed (a background refresh spawned
     /// just before) does not fetch during the backoff.
