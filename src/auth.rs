@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
@@ -82,6 +82,9 @@ pub(crate) struct Inner {
     /// Session tokens and stale JWTs Stytch answered "not found" for: asked once only.
     dead: RecentSet<Arc<str>>,
     remote: SingleFlight<AuthenticateParams, RemoteResult>,
+    /// Until when (unix seconds) Stytch asked not to be called: after a 429, for its
+    /// `Retry-After`, no `sessions/authenticate` call is made.
+    remote_backoff_until: AtomicU64,
     pub(crate) policy: PolicyCache,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) error_handler: Option<ErrorHandler>,
@@ -192,6 +195,7 @@ impl StytchAuth {
                 revoked,
                 dead,
                 remote: SingleFlight::new(),
+                remote_backoff_until: AtomicU64::new(0),
                 policy,
                 metrics,
                 error_handler: b.error_handler,
@@ -575,6 +579,14 @@ impl StytchAuth {
                 if this.is_dead(params.credential.value(), this.inner.clock.now()) {
                     return Err(Arc::new(ClientError::remembered_session_not_found()));
                 }
+                // Stytch rate-limited the project: every credential waits it out.
+                let now_secs = this.inner.clock.unix_seconds();
+                let until = this.inner.remote_backoff_until.load(Ordering::Acquire);
+                if now_secs < until {
+                    return Err(Arc::new(ClientError::backing_off(Duration::from_secs(
+                        until - now_secs,
+                    ))));
+                }
                 this.inner
                     .metrics
                     .remote_authentications
@@ -592,6 +604,12 @@ impl StytchAuth {
                     .await;
                 if let Err(error) = &result {
                     tracing::debug!(%error, "stytch sessions/authenticate failed");
+                    if let Some(wait) = error.rate_limited_for() {
+                        let until = this.inner.clock.unix_seconds() + wait.as_secs();
+                        this.inner
+                            .remote_backoff_until
+                            .fetch_max(until, Ordering::AcqRel);
+                    }
                     // Only Stytch's own "session not found" marks a credential dead; a
                     // proxy's 404 page must not log anyone out.
                     if error.is_session_not_found() {

@@ -591,7 +591,10 @@ async fn stytch_5xx_and_garbage_answer_503() {
         );
         assert!((1..=60).contains(&res.retry_after_secs()), "{fault:?}");
         assert!(res.set_cookies().is_empty(), "{fault:?}");
+        // Past the 429's Retry-After (1 s): the next fault is met by a call.
+        f.emu.clock().advance(Duration::from_secs(1));
     }
+    assert_eq!(authenticate_calls(&f), 3);
     // Faults used up: the same cookie works again.
     let res = get_with(&app, "/me", &cookie).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);

@@ -802,12 +802,56 @@ fn authenticate_outages() -> Vec<(&'static str, Outage)> {
     ]
 }
 
+/// After a 429, no `sessions/authenticate` call is made, for any credential, until its
+/// `Retry-After` has passed: the requests get 503 with what remains of it. Then calls
+/// resume.
+#[tokio::test]
+async fn a_rate_limit_stops_every_call_for_its_retry_after() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let sessions: Vec<_> = (0..3).map(|_| f.emu.create_session(&f.member)).collect();
+    f.emu.inject_fault(
+        Endpoint::Authenticate,
+        Fault::RateLimited {
+            retry_after: Duration::from_secs(5),
+            times: 1,
+        },
+    );
+    let res = get_with(&app, "/me", &token_cookie(&sessions[0].session_token)).await;
+    assert_eq!(assert_unavailable(&res, "the 429"), 5);
+    assert_eq!(f.emu.requests(Endpoint::Authenticate), 1);
+
+    f.emu.clock().advance(Duration::from_secs(2));
+    for (i, session) in sessions.iter().enumerate() {
+        let res = get_with(&app, "/me", &token_cookie(&session.session_token)).await;
+        let what = format!("session {i} during the Retry-After");
+        assert_eq!(assert_unavailable(&res, &what), 3, "{what}: what remains");
+    }
+    assert_eq!(
+        f.emu.requests(Endpoint::Authenticate),
+        1,
+        "no call while waiting"
+    );
+    assert_eq!(metrics(&f).remote_authentications, 1);
+
+    f.emu.clock().advance(Duration::from_secs(3));
+    for (i, session) in sessions.iter().enumerate() {
+        let res = get_with(&app, "/me", &token_cookie(&session.session_token)).await;
+        assert_member(
+            &res,
+            &f.member,
+            &format!("session {i} after the Retry-After"),
+        );
+    }
+    assert_eq!(f.emu.requests(Endpoint::Authenticate), 4);
+}
+
 /// Requests that need Stytch's answer get 503 `stytch_unavailable` (with
 /// `Retry-After`, never cookie changes) within the timeout when it does not come:
 /// a session token alone, a validly signed but too old JWT, and either of them on a
 /// guarded route (the RBAC check rides on the same call). One outbound call per
-/// request, no retries. When Stytch answers again, the same credentials work and are
-/// renewed.
+/// request, no retries; after a 429, none until its `Retry-After` has passed. When
+/// Stytch answers again, the same credentials work and are renewed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn authenticate_down_fails_closed_within_the_timeout_then_recovers() {
     for (case, outage) in authenticate_outages() {
@@ -836,7 +880,12 @@ async fn authenticate_down_fails_closed_within_the_timeout_then_recovers() {
                 assert_eq!(secs, 1, "{what}: Stytch's Retry-After: 1 is passed on");
             }
             assert!(elapsed < BOUND, "{what}: took {elapsed:?}");
-            let calls = i as u64 + 1;
+            // A 429 stops the calls for its Retry-After (1 s, the clock stands still).
+            let calls = if case.starts_with("429") {
+                1
+            } else {
+                i as u64 + 1
+            };
             assert_eq!(metrics(&f).remote_authentications, calls, "{what}");
             let seen = if outage.is_refusing() { 0 } else { calls };
             assert_eq!(f.emu.requests(Endpoint::Authenticate), seen, "{what}");
@@ -852,6 +901,9 @@ async fn authenticate_down_fails_closed_within_the_timeout_then_recovers() {
 
         // Stytch answers again: same credentials, renewed cookies.
         Outage::end(&f.emu);
+        if case.starts_with("429") {
+            f.emu.clock().advance(Duration::from_secs(1));
+        }
         for (method, path, cookie) in requests {
             let res = send(&app, method, path, Some(cookie)).await;
             assert_eq!(

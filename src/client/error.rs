@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+/// The longest wait a `Retry-After` from Stytch imposes on the layer.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
 /// An error answered by the Stytch API (a non-2xx status with Stytch's error body).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -82,6 +85,32 @@ impl ClientError {
         })
     }
 
+    /// How long Stytch asked not to be called again: its `Retry-After` (1 s when it
+    /// sent none) on a 429, or on a 503 that carries one; at most 60 s.
+    pub(crate) fn rate_limited_for(&self) -> Option<Duration> {
+        let ClientError::Api(e) = self else {
+            return None;
+        };
+        let wait = match (e.status, e.retry_after) {
+            (429, wait) => wait.unwrap_or(Duration::from_secs(1)),
+            (503, Some(wait)) => wait,
+            _ => return None,
+        };
+        Some(wait.clamp(Duration::from_secs(1), MAX_BACKOFF))
+    }
+
+    /// The answer to a call not made because Stytch asked to wait
+    /// ([`rate_limited_for`](Self::rate_limited_for)): `wait` is what remains of it.
+    pub(crate) fn backing_off(wait: Duration) -> Self {
+        ClientError::Api(ApiError {
+            status: 429,
+            error_type: "too_many_requests".into(),
+            error_message: "Stytch asked not to be called yet (Retry-After); not called".into(),
+            request_id: None,
+            retry_after: Some(wait),
+        })
+    }
+
     /// The HTTP status, when Stytch answered at all.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -100,5 +129,37 @@ impl From<reqwest::Error> for ClientError {
             // Without the URL: it carries no secret, but keeps messages short and stable.
             ClientError::Transport(e.without_url().to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, retry_after: Option<u64>) -> ClientError {
+        ClientError::Api(ApiError {
+            status,
+            error_type: "x".into(),
+            error_message: String::new(),
+            request_id: None,
+            retry_after: retry_after.map(Duration::from_secs),
+        })
+    }
+
+    #[test]
+    fn rate_limits_follow_retry_after_within_bounds() {
+        let secs = |e: ClientError| e.rate_limited_for().map(|d| d.as_secs());
+        assert_eq!(secs(api(429, None)), Some(1));
+        assert_eq!(secs(api(429, Some(0))), Some(1));
+        assert_eq!(secs(api(429, Some(7))), Some(7));
+        assert_eq!(secs(api(429, Some(86_400))), Some(60));
+        assert_eq!(secs(api(503, Some(4))), Some(4));
+        assert_eq!(secs(api(503, None)), None, "a 503 without Retry-After");
+        assert_eq!(secs(api(500, Some(4))), None);
+        assert_eq!(secs(api(404, Some(4))), None);
+        assert_eq!(secs(ClientError::Timeout), None);
+        let waiting = ClientError::backing_off(Duration::from_secs(3));
+        assert!(waiting.is_unavailable());
+        assert_eq!(waiting.rate_limited_for(), Some(Duration::from_secs(3)));
     }
 }

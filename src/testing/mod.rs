@@ -439,6 +439,14 @@ pub enum Fault {
         /// How many calls this answers.
         times: u32,
     },
+    /// The next `times` calls answer 429 `too_many_requests` with this
+    /// `Retry-After` (whole seconds).
+    RateLimited {
+        /// The `Retry-After` delay sent.
+        retry_after: Duration,
+        /// How many calls this answers.
+        times: u32,
+    },
     /// The next `times` calls answer 200 with a body that is not valid JSON.
     Garbage {
         /// How many calls this answers.

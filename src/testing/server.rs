@@ -250,6 +250,17 @@ fn fault_response(shared: &Shared, fault: &Fault) -> Response {
                 &ApiError::new(*status, error_type, "Injected by the Stytch emulator."),
             )
         }
+        Fault::RateLimited { retry_after, .. } => {
+            let mut response = error_response(
+                shared,
+                &ApiError::new(429, "too_many_requests", "Injected by the Stytch emulator."),
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs()),
+            );
+            response
+        }
         Fault::Garbage { .. } => json_response(
             StatusCode::OK,
             "<html><body>502 Bad Gateway</body></html>{\"request_id\":".to_owned(),

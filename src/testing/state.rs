@@ -175,9 +175,10 @@ impl FaultQueue {
 /// The remaining-uses counter of a one-shot fault.
 fn remaining(fault: &mut Fault) -> Option<&mut u32> {
     match fault {
-        Fault::Status { times, .. } | Fault::Garbage { times } | Fault::Body { times, .. } => {
-            Some(times)
-        }
+        Fault::Status { times, .. }
+        | Fault::RateLimited { times, .. }
+        | Fault::Garbage { times }
+        | Fault::Body { times, .. } => Some(times),
         Fault::Delay(_) => None,
     }
 }
