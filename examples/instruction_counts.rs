@@ -38,12 +38,13 @@ use std::process::Command;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header::COOKIE};
-use axum_stytch::StytchAuth;
+use axum_stytch::{StytchAuth, StytchAuthService};
 use tower::ServiceExt as _;
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "bare",
     "repeated",
+    "repeated_outer",
     "rbac",
     "rbac_handler",
     "fresh",
@@ -220,16 +221,23 @@ fn measure(scenario: &str, requests: usize) {
     let cookies = fixture.cookie_values();
     let auth = |capacity: u64| -> StytchAuth { rt.block_on(fixture.auth(capacity)) };
     let mut counted: Option<StytchAuth> = None;
-    let (app, cycle): (Router, bool) = match scenario {
-        "bare" => (common::bare_app(), false),
-        "repeated" => (common::member_app(counted.insert(auth(10_000))), false),
-        "rbac" => (common::rbac_app(counted.insert(auth(10_000))), false),
+    let (app, cycle): (App, bool) = match scenario {
+        "bare" => (common::bare_app().into(), false),
+        "repeated" => (
+            common::member_app(counted.insert(auth(10_000))).into(),
+            false,
+        ),
+        "repeated_outer" => (
+            App::Outer(common::member_app_outer(counted.insert(auth(10_000)))),
+            false,
+        ),
+        "rbac" => (common::rbac_app(counted.insert(auth(10_000))).into(), false),
         "rbac_handler" => (
-            common::rbac_handler_app(counted.insert(auth(10_000))),
+            common::rbac_handler_app(counted.insert(auth(10_000))).into(),
             false,
         ),
         "fresh" => (
-            common::member_app(counted.insert(auth(FRESH_CACHE_CAPACITY))),
+            common::member_app(counted.insert(auth(FRESH_CACHE_CAPACITY))).into(),
             true,
         ),
         "jsonwebtoken" | "aws_lc_direct" => {
@@ -240,7 +248,7 @@ fn measure(scenario: &str, requests: usize) {
             } else {
                 refs.aws_lc_direct
             };
-            (app, true)
+            (app.into(), true)
         }
         other => panic!("unknown scenario {other:?}; one of {SCENARIOS:?}"),
     };
@@ -270,7 +278,7 @@ fn measure(scenario: &str, requests: usize) {
 #[inline(never)]
 fn measured_requests<'a>(
     rt: &tokio::runtime::Runtime,
-    app: &Router,
+    app: &App,
     pick: &dyn Fn(usize) -> &'a HeaderValue,
     requests: usize,
 ) {
@@ -281,10 +289,26 @@ fn measured_requests<'a>(
     });
 }
 
-async fn send(app: &Router, cookie: &HeaderValue) {
+/// A scenario's app: a `Router` (layers on its routes), or the layer around one.
+enum App {
+    Router(Router),
+    Outer(StytchAuthService<Router>),
+}
+
+impl From<Router> for App {
+    fn from(router: Router) -> Self {
+        App::Router(router)
+    }
+}
+
+async fn send(app: &App, cookie: &HeaderValue) {
     let mut req = Request::new(Body::empty());
     *req.uri_mut() = axum::http::Uri::from_static("/");
     req.headers_mut().insert(COOKIE, cookie.clone());
-    let response = app.clone().oneshot(req).await.expect("infallible");
+    let response = match app {
+        App::Router(router) => router.clone().oneshot(req).await,
+        App::Outer(service) => service.clone().oneshot(req).await,
+    }
+    .expect("infallible");
     assert_eq!(response.status(), StatusCode::OK);
 }

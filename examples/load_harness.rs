@@ -8,12 +8,13 @@
 //! The harness starts itself again as a server child process pinned to one core
 //! (`LOAD_SERVER_CPU`, default 0). The child starts the in-process Stytch emulator,
 //! mints thousands of distinct session JWTs (~1.4 KB each), loads the JWKS and the
-//! RBAC policy, and serves seven apps on 127.0.0.1, one port each:
+//! RBAC policy, and serves eight apps on 127.0.0.1, one port each:
 //!
 //! | scenario | app | requests |
 //! |---|---|---|
 //! | `bare` | axum hello world | the repeated token's cookies (ignored) |
 //! | `repeated` | axum-stytch layer + `AuthenticatedMember` handler | one JWT, repeated |
+//! | `repeated_outer` | the same with the layer around the whole `Router` instead of `Router::layer` | one JWT, repeated |
 //! | `fresh` | the same, verified-token cache of 64 entries | 4,096 distinct JWTs, cycled |
 //! | `rbac` | axum-stytch + `.route_layer(RequireAuthz::new("document", "read"))`, as in the README | one JWT, repeated |
 //! | `rbac_handler` | the same guard on the handler: `get(handler.layer(RequireAuthz::new(..)))`, without the second boxing `route_layer` adds | one JWT, repeated |
@@ -59,9 +60,10 @@ use axum_stytch::testing::{EmulatorOptions, MockClock, StytchEmulator};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "bare",
     "repeated",
+    "repeated_outer",
     "fresh",
     "rbac",
     "rbac_handler",
@@ -189,6 +191,8 @@ mod server {
 
         let bare = common::bare_app();
         let repeated = common::member_app(&repeated_auth);
+        let outer_auth = fixture.auth(10_000).await;
+        let repeated_outer = common::member_app_outer(&outer_auth);
         let fresh = common::member_app(&fresh_auth);
         let rbac = common::rbac_app(&rbac_auth);
         let rbac_handler = common::rbac_handler_app(&rbac_handler_auth);
@@ -217,6 +221,7 @@ mod server {
 
         let auths = [
             ("repeated", repeated_auth),
+            ("repeated_outer", outer_auth),
             ("fresh", fresh_auth),
             ("rbac", rbac_auth),
             ("rbac_handler", rbac_handler_auth),
@@ -277,6 +282,35 @@ mod server {
             });
         }
 
+        {
+            use tower::ServiceExt as _;
+            let req = axum::http::Request::get("/")
+                .header(COOKIE, &cookie)
+                .body(axum::body::Body::empty())
+                .expect("a request");
+            let res = repeated_outer
+                .clone()
+                .oneshot(req)
+                .await
+                .expect("infallible");
+            assert_eq!(
+                res.status(),
+                StatusCode::OK,
+                "repeated_outer does not answer 200"
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a loopback port");
+            let port = listener.local_addr().expect("bound").port();
+            ports.push(format!("repeated_outer={port}"));
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(repeated_outer);
+            tokio::spawn(async move {
+                axum::serve(listener, app).await.expect("serve");
+            });
+        }
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -678,6 +712,11 @@ mod client {
         }
         for (a, b, meaning) in [
             ("rbac_handler", "repeated", "the guard's own cost"),
+            (
+                "repeated_outer",
+                "repeated",
+                "the layer around the Router, not on its routes",
+            ),
             (
                 "rbac",
                 "rbac_handler",

@@ -13,7 +13,8 @@ use axum::handler::Handler as _;
 use axum::routing::get;
 use axum_stytch::rbac::{Policy, Resource, Role};
 use axum_stytch::testing::{SessionOptions, StytchEmulator};
-use axum_stytch::{AuthenticatedMember, Clock, RequireAuthz, StytchAuth};
+use axum_stytch::{AuthenticatedMember, Clock, RequireAuthz, StytchAuth, StytchAuthService};
+use tower::Layer as _;
 
 /// The permission the RBAC-guarded routes require (granted by `viewer` and `editor`).
 pub const RESOURCE: &str = "document";
@@ -101,6 +102,14 @@ pub fn member_app(auth: &StytchAuth) -> Router {
         .route("/", get(hello_member))
         .layer(auth.layer())
         .with_state(())
+}
+
+/// [`member_app`] with the layer around the whole router instead of on its routes
+/// (`Router::layer` boxes each route again): the service `axum::serve` gets through
+/// `axum::ServiceExt::into_make_service`.
+pub fn member_app_outer(auth: &StytchAuth) -> StytchAuthService<Router> {
+    auth.layer()
+        .layer(Router::new().route("/", get(hello_member)).with_state(()))
 }
 
 /// [`member_app`] with `RequireAuthz(RESOURCE, ACTION)` as a `route_layer`, the form

@@ -110,12 +110,13 @@ impl<T: Send + Sync + 'static> Slot<T> {
         }
     }
 
-    /// Runs `f` on the value if it was fetched less than `ttl` before `now` and is not
-    /// yet due for its refresh ahead, without waiting or fetching.
+    /// Runs `f` on the value if it was fetched less than `fresh_for` before `now`
+    /// ([`refresh_ahead`] of the TTL: not yet due for its refresh), without waiting or
+    /// fetching.
     fn with_fresh<R>(
         &self,
         now: SystemTime,
-        ttl: Duration,
+        fresh_for: Duration,
         f: impl FnOnce(&Stamped<T>) -> R,
     ) -> Option<R> {
         let current = self.current.load();
@@ -123,7 +124,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
         let age = now
             .duration_since(current.fetched_at)
             .unwrap_or(Duration::ZERO);
-        (age < refresh_ahead(ttl)).then(|| f(current))
+        (age < fresh_for).then(|| f(current))
     }
 
     /// Whether the last fetch failed (a success resets it).
@@ -212,6 +213,8 @@ pub(crate) struct PolicyCache {
     client: StytchClient,
     clock: SharedClock,
     ttl: Duration,
+    /// [`refresh_ahead`] of `ttl`, computed once: the synchronous path's bound.
+    fresh_for: Duration,
     grace: Duration,
     metrics: Arc<Metrics>,
     project: Arc<Slot<CompiledRoles>>,
@@ -232,6 +235,7 @@ impl PolicyCache {
             client,
             clock,
             ttl,
+            fresh_for: refresh_ahead(ttl),
             grace,
             metrics,
             project: Arc::new(Slot::new()),
@@ -305,8 +309,8 @@ impl PolicyCache {
         }
         let org = self.organizations.get(organization_id)?;
         self.project
-            .with_fresh(now, self.ttl, |project| {
-                org.with_fresh(now, self.ttl, |org| {
+            .with_fresh(now, self.fresh_for, |project| {
+                org.with_fresh(now, self.fresh_for, |org| {
                     decide_with(
                         project,
                         Some(&org.value),
@@ -522,13 +526,19 @@ mod tests {
         let clock = SharedClock(Arc::new(mock.clone()));
         let slot = slot_with_one(&clock).await;
         mock.advance(Duration::from_secs(269));
-        assert_eq!(slot.with_fresh(clock.now(), TTL, |s| s.value), Some(1));
+        assert_eq!(
+            slot.with_fresh(clock.now(), refresh_ahead(TTL), |s| s.value),
+            Some(1)
+        );
         mock.advance(Duration::from_secs(2));
-        assert_eq!(slot.with_fresh(clock.now(), TTL, |s| s.value), None);
+        assert_eq!(
+            slot.with_fresh(clock.now(), refresh_ahead(TTL), |s| s.value),
+            None
+        );
         let got = slot.get(&clock, TTL, GRACE, answering(Some(2))).await;
         assert_eq!(got.map(|s| s.value), Some(1), "served at once");
         for _ in 0..100 {
-            if slot.with_fresh(clock.now(), TTL, |s| s.value) == Some(2) {
+            if slot.with_fresh(clock.now(), refresh_ahead(TTL), |s| s.value) == Some(2) {
                 return;
             }
             tokio::task::yield_now().await;

@@ -511,19 +511,20 @@ impl EmulatorOptions {
     }
 
     /// Uses this project id (a `project-live-` prefix switches generated ids
-    /// to `-live-`).
+    /// to `-live-`). Default: a random `project-test-<uuid>`.
     pub fn project_id(mut self, project_id: impl Into<String>) -> Self {
         self.project_id = Some(project_id.into());
         self
     }
 
-    /// Uses this project secret.
+    /// Uses this project secret. Default: a random `secret-test-…` value.
     pub fn secret(mut self, secret: impl Into<String>) -> Self {
         self.secret = Some(secret.into());
         self
     }
 
-    /// Uses this clock (share it with the code under test).
+    /// Uses this clock (share it with the code under test). Default: a new
+    /// [`MockClock`].
     pub fn clock(mut self, clock: MockClock) -> Self {
         self.clock = Some(clock);
         self
@@ -531,7 +532,7 @@ impl EmulatorOptions {
 
     /// Sets the `iss` claim of minted JWTs, e.g. a custom-domain origin such
     /// as `https://auth.example.com`. Presented JWTs must carry the same
-    /// issuer.
+    /// issuer. Default: `stytch.com/<project_id>`, as Stytch's own.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
         self
@@ -559,7 +560,8 @@ pub struct SessionOptions {
     /// Initial custom claims (reserved names `iss sub aud exp nbf iat jti`
     /// and `https://stytch.com/…` keys are ignored, `null` values skipped).
     pub custom_claims: Option<Map<String, Value>>,
-    /// Authentication factors (§2.4 objects). Object factors without
+    /// Authentication factors, as Stytch's `authentication_factors` objects
+    /// (`type`, `delivery_method`, `last_authenticated_at`, ...). Object factors without
     /// `last_authenticated_at` get the session start time. Default: one
     /// `{"type":"password","delivery_method":"knowledge"}` factor. An empty
     /// list is allowed.
@@ -577,13 +579,13 @@ impl Default for SessionOptions {
 }
 
 impl SessionOptions {
-    /// Sets the session lifetime.
+    /// Sets the session lifetime. Default: 60 minutes.
     pub fn with_duration(mut self, duration: Duration) -> Self {
         self.duration = duration;
         self
     }
 
-    /// Replaces the initial custom claims.
+    /// Replaces the initial custom claims. Default: none.
     pub fn with_custom_claims(mut self, claims: Map<String, Value>) -> Self {
         self.custom_claims = Some(claims);
         self
@@ -597,7 +599,7 @@ impl SessionOptions {
         self
     }
 
-    /// Replaces the authentication factors.
+    /// Replaces the authentication factors. Default: one password factor.
     pub fn with_factors(mut self, factors: Vec<Value>) -> Self {
         self.factors = factors;
         self
