@@ -9,7 +9,7 @@ use http::HeaderMap;
 use tracing::Instrument as _;
 
 use crate::client::wire::{AuthenticateParams, AuthenticateResponse, SessionCredential};
-use crate::client::{ClientError, ClientSettings, Endpoint, StytchClient};
+use crate::client::{ClientError, ClientSettings, Endpoint, MAX_BACKOFF, StytchClient};
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, StytchAuthBuilder};
 use crate::cookies::{CookieSettings, SessionCookies};
@@ -82,9 +82,11 @@ pub(crate) struct Inner {
     /// Session tokens and stale JWTs Stytch answered "not found" for: asked once only.
     dead: RecentSet<Arc<str>>,
     remote: SingleFlight<AuthenticateParams, RemoteResult>,
-    /// Until when (unix seconds) Stytch asked not to be called: after a 429, for its
-    /// `Retry-After`, no `sessions/authenticate` call is made.
+    /// Until when (unix milliseconds) Stytch asked not to be called: after a 429, for
+    /// its `Retry-After`, no `sessions/authenticate` call is made.
     remote_backoff_until: AtomicU64,
+    /// When (unix seconds) the clock-behind warning was last logged.
+    clock_warned_at: AtomicU64,
     pub(crate) policy: PolicyCache,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) error_handler: Option<ErrorHandler>,
@@ -196,6 +198,7 @@ impl StytchAuth {
                 dead,
                 remote: SingleFlight::new(),
                 remote_backoff_until: AtomicU64::new(0),
+                clock_warned_at: AtomicU64::new(0),
                 policy,
                 metrics,
                 error_handler: b.error_handler,
@@ -467,7 +470,10 @@ impl StytchAuth {
             }
             // Signed by Stytch but not valid locally (see `Standing::Stale`): Stytch
             // decides (and renews).
-            Ok(Standing::Stale) => {
+            Ok(Standing::Stale { issued_ahead }) => {
+                if issued_ahead {
+                    self.warn_clock_behind();
+                }
                 let session_ended = claims.session.expires_at.is_some_and(|end| end <= now);
                 if self.is_dead(jwt, now) {
                     let reason = if session_ended {
@@ -514,6 +520,26 @@ impl StytchAuth {
     }
 
     /// Remembers a credential Stytch answered "session not found" for.
+    /// A JWT issued ahead of our clock by more than the leeway costs a call to Stytch
+    /// per request: say so, at most once a minute.
+    fn warn_clock_behind(&self) {
+        let now = self.inner.clock.unix_seconds();
+        let last = self.inner.clock_warned_at.load(Ordering::Relaxed);
+        if now >= last.saturating_add(60)
+            && self
+                .inner
+                .clock_warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                leeway_secs = self.inner.rules.leeway_secs,
+                "a Stytch session JWT was issued ahead of this server's clock by more than \
+                 the leeway (is the clock behind?): such JWTs go to Stytch, one call per request"
+            );
+        }
+    }
+
     fn remember_dead(&self, credential: &SessionCredential) {
         self.inner
             .dead
@@ -579,12 +605,14 @@ impl StytchAuth {
                 if this.is_dead(params.credential.value(), this.inner.clock.now()) {
                     return Err(Arc::new(ClientError::remembered_session_not_found()));
                 }
-                // Stytch rate-limited the project: every credential waits it out.
-                let now_secs = this.inner.clock.unix_seconds();
+                // Stytch rate-limited the project: every credential waits it out. A
+                // deadline further away than any backoff means the clock stepped back.
+                let now_ms = crate::clock::unix_millis(this.inner.clock.now());
                 let until = this.inner.remote_backoff_until.load(Ordering::Acquire);
-                if now_secs < until {
+                let left_ms = until.saturating_sub(now_ms);
+                if left_ms > 0 && u128::from(left_ms) <= MAX_BACKOFF.as_millis() {
                     return Err(Arc::new(ClientError::backing_off(Duration::from_secs(
-                        until - now_secs,
+                        left_ms.div_ceil(1000),
                     ))));
                 }
                 this.inner
@@ -605,10 +633,12 @@ impl StytchAuth {
                 if let Err(error) = &result {
                     tracing::debug!(%error, "stytch sessions/authenticate failed");
                     if let Some(wait) = error.rate_limited_for() {
-                        let until = this.inner.clock.unix_seconds() + wait.as_secs();
+                        let now_ms = crate::clock::unix_millis(this.inner.clock.now());
+                        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                        let until = now_ms.saturating_add(wait_ms);
                         this.inner
                             .remote_backoff_until
-                            .fetch_max(until, Ordering::AcqRel);
+                            .store(until, Ordering::Release);
                     }
                     // Only Stytch's own "session not found" marks a credential dead; a
                     // proxy's 404 page must not log anyone out.

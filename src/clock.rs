@@ -75,6 +75,13 @@ impl fmt::Debug for SharedClock {
 }
 
 /// Seconds since the Unix epoch, saturating at 0 for times before it.
+pub(crate) fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Whole seconds since the Unix epoch (0 before it).
 pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())

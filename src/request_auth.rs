@@ -381,9 +381,9 @@ impl RequestAuth {
 /// (`404 session_not_found`). Any other refusal says nothing certain about the
 /// member's session (a wrong secret, a proxy's or gateway's error page, a request this
 /// crate got wrong), so it must not log anyone out: a `400` or a `401 jwt_invalid` is
-/// answered 401 and keeps the cookies; any other `401`, a `404` of another kind and
-/// any unexpected status are a problem on our side of the call, answered 503 and
-/// logged as errors.
+/// answered 401 and keeps the cookies; a `403` is a denial only with Stytch's two
+/// authorization error types; any other `401`, `403` or `404` and any unexpected
+/// status are a problem on our side of the call, answered 503 and logged as errors.
 fn failure_from_remote(error: &ClientError) -> Failure {
     if error.is_unavailable() {
         tracing::warn!(%error, "Stytch unavailable while authenticating a session");
@@ -396,7 +396,7 @@ fn failure_from_remote(error: &ClientError) -> Failure {
         (Some(403), Some("session_authorization_tenancy_error")) => {
             Failure::new(Reason::TenancyMismatch)
         }
-        (Some(403), _) => Failure::new(Reason::PermissionDenied),
+        (Some(403), Some("session_authorization_error")) => Failure::new(Reason::PermissionDenied),
         // A refusal of the credential itself (a JWT Stytch no longer accepts, say one
         // signed by a key it retired): 401, cookies kept (the session token may still
         // be good).
@@ -467,6 +467,8 @@ mod tests {
             ),
             (api(400, "bad_request"), Reason::InvalidToken, false),
             (api(401, "jwt_invalid"), Reason::InvalidToken, false),
+            // A WAF's or gateway's 403 is not Stytch's authorization decision.
+            (api(403, "forbidden"), Reason::StytchUnavailable, false),
             (
                 api(401, "unauthorized_credentials_homepage"),
                 Reason::StytchUnavailable,

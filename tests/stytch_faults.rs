@@ -846,6 +846,29 @@ async fn a_rate_limit_stops_every_call_for_its_retry_after() {
     assert_eq!(f.emu.requests(Endpoint::Authenticate), 4);
 }
 
+/// A clock stepped back after a 429 (an NTP correction, a resumed VM) does not turn
+/// its `Retry-After` into minutes of 503.
+#[tokio::test]
+async fn a_clock_stepped_back_does_not_stretch_a_rate_limit() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    f.emu.inject_fault(
+        Endpoint::Authenticate,
+        Fault::RateLimited {
+            retry_after: Duration::from_secs(5),
+            times: 1,
+        },
+    );
+    let cookie = token_cookie(&f.session.session_token);
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_eq!(assert_unavailable(&res, "the 429"), 5);
+    let clock = f.emu.clock();
+    clock.set(axum_stytch::Clock::now(&clock) - Duration::from_secs(600));
+    let res = get_with(&app, "/me", &cookie).await;
+    assert_member(&res, &f.member, "after the step back");
+    assert_eq!(f.emu.requests(Endpoint::Authenticate), 2);
+}
+
 /// Requests that need Stytch's answer get 503 `stytch_unavailable` (with
 /// `Retry-After`, never cookie changes) within the timeout when it does not come:
 /// a session token alone, a validly signed but too old JWT, and either of them on a
@@ -1040,8 +1063,9 @@ async fn policy_endpoint_hanging_or_garbled_at_start_fails_closed_then_recovers(
         assert!(elapsed < BOUND, "{case}: took {elapsed:?}");
         assert_eq!(
             metrics(&f).policy_fetches,
-            1,
-            "{case}: one attempt per backoff (the organization's roles are not asked for)"
+            2,
+            "{case}: one attempt per backoff, the project policy and the organization's \
+             roles at once"
         );
         assert!(f.emu.requests(Endpoint::Policy) <= 1, "{case}");
         assert_eq!(f.emu.requests(Endpoint::Authenticate), 0, "{case}");
@@ -1056,8 +1080,10 @@ async fn policy_endpoint_hanging_or_garbled_at_start_fails_closed_then_recovers(
             (StatusCode::OK, "created"),
             "{case}"
         );
-        // The project policy again, then the organization's custom roles.
-        assert_eq!(metrics(&f).policy_fetches, 3, "{case}");
+        // The project policy again (and the organization's roles, when they could not
+        // be fetched either: only while refusing connections).
+        let fetches = if outage.is_refusing() { 4 } else { 3 };
+        assert_eq!(metrics(&f).policy_fetches, fetches, "{case}");
         let served = if outage.is_refusing() { 1 } else { 2 };
         assert_eq!(f.emu.requests(Endpoint::Policy), served, "{case}");
         assert_eq!(f.emu.requests(Endpoint::OrganizationPolicy), 1, "{case}");

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// The longest wait a `Retry-After` from Stytch imposes on the layer.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// An error answered by the Stytch API (a non-2xx status with Stytch's error body).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,7 @@ use http::HeaderValue;
 use http::header::USER_AGENT;
 use serde::de::DeserializeOwned;
 
+pub(crate) use error::MAX_BACKOFF;
 pub use error::{ApiError, ClientError};
 use wire::{
     AuthenticateParams, AuthenticateResponse, Empty, JwksResponse, OrgPolicyResponse,

@@ -151,7 +151,10 @@ impl JwksCache {
         if age > self.settings.refresh_interval {
             self.refresh_in_background(Some(Arc::clone(set)));
         }
-        age <= self.settings.refresh_interval + self.settings.max_stale
+        age <= self
+            .settings
+            .refresh_interval
+            .saturating_add(self.settings.max_stale)
     }
 
     /// Fetches the keys now (used for warm-up), whatever the cooldowns. Joins a fetch

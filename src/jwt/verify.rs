@@ -191,7 +191,10 @@ pub(crate) enum Standing {
     /// the end of the session as the JWT recorded it (Stytch may have extended the
     /// session since), or not yet valid by our clock (`iat`/`nbf` more than the leeway
     /// ahead: our clock is behind Stytch's). Stytch must decide.
-    Stale,
+    Stale {
+        /// Not yet valid by our clock (`iat`/`nbf` ahead).
+        issued_ahead: bool,
+    },
 }
 
 impl ClaimRules {
@@ -211,10 +214,7 @@ impl ClaimRules {
         let now_secs = unix_seconds(now);
         let latest_start = now_secs.saturating_add(self.leeway_secs);
         if claims.iat > latest_start || claims.nbf.is_some_and(|nbf| nbf > latest_start) {
-            tracing::debug!(
-                "stytch session JWT issued ahead of this server's clock: is the clock behind?"
-            );
-            return Ok(Standing::Stale);
+            return Ok(Standing::Stale { issued_ahead: true });
         }
         // Expired from `exp` + leeway on (RFC 7519 §4.1.4: valid only before `exp`).
         let exp_deadline = claims.exp.saturating_add(self.leeway_secs);
@@ -226,7 +226,9 @@ impl ClaimRules {
         let session_deadline = claims.session.expires_at.map_or(u64::MAX, unix_seconds);
         let valid_until = exp_deadline.min(age_deadline).min(session_deadline);
         if now_secs >= valid_until {
-            return Ok(Standing::Stale);
+            return Ok(Standing::Stale {
+                issued_ahead: false,
+            });
         }
         Ok(Standing::Fresh { valid_until })
     }
@@ -405,13 +407,13 @@ mod tests {
                     c["nbf"] = json!(u64::MAX);
                 },
                 IAT,
-                Ok("stale"),
+                Ok("ahead"),
             ),
             (
                 "future nbf",
                 |c| c["nbf"] = json!(IAT + 60),
                 IAT,
-                Ok("stale"),
+                Ok("ahead"),
             ),
             (
                 "nbf within leeway",
@@ -423,7 +425,7 @@ mod tests {
                 "future iat",
                 |c| c["iat"] = json!(IAT + 60),
                 IAT,
-                Ok("stale"),
+                Ok("ahead"),
             ),
             ("expired within leeway", |_| {}, IAT + 299, Ok("fresh")),
             ("too old", |_| {}, IAT + 300, Ok("stale")),
@@ -467,7 +469,10 @@ mod tests {
         for (name, patch, now, expected) in cases {
             let got = standing(*patch, *now).map(|s| match s {
                 Standing::Fresh { .. } => "fresh",
-                Standing::Stale => "stale",
+                Standing::Stale {
+                    issued_ahead: false,
+                } => "stale",
+                Standing::Stale { issued_ahead: true } => "ahead",
             });
             assert_eq!(got, *expected, "{name}");
         }
@@ -484,12 +489,12 @@ mod tests {
         };
         assert!(matches!(
             rules.check(&token.claims().unwrap(), at(IAT)),
-            Ok(Standing::Stale)
+            Ok(Standing::Stale { .. })
         ));
         // Even with Stytch's clock a little ahead of ours.
         assert!(matches!(
             rules.check(&token.claims().unwrap(), at(IAT - 2)),
-            Ok(Standing::Stale)
+            Ok(Standing::Stale { .. })
         ));
     }
 

@@ -23,6 +23,11 @@ use crate::single_flight::SingleFlight;
 /// and the previous attempt is older).
 const RETRY_BACKOFF: Duration = Duration::from_secs(5);
 
+/// A failed fetch counts as "refreshes are failing" (the last value then decides during
+/// the grace, without waiting) for this long; after a quieter spell, the next request
+/// waits for a new attempt.
+const FAILING_FOR: Duration = Duration::from_secs(60);
+
 /// The age from which a value is refreshed in the background while still served:
 /// the last tenth of its TTL (30 s of the default 300 s).
 fn refresh_ahead(ttl: Duration) -> Duration {
@@ -71,10 +76,11 @@ impl<T: Send + Sync + 'static> Slot<T> {
     {
         let now = clock.now();
         let seen = self.current.load_full();
+        let max_age = ttl.saturating_add(grace);
         let within_grace = |current: &Arc<Stamped<T>>| {
             now.duration_since(current.fetched_at)
                 .unwrap_or(Duration::ZERO)
-                < ttl + grace
+                < max_age
         };
         if let Some(current) = seen.clone() {
             let age = now
@@ -90,7 +96,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
             }
             // Past its TTL while refreshes are failing: the last value decides during
             // the grace, and attempts go on in the background (after the backoff).
-            if age < ttl + grace && self.last_attempt_failed() {
+            if age < max_age && self.refreshes_failing(clock) {
                 if !self.backing_off(clock) {
                     self.spawn_refresh(clock.clone(), seen, fetch);
                 }
@@ -127,9 +133,11 @@ impl<T: Send + Sync + 'static> Slot<T> {
         (age < fresh_for).then(|| f(current))
     }
 
-    /// Whether the last fetch failed (a success resets it).
-    fn last_attempt_failed(&self) -> bool {
-        self.last_failure.load(Ordering::Acquire) != 0
+    /// Whether the last fetch failed (a success resets it), less than [`FAILING_FOR`]
+    /// ago.
+    fn refreshes_failing(&self, clock: &SharedClock) -> bool {
+        let failed = self.last_failure.load(Ordering::Acquire);
+        failed != 0 && clock.unix_seconds() < failed.saturating_add(FAILING_FOR.as_secs())
     }
 
     fn backing_off(&self, clock: &SharedClock) -> bool {
@@ -341,11 +349,13 @@ impl PolicyCache {
         if let Some(decided) = self.decide_cached(member, organization_id, resource, action, now) {
             return decided;
         }
-        let project = self
-            .project_roles()
-            .await
+        // Both at once: after a quiet spell each may wait for its refresh.
+        let (project, org) = tokio::join!(
+            self.project_roles(),
+            self.organization_roles(organization_id)
+        );
+        let project = project
             .ok_or_else(|| deny(Reason::StytchUnavailable, resource, action, organization_id))?;
-        let org = self.organization_roles(organization_id).await;
         decide_with(
             &project,
             org.as_deref().map(|o| &o.value),
@@ -516,6 +526,26 @@ mod tests {
         mock.advance(GRACE);
         let got = slot.get(&clock, TTL, GRACE, answering(None)).await;
         assert!(got.is_none(), "decided with a value past TTL + grace");
+    }
+
+    /// A failure long past (before a quiet spell) does not count as "refreshes are
+    /// failing": the next request waits for a new attempt instead of deciding with a
+    /// value far older than the TTL.
+    #[tokio::test]
+    async fn an_old_failure_does_not_make_a_stale_value_decide() {
+        let mock = MockClock::new();
+        let clock = SharedClock(Arc::new(mock.clone()));
+        let slot = slot_with_one(&clock).await;
+        mock.advance(TTL + Duration::from_secs(1));
+        let got = slot.get(&clock, TTL, GRACE, answering(None)).await;
+        assert_eq!(
+            got.map(|s| s.value),
+            Some(1),
+            "the failed attempt's fallback"
+        );
+        mock.advance(Duration::from_secs(600));
+        let got = slot.get(&clock, TTL, GRACE, answering(Some(2))).await;
+        assert_eq!(got.map(|s| s.value), Some(2), "waited for the new attempt");
     }
 
     /// In the last tenth of the TTL the value is still served at once, and refreshed
