@@ -166,6 +166,33 @@ mod server {
         rt.block_on(serve(tokens, lifetime_secs));
     }
 
+    /// Serves `service` as `axum::serve` would a `Router`, on a new loopback port;
+    /// returns `name=port`.
+    async fn serve_on_loopback<S>(name: &str, service: S) -> String
+    where
+        S: tower::Service<
+                axum::extract::Request,
+                Response = axum::response::Response,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + 'static,
+        S::Future: Send,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let port = listener.local_addr().expect("bound").port();
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        format!("{name}={port}")
+    }
+
     async fn serve(tokens: usize, lifetime_secs: u64) {
         let started = Instant::now();
         let span = common::Fixture::minting_seconds(SESSIONS, tokens);
@@ -258,30 +285,6 @@ mod server {
             }),
         );
 
-        let mut ports = Vec::new();
-        for (name, app) in [
-            ("bare", bare),
-            ("repeated", repeated),
-            ("fresh", fresh),
-            ("rbac", rbac),
-            ("rbac_handler", rbac_handler),
-            ("jsonwebtoken", jsonwebtoken),
-            ("aws_lc_direct", aws_lc_direct),
-            ("stats", stats),
-        ] {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("a loopback port");
-            let port = listener.local_addr().expect("bound").port();
-            ports.push(format!("{name}={port}"));
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            tokio::spawn(async move {
-                axum::serve(listener, app).await.expect("serve");
-            });
-        }
-
         {
             use tower::ServiceExt as _;
             let req = axum::http::Request::get("/")
@@ -298,19 +301,22 @@ mod server {
                 StatusCode::OK,
                 "repeated_outer does not answer 200"
             );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("a loopback port");
-            let port = listener.local_addr().expect("bound").port();
-            ports.push(format!("repeated_outer={port}"));
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(repeated_outer);
-            tokio::spawn(async move {
-                axum::serve(listener, app).await.expect("serve");
-            });
         }
+        let mut ports = Vec::new();
+        for (name, app) in [
+            ("bare", bare),
+            ("repeated", repeated),
+            ("fresh", fresh),
+            ("rbac", rbac),
+            ("rbac_handler", rbac_handler),
+            ("jsonwebtoken", jsonwebtoken),
+            ("aws_lc_direct", aws_lc_direct),
+            ("stats", stats),
+        ] {
+            ports.push(serve_on_loopback(name, app).await);
+        }
+        ports.push(serve_on_loopback("repeated_outer", repeated_outer).await);
+
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
         let mut out = std::io::stdout().lock();
         writeln!(

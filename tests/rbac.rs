@@ -352,24 +352,28 @@ async fn the_guard_decides_alike_as_a_handler_layer() {
 // ---------------------------------------------------------------------------------
 // 4. policy changes
 
-#[tokio::test]
-async fn policy_change_reaches_jwt_members_after_the_ttl() {
+/// A viewer denied document/create by the cached policy, after which Stytch's policy
+/// grants it: `(fixture, viewer, app)`.
+async fn viewer_granted_create_at_stytch() -> (Fixture, SessionTokens, Router) {
     let f = fixture().await;
     f.emu.set_policy(policy());
     let viewer = member(&f.emu, &f.org, "vi@acme.test", &["viewer"]);
     let app = rbac_app(&f.auth);
-    let clock = f.emu.clock();
-
     let res = send(&app, "POST", "/documents", Some(&jwt(&viewer))).await;
     assert_forbidden(&res, "permission_denied", "document", "create");
     assert_eq!(f.emu.requests(Endpoint::Policy), 1);
-
-    // Grant viewer document/create at Stytch.
     f.emu.set_policy(
         Policy::new()
             .with_role(Role::new("viewer").allow("document", ["read", "create"]))
             .with_role(Role::new("admin").allow("document", ["*"])),
     );
+    (f, viewer, app)
+}
+
+#[tokio::test]
+async fn policy_change_reaches_jwt_members_after_the_ttl() {
+    let (f, viewer, app) = viewer_granted_create_at_stytch().await;
+    let clock = f.emu.clock();
 
     // Still denied from the cache, with the same (still fresh) JWT ...
     let res = send(&app, "POST", "/documents", Some(&jwt(&viewer))).await;
@@ -409,18 +413,8 @@ async fn policy_change_reaches_jwt_members_after_the_ttl() {
 /// refreshed in the background while requests are decided at once.
 #[tokio::test]
 async fn policy_is_refreshed_ahead_of_its_ttl_under_traffic() {
-    let f = fixture().await;
-    f.emu.set_policy(policy());
-    let viewer = member(&f.emu, &f.org, "vi@acme.test", &["viewer"]);
-    let app = rbac_app(&f.auth);
+    let (f, viewer, app) = viewer_granted_create_at_stytch().await;
     let clock = f.emu.clock();
-    let res = send(&app, "POST", "/documents", Some(&jwt(&viewer))).await;
-    assert_forbidden(&res, "permission_denied", "document", "create");
-    f.emu.set_policy(
-        Policy::new()
-            .with_role(Role::new("viewer").allow("document", ["read", "create"]))
-            .with_role(Role::new("admin").allow("document", ["*"])),
-    );
 
     clock.advance(Duration::from_secs(280));
     let before = post_until_ok(&app, "/documents", &jwt(&viewer)).await;
