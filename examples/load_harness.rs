@@ -166,6 +166,25 @@ mod server {
         rt.block_on(serve(tokens, lifetime_secs));
     }
 
+    /// Checks that `service` answers `GET /` with `cookie` 200 (and, for the guarded
+    /// apps, loads the RBAC policy).
+    async fn assert_answers_ok<S>(name: &str, service: S, cookie: &str)
+    where
+        S: tower::Service<
+                axum::extract::Request,
+                Response = axum::response::Response,
+                Error = std::convert::Infallible,
+            >,
+    {
+        use tower::ServiceExt as _;
+        let req = axum::http::Request::get("/")
+            .header(COOKIE, cookie)
+            .body(axum::body::Body::empty())
+            .expect("a request");
+        let status = service.oneshot(req).await.expect("infallible").status();
+        assert_eq!(status, StatusCode::OK, "{name} does not answer 200");
+    }
+
     /// Serves `service` as `axum::serve` would a `Router`, on a new loopback port;
     /// returns `name=port`.
     async fn serve_on_loopback<S>(name: &str, service: S) -> String
@@ -237,14 +256,9 @@ mod server {
             ("jsonwebtoken", &jsonwebtoken),
             ("aws_lc_direct", &aws_lc_direct),
         ] {
-            use tower::ServiceExt as _;
-            let req = axum::http::Request::get("/")
-                .header(COOKIE, &cookie)
-                .body(axum::body::Body::empty())
-                .expect("a request");
-            let status = app.clone().oneshot(req).await.expect("infallible").status();
-            assert_eq!(status, StatusCode::OK, "{name} does not answer 200");
+            assert_answers_ok(name, app.clone(), &cookie).await;
         }
+        assert_answers_ok("repeated_outer", repeated_outer.clone(), &cookie).await;
 
         let auths = [
             ("repeated", repeated_auth),
@@ -285,23 +299,6 @@ mod server {
             }),
         );
 
-        {
-            use tower::ServiceExt as _;
-            let req = axum::http::Request::get("/")
-                .header(COOKIE, &cookie)
-                .body(axum::body::Body::empty())
-                .expect("a request");
-            let res = repeated_outer
-                .clone()
-                .oneshot(req)
-                .await
-                .expect("infallible");
-            assert_eq!(
-                res.status(),
-                StatusCode::OK,
-                "repeated_outer does not answer 200"
-            );
-        }
         let mut ports = Vec::new();
         for (name, app) in [
             ("bare", bare),

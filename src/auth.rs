@@ -25,7 +25,7 @@ use crate::member::{AuthMethod, AuthenticatedMember, MemberData};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::rbac::PolicyCache;
 use crate::recent_set::RecentSet;
-use crate::request_auth::{AuthContext, Failure, RequestAuth};
+use crate::request_auth::{AuthContext, Failure, RequestAuth, session_gone};
 use crate::single_flight::SingleFlight;
 use crate::token_cache::{Lookup, TokenCache};
 
@@ -476,12 +476,7 @@ impl StytchAuth {
                 }
                 let session_ended = claims.session.expires_at.is_some_and(|end| end <= now);
                 if self.is_dead(jwt, now) {
-                    let reason = if session_ended {
-                        Reason::SessionExpired
-                    } else {
-                        Reason::SessionRevoked
-                    };
-                    return self.failed_clearing(reason, source);
+                    return self.failed_clearing(session_gone(session_ended), source);
                 }
                 self.remote(
                     SessionCredential::Jwt(jwt.to_owned()),
@@ -607,7 +602,7 @@ impl StytchAuth {
                 }
                 // Stytch rate-limited the project: every credential waits it out. A
                 // deadline further away than any backoff means the clock stepped back.
-                let now_ms = crate::clock::unix_millis(this.inner.clock.now());
+                let now_ms = this.inner.clock.unix_millis();
                 let until = this.inner.remote_backoff_until.load(Ordering::Acquire);
                 let left_ms = until.saturating_sub(now_ms);
                 if left_ms > 0 && u128::from(left_ms) <= MAX_BACKOFF.as_millis() {
@@ -633,7 +628,7 @@ impl StytchAuth {
                 if let Err(error) = &result {
                     tracing::debug!(%error, "stytch sessions/authenticate failed");
                     if let Some(wait) = error.rate_limited_for() {
-                        let now_ms = crate::clock::unix_millis(this.inner.clock.now());
+                        let now_ms = this.inner.clock.unix_millis();
                         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
                         let until = now_ms.saturating_add(wait_ms);
                         this.inner

@@ -66,6 +66,11 @@ impl SharedClock {
     pub(crate) fn unix_seconds(&self) -> u64 {
         unix_seconds(self.now())
     }
+
+    /// Milliseconds since the Unix epoch, saturating at 0 for times before it.
+    pub(crate) fn unix_millis(&self) -> u64 {
+        unix_millis(self.now())
+    }
 }
 
 impl fmt::Debug for SharedClock {
@@ -74,14 +79,14 @@ impl fmt::Debug for SharedClock {
     }
 }
 
-/// Seconds since the Unix epoch, saturating at 0 for times before it.
+/// Milliseconds since the Unix epoch, saturating at 0 for times before it.
 pub(crate) fn unix_millis(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
-/// Whole seconds since the Unix epoch (0 before it).
+/// Seconds since the Unix epoch, saturating at 0 for times before it.
 pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())

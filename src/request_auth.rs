@@ -322,19 +322,14 @@ impl RequestAuth {
             // A "session not found" was remembered by the call itself (see
             // `StytchAuth::authenticate_remote`).
             Err(error) => {
-                let mut failure = failure_from_remote(&error);
-                if failure.reason == Reason::SessionRevoked
-                    && matches!(
-                        self.initial,
-                        Initial::Remote {
-                            session_ended: true,
-                            ..
-                        }
-                    )
-                {
-                    failure.reason = Reason::SessionExpired;
-                }
-                Err(self.fail(failure))
+                let session_ended = matches!(
+                    self.initial,
+                    Initial::Remote {
+                        session_ended: true,
+                        ..
+                    }
+                );
+                Err(self.fail(failure_from_remote(&error, session_ended)))
             }
         };
         if let Err(failure) = &outcome
@@ -375,6 +370,16 @@ impl RequestAuth {
     }
 }
 
+/// The reason for a session Stytch no longer knows: expired when the stale JWT recorded
+/// a session end that has passed (`session_ended`), revoked otherwise.
+pub(crate) fn session_gone(session_ended: bool) -> Reason {
+    if session_ended {
+        Reason::SessionExpired
+    } else {
+        Reason::SessionRevoked
+    }
+}
+
 /// Maps a failed `sessions/authenticate` to the answer the request gets.
 ///
 /// Cookies are cleared only when Stytch said the session does not exist
@@ -384,13 +389,13 @@ impl RequestAuth {
 /// answered 401 and keeps the cookies; a `403` is a denial only with Stytch's two
 /// authorization error types; any other `401`, `403` or `404` and any unexpected
 /// status are a problem on our side of the call, answered 503 and logged as errors.
-fn failure_from_remote(error: &ClientError) -> Failure {
+fn failure_from_remote(error: &ClientError, session_ended: bool) -> Failure {
     if error.is_unavailable() {
         tracing::warn!(%error, "Stytch unavailable while authenticating a session");
         return Failure::unavailable(error);
     }
     if error.is_session_not_found() {
-        return Failure::new(Reason::SessionRevoked).clearing_cookies();
+        return Failure::new(session_gone(session_ended)).clearing_cookies();
     }
     match (error.status(), error.error_type()) {
         (Some(403), Some("session_authorization_tenancy_error")) => {
@@ -517,12 +522,16 @@ mod tests {
             ),
         ];
         for (error, reason, clear) in cases {
-            let f = failure_from_remote(&error);
+            let f = failure_from_remote(&error, false);
             assert_eq!((f.reason, f.clear_cookies), (reason, clear), "{error:?}");
         }
         assert_eq!(
-            failure_from_remote(&api(429, "x")).retry_after,
+            failure_from_remote(&api(429, "x"), false).retry_after,
             Some(Duration::from_secs(3))
         );
+        // Past the session end its JWT recorded, a session Stytch no longer knows
+        // expired.
+        let f = failure_from_remote(&api(404, "session_not_found"), true);
+        assert_eq!((f.reason, f.clear_cookies), (Reason::SessionExpired, true));
     }
 }

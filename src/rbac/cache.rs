@@ -40,6 +40,14 @@ pub(crate) struct Stamped<T> {
     pub(crate) fetched_at: SystemTime,
 }
 
+impl<T> Stamped<T> {
+    /// How long before `now` it was fetched (zero if `now` is earlier).
+    fn age(&self, now: SystemTime) -> Duration {
+        now.duration_since(self.fetched_at)
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct FetchFailed;
 
@@ -77,29 +85,21 @@ impl<T: Send + Sync + 'static> Slot<T> {
         let now = clock.now();
         let seen = self.current.load_full();
         let max_age = ttl.saturating_add(grace);
-        let within_grace = |current: &Arc<Stamped<T>>| {
-            now.duration_since(current.fetched_at)
-                .unwrap_or(Duration::ZERO)
-                < max_age
-        };
+        let within_grace = |current: &Arc<Stamped<T>>| current.age(now) < max_age;
         if let Some(current) = seen.clone() {
-            let age = now
-                .duration_since(current.fetched_at)
-                .unwrap_or(Duration::ZERO);
+            let age = current.age(now);
             if age < ttl {
                 // Refreshed ahead, in the background, so that a busy service never
                 // waits for it.
-                if age >= refresh_ahead(ttl) && !self.backing_off(clock) {
+                if age >= refresh_ahead(ttl) {
                     self.spawn_refresh(clock.clone(), seen, fetch);
                 }
                 return Some(current);
             }
             // Past its TTL while refreshes are failing: the last value decides during
             // the grace, and attempts go on in the background (after the backoff).
-            if age < max_age && self.refreshes_failing(clock) {
-                if !self.backing_off(clock) {
-                    self.spawn_refresh(clock.clone(), seen, fetch);
-                }
+            if age < max_age && self.failed_within(clock, FAILING_FOR) {
+                self.spawn_refresh(clock.clone(), seen, fetch);
                 return Some(current);
             }
         }
@@ -127,24 +127,23 @@ impl<T: Send + Sync + 'static> Slot<T> {
     ) -> Option<R> {
         let current = self.current.load();
         let current = current.as_deref()?;
-        let age = now
-            .duration_since(current.fetched_at)
-            .unwrap_or(Duration::ZERO);
-        (age < fresh_for).then(|| f(current))
+        (current.age(now) < fresh_for).then(|| f(current))
     }
 
-    /// Whether the last fetch failed (a success resets it), less than [`FAILING_FOR`]
-    /// ago.
-    fn refreshes_failing(&self, clock: &SharedClock) -> bool {
+    /// Whether the last fetch failed (a success resets it), less than `window` ago:
+    /// [`RETRY_BACKOFF`] for "no new attempt yet", [`FAILING_FOR`] for "refreshes
+    /// are failing".
+    fn failed_within(&self, clock: &SharedClock, window: Duration) -> bool {
         let failed = self.last_failure.load(Ordering::Acquire);
-        failed != 0 && clock.unix_seconds() < failed.saturating_add(FAILING_FOR.as_secs())
+        failed != 0 && clock.unix_seconds() < failed.saturating_add(window.as_secs())
     }
 
     fn backing_off(&self, clock: &SharedClock) -> bool {
-        let failed = self.last_failure.load(Ordering::Acquire);
-        failed != 0 && clock.unix_seconds() < failed.saturating_add(RETRY_BACKOFF.as_secs())
+        self.failed_within(clock, RETRY_BACKOFF)
     }
 
+    /// Refreshes in the background, unless a fetch is in flight or a failed one is
+    /// less than [`RETRY_BACKOFF`] old.
     fn spawn_refresh<F, Fut>(
         self: &Arc<Self>,
         clock: SharedClock,
@@ -154,7 +153,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Option<T>> + Send + 'static,
     {
-        if self.flight.in_flight(&()) {
+        if self.flight.in_flight(&()) || self.backing_off(&clock) {
             return;
         }
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -396,10 +395,7 @@ fn decide_with(
         organization_id,
         resource,
         action,
-        || {
-            now.duration_since(project.fetched_at)
-                .unwrap_or(Duration::ZERO)
-        },
+        || project.age(now),
     )
 }
 
@@ -485,21 +481,21 @@ mod tests {
         move || std::future::ready(value)
     }
 
-    /// A slot holding `1`, fetched at the clock's time.
-    async fn slot_with_one(clock: &SharedClock) -> Arc<Slot<u32>> {
+    /// A mock clock, the same clock shared, and a slot holding `1` fetched at its time.
+    async fn slot_with_one() -> (MockClock, SharedClock, Arc<Slot<u32>>) {
+        let mock = MockClock::new();
+        let clock = SharedClock(Arc::new(mock.clone()));
         let slot = Arc::new(Slot::<u32>::new());
-        let got = slot.get(clock, TTL, GRACE, answering(Some(1))).await;
+        let got = slot.get(&clock, TTL, GRACE, answering(Some(1))).await;
         assert_eq!(got.map(|s| s.value), Some(1));
-        slot
+        (mock, clock, slot)
     }
 
     /// After a quiet spell past the TTL, with Stytch answering, the request waits for
     /// the new value instead of deciding with the old one.
     #[tokio::test]
     async fn past_the_ttl_the_refresh_is_waited_for() {
-        let mock = MockClock::new();
-        let clock = SharedClock(Arc::new(mock.clone()));
-        let slot = slot_with_one(&clock).await;
+        let (mock, clock, slot) = slot_with_one().await;
         mock.advance(Duration::from_secs(1_000));
         let got = slot.get(&clock, TTL, GRACE, answering(Some(2))).await;
         assert_eq!(got.map(|s| s.value), Some(2));
@@ -509,9 +505,7 @@ mod tests {
     /// for a new attempt in the backoff; past the grace, nothing does.
     #[tokio::test]
     async fn past_the_ttl_while_refreshes_fail_the_last_value_decides_within_the_grace() {
-        let mock = MockClock::new();
-        let clock = SharedClock(Arc::new(mock.clone()));
-        let slot = slot_with_one(&clock).await;
+        let (mock, clock, slot) = slot_with_one().await;
         mock.advance(TTL + Duration::from_secs(1));
         // The first request past the TTL tries, fails, and falls back.
         let got = slot.get(&clock, TTL, GRACE, answering(None)).await;
@@ -533,9 +527,7 @@ mod tests {
     /// value far older than the TTL.
     #[tokio::test]
     async fn an_old_failure_does_not_make_a_stale_value_decide() {
-        let mock = MockClock::new();
-        let clock = SharedClock(Arc::new(mock.clone()));
-        let slot = slot_with_one(&clock).await;
+        let (mock, clock, slot) = slot_with_one().await;
         mock.advance(TTL + Duration::from_secs(1));
         let got = slot.get(&clock, TTL, GRACE, answering(None)).await;
         assert_eq!(
@@ -552,9 +544,7 @@ mod tests {
     /// in the background; the synchronous path leaves that window to `get`.
     #[tokio::test]
     async fn refreshed_ahead_in_the_last_tenth_of_the_ttl() {
-        let mock = MockClock::new();
-        let clock = SharedClock(Arc::new(mock.clone()));
-        let slot = slot_with_one(&clock).await;
+        let (mock, clock, slot) = slot_with_one().await;
         mock.advance(Duration::from_secs(269));
         assert_eq!(
             slot.with_fresh(clock.now(), refresh_ahead(TTL), |s| s.value),
