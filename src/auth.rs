@@ -173,12 +173,12 @@ impl StytchAuth {
                     leeway_secs: b.leeway.as_secs(),
                     max_token_age_secs: b.max_token_age.as_secs(),
                 },
-                credentials: CredentialSettings {
-                    jwt_cookie: b.jwt_cookie.clone(),
-                    token_cookie: b.token_cookie.clone(),
-                    bearer: b.bearer,
-                    max_cookie_size: b.max_cookie_size,
-                },
+                credentials: CredentialSettings::new(
+                    b.jwt_cookie.clone(),
+                    b.token_cookie.clone(),
+                    b.bearer,
+                    b.max_cookie_size,
+                ),
                 cookies: CookieSettings {
                     jwt_name: b.jwt_cookie,
                     token_name: b.token_cookie,
@@ -363,6 +363,9 @@ impl StytchAuth {
         let Some(raw_jwt) = creds.jwt else {
             let Some(token) = creds.token else {
                 return Begin::Ready(self.failed(Failure::new(Reason::MissingCredentials), source));
+            };
+            let Ok(token) = token.validate() else {
+                return Begin::Ready(self.failed(Failure::new(Reason::InvalidCredentials), source));
             };
             // Every session token costs a call to Stytch: refuse what cannot be one, and
             // what Stytch already said is gone, without asking.

@@ -2,19 +2,49 @@
 //!
 //! One pass over the `Cookie` header(s), no allocation: values are borrowed from the
 //! headers. Cookies other than ours are skipped without being decoded, so a malformed
-//! unrelated cookie never affects authentication. The ~1.5 KB JWT is size-checked here
-//! but its characters only when it is not in the verified-token cache ([`RawJwt`]).
+//! unrelated cookie never affects authentication. Our two values are size-checked here
+//! and their characters only when they are used ([`RawValue`]): the ~1.5 KB JWT when it
+//! is not in the verified-token cache, the session token when there is no JWT.
 
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
+use memchr::memmem;
 
 /// Where credentials are looked for.
 #[derive(Debug, Clone)]
 pub struct CredentialSettings {
-    pub(crate) jwt_cookie: String,
-    pub(crate) token_cookie: String,
-    pub(crate) bearer: bool,
-    pub(crate) max_cookie_size: usize,
+    jwt_cookie: String,
+    token_cookie: String,
+    bearer: bool,
+    max_cookie_size: usize,
+    /// The names' common prefix, searched for in `Cookie` headers (`None` when the
+    /// names differ in their first byte).
+    prefix: Option<memmem::Finder<'static>>,
+}
+
+impl CredentialSettings {
+    /// Settings for cookie names validated by the builder (non-empty tokens).
+    pub(crate) fn new(
+        jwt_cookie: String,
+        token_cookie: String,
+        bearer: bool,
+        max_cookie_size: usize,
+    ) -> Self {
+        let common = jwt_cookie
+            .bytes()
+            .zip(token_cookie.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let prefix = (common > 0)
+            .then(|| memmem::Finder::new(&jwt_cookie.as_bytes()[..common]).into_owned());
+        Self {
+            jwt_cookie,
+            token_cookie,
+            bearer,
+            max_cookie_size,
+            prefix,
+        }
+    }
 }
 
 /// Where the credentials came from (renewed credentials are only written back as
@@ -25,24 +55,25 @@ pub(crate) enum Source {
     Bearer,
 }
 
-/// A session JWT as sent: within the size cap and unquoted, its characters not yet
-/// checked. [`RawJwt::validate`] checks them; a cache lookup may use the bytes as they
-/// are, since every cached token was validated before it was inserted.
+/// A session JWT or session token as sent: within the size cap and unquoted, its
+/// characters not yet checked. [`RawValue::validate`] checks them before the value is
+/// used; a cache lookup may use the JWT's bytes as they are, since every cached token
+/// was validated before it was inserted.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RawJwt<'a>(&'a [u8]);
+pub(crate) struct RawValue<'a>(&'a [u8]);
 
-impl std::fmt::Debug for RawJwt<'_> {
+impl std::fmt::Debug for RawValue<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RawJwt(<redacted, {} bytes>)", self.0.len())
+        write!(f, "RawValue(<redacted, {} bytes>)", self.0.len())
     }
 }
 
-impl<'a> RawJwt<'a> {
+impl<'a> RawValue<'a> {
     pub(crate) fn as_bytes(self) -> &'a [u8] {
         self.0
     }
 
-    /// The JWT, if it is a valid credential value (non-empty visible ASCII without
+    /// The value, if it is a valid credential value (non-empty visible ASCII without
     /// separators).
     pub(crate) fn validate(self) -> Result<&'a str, CredentialError> {
         validate(self.0)
@@ -53,8 +84,9 @@ impl<'a> RawJwt<'a> {
 /// are present, not their values.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Credentials<'a> {
-    pub(crate) jwt: Option<RawJwt<'a>>,
-    pub(crate) token: Option<&'a str>,
+    pub(crate) jwt: Option<RawValue<'a>>,
+    /// Read only when there is no JWT: a JWT is never exchanged for the token.
+    pub(crate) token: Option<RawValue<'a>>,
     pub(crate) source: Source,
 }
 
@@ -62,13 +94,14 @@ impl std::fmt::Debug for Credentials<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
             .field("jwt", &self.jwt)
-            .field("token", &self.token.map(|_| "<redacted>"))
+            .field("token", &self.token)
             .field("source", &self.source)
             .finish()
     }
 }
 
-/// Why the credentials could not be read. Each one is answered 401 `invalid_credentials`.
+/// Why the credentials could not be read (or, for [`CredentialError::Malformed`], used).
+/// Each one is answered 401 `invalid_credentials`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CredentialError {
     /// A session cookie (or bearer token) over the size cap.
@@ -91,13 +124,10 @@ pub(crate) fn extract<'a>(
         && let Some(bearer) = bearer(headers, settings)?
     {
         let is_jwt = memchr::memchr_iter(b'.', bearer).count() == 2;
+        let value = Some(RawValue(bearer));
         return Ok(Credentials {
-            jwt: is_jwt.then_some(RawJwt(bearer)),
-            token: if is_jwt {
-                None
-            } else {
-                Some(validate(bearer)?)
-            },
+            jwt: if is_jwt { value } else { None },
+            token: if is_jwt { None } else { value },
             source: Source::Bearer,
         });
     }
@@ -109,28 +139,37 @@ pub(crate) fn extract<'a>(
     let jwt_name = settings.jwt_cookie.as_bytes();
     let token_name = settings.token_cookie.as_bytes();
     for header in headers.get_all(COOKIE) {
-        for pair in split_pairs(header.as_bytes()) {
-            let pair = pair.trim_ascii_start();
+        let pairs = Pairs {
+            header: header.as_bytes(),
+            at: 0,
+            prefix: settings.prefix.as_ref(),
+        };
+        for pair in pairs {
             // Cookie names are tokens (no `=`, no spaces; checked by the builder), so a
             // prefix match decides without scanning other cookies for their `=`.
             if let Some(value) = value_of(pair, jwt_name) {
                 if creds.jwt.is_some() {
                     return Err(CredentialError::Duplicate);
                 }
-                creds.jwt = Some(RawJwt(unquote(value, settings.max_cookie_size)?));
+                creds.jwt = Some(RawValue(unquote(value, settings.max_cookie_size)?));
             } else if let Some(value) = value_of(pair, token_name) {
                 if creds.token.is_some() {
                     return Err(CredentialError::Duplicate);
                 }
-                creds.token = Some(validate(unquote(value, settings.max_cookie_size)?)?);
+                creds.token = Some(RawValue(unquote(value, settings.max_cookie_size)?));
             }
         }
     }
     Ok(creds)
 }
 
-/// The value of `pair` (`name = value`, leading spaces trimmed) if its name is `name`.
+/// The value of `pair` (`name = value`, leading spaces trimmed) if its name is `name`
+/// (not empty: checked by the builder).
 fn value_of<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    // Most cookies differ in their first byte: decided without calling `memcmp`.
+    if pair.first() != name.first() {
+        return None;
+    }
     let value = pair
         .strip_prefix(name)?
         .trim_ascii_start()
@@ -138,16 +177,46 @@ fn value_of<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     Some(value.trim_ascii())
 }
 
-/// The `;`-separated pairs of a `Cookie` header (memchr: a JWT is ~1.5 KB).
-fn split_pairs(header: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut start = 0;
-    memchr::memchr_iter(b';', header)
-        .chain(std::iter::once(header.len()))
-        .map(move |end| {
-            let pair = &header[start..end];
-            start = end + 1;
-            pair
-        })
+/// The `;`-separated pairs of a `Cookie` header that may be ours, leading whitespace
+/// trimmed: every pair, or with a `prefix` only the pairs whose name starts with it.
+///
+/// The prefix search (`memmem`, vectorized) steps over other cookies without stopping
+/// at each of them; only a pair it finds is cut at its `;` (`memchr`: a JWT is ~1.5 KB).
+/// Either way the header is read once, and the pairs are the ones a split at every `;`
+/// gives (`tests::prefix_search_finds_what_splitting_finds`).
+struct Pairs<'h, 's> {
+    header: &'h [u8],
+    /// Where the next pair may start: `header.len() + 1` once done.
+    at: usize,
+    prefix: Option<&'s memmem::Finder<'static>>,
+}
+
+impl<'h> Iterator for Pairs<'h, '_> {
+    type Item = &'h [u8];
+
+    fn next(&mut self) -> Option<&'h [u8]> {
+        let header = self.header;
+        let rest = header.get(self.at..)?;
+        let start = match self.prefix {
+            None => self.at + (rest.len() - rest.trim_ascii_start().len()),
+            Some(prefix) => {
+                let mut from = self.at;
+                loop {
+                    let hit = from + prefix.find(header.get(from..)?)?;
+                    // A pair starts there only after a `;` (or the header's start) and
+                    // whitespace; elsewhere the prefix is inside another cookie.
+                    let before = header[..hit].trim_ascii_end();
+                    if before.is_empty() || before.ends_with(b";") {
+                        break hit;
+                    }
+                    from = hit + 1;
+                }
+            }
+        };
+        let end = memchr::memchr(b';', &header[start..]).map_or(header.len(), |i| start + i);
+        self.at = end + 1;
+        Some(&header[start..end])
+    }
 }
 
 fn bearer<'a>(
@@ -202,20 +271,23 @@ mod tests {
     use http::HeaderValue;
 
     fn settings(bearer: bool) -> CredentialSettings {
-        CredentialSettings {
-            jwt_cookie: "stytch_session_jwt".into(),
-            token_cookie: "stytch_session".into(),
+        CredentialSettings::new(
+            "stytch_session_jwt".into(),
+            "stytch_session".into(),
             bearer,
-            max_cookie_size: 64,
-        }
+            64,
+        )
     }
 
     type Validated<'a> = Result<(Option<&'a str>, Option<&'a str>), CredentialError>;
 
-    /// What the layer ends up with on a cache miss: both values validated.
+    /// Both values validated, as the layer does when it uses them.
     fn validated<'a>(h: &'a HeaderMap, s: &CredentialSettings) -> Validated<'a> {
         let c = extract(h, s)?;
-        Ok((c.jwt.map(RawJwt::validate).transpose()?, c.token))
+        Ok((
+            c.jwt.map(RawValue::validate).transpose()?,
+            c.token.map(RawValue::validate).transpose()?,
+        ))
     }
 
     fn headers(cookies: &[&[u8]]) -> HeaderMap {
@@ -266,6 +338,10 @@ mod tests {
             (b"STYTCH_SESSION=1", Ok((None, None))),
             (b"stytch_session=\xff\xfe", Err(CredentialError::Malformed)),
             (b"junk=\xff; stytch_session=ok", Ok((None, Some("ok")))),
+            (
+                b"stytch_session_jwt=h.p.s; stytch_session=a b",
+                Err(CredentialError::Malformed),
+            ),
             (b";;;=;==;stytch_session=ok=", Ok((None, Some("ok=")))),
         ];
         for (header, expected) in cases {
@@ -273,6 +349,82 @@ mod tests {
             let got = validated(&h, &settings(false));
             assert_eq!(&got, expected, "{:?}", String::from_utf8_lossy(header));
         }
+    }
+
+    #[test]
+    fn the_token_beside_a_jwt_is_not_checked_until_used() {
+        let h = headers(&[b"stytch_session_jwt=h.p.s; stytch_session=a b"]);
+        let c = extract(&h, &settings(false)).unwrap();
+        assert_eq!(c.jwt.map(RawValue::validate), Some(Ok("h.p.s")));
+        assert_eq!(
+            c.token.map(RawValue::validate),
+            Some(Err(CredentialError::Malformed))
+        );
+    }
+
+    /// What `extract` finds, by the obvious reading of a `Cookie` header: split at every
+    /// `;`, trim, compare the names.
+    fn reference<'a>(headers: &'a HeaderMap, s: &CredentialSettings) -> Validated<'a> {
+        let (mut jwt, mut token) = (None, None);
+        for header in headers.get_all(COOKIE) {
+            for pair in header.as_bytes().split(|b| *b == b';') {
+                let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+                    continue;
+                };
+                let (name, value) = (&pair[..eq], &pair[eq + 1..]);
+                let slot = match name.trim_ascii() {
+                    n if n == s.jwt_cookie.as_bytes() => &mut jwt,
+                    n if n == s.token_cookie.as_bytes() => &mut token,
+                    _ => continue,
+                };
+                if slot.is_some() {
+                    return Err(CredentialError::Duplicate);
+                }
+                *slot = Some(RawValue(unquote(value.trim_ascii(), s.max_cookie_size)?));
+            }
+        }
+        Ok((
+            jwt.map(RawValue::validate).transpose()?,
+            token.map(RawValue::validate).transpose()?,
+        ))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2048, failure_persistence: None, ..Default::default() })]
+
+        #[test]
+        fn prefix_search_finds_what_splitting_finds(
+            headers in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(&[
+                        "stytch_session", "stytch_session_jwt", "stytch_", "_jwt", "x",
+                        "=", ";", "; ", " ", "\t", "\"", "h.p.s", "tok", "\u{e9}",
+                    ][..]),
+                    0..24,
+                ),
+                1..3,
+            )
+        ) {
+            let mut h = HeaderMap::new();
+            for parts in &headers {
+                h.append(COOKIE, HeaderValue::from_str(&parts.concat()).unwrap());
+            }
+            let with_prefix = settings(false);
+            let mut without = settings(false);
+            without.prefix = None;
+            let expected = reference(&h, &with_prefix);
+            proptest::prop_assert_eq!(validated(&h, &with_prefix), expected);
+            proptest::prop_assert_eq!(validated(&h, &without), expected);
+        }
+    }
+
+    #[test]
+    fn names_without_a_common_prefix_are_found_pair_by_pair() {
+        let s = CredentialSettings::new("jwt".into(), "token".into(), false, 64);
+        assert!(s.prefix.is_none());
+        let h = headers(&[b"a=1; token=t; jwt=h.p.s;x", b" jwt2=1"]);
+        assert_eq!(validated(&h, &s), Ok((Some("h.p.s"), Some("t"))));
+        assert_eq!(reference(&h, &s), Ok((Some("h.p.s"), Some("t"))));
     }
 
     #[test]
@@ -333,7 +485,7 @@ mod tests {
 
         h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer "));
         assert_eq!(
-            extract(&h, &settings(true)),
+            validated(&h, &settings(true)),
             Err(CredentialError::Malformed)
         );
     }

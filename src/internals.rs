@@ -9,12 +9,12 @@ use crate::rbac::decision::{CompiledRoles, Granting, decide};
 
 /// The default credential settings (cookie names, no bearer, 4096-byte cap).
 pub fn default_credential_settings() -> CredentialSettings {
-    CredentialSettings {
-        jwt_cookie: "stytch_session_jwt".into(),
-        token_cookie: "stytch_session".into(),
-        bearer: false,
-        max_cookie_size: 4096,
-    }
+    CredentialSettings::new(
+        "stytch_session_jwt".into(),
+        "stytch_session".into(),
+        false,
+        4096,
+    )
 }
 
 /// Reads `(jwt, token)` from the headers, both validated (what the layer does on a
@@ -25,7 +25,8 @@ pub fn extract_credentials<'a>(
 ) -> Option<(Option<&'a str>, Option<&'a str>)> {
     let creds = credentials::extract(headers, settings).ok()?;
     let jwt = creds.jwt.map(|jwt| jwt.validate()).transpose().ok()?;
-    Some((jwt, creds.token))
+    let token = creds.token.map(|token| token.validate()).transpose().ok()?;
+    Some((jwt, token))
 }
 
 /// Parses a JWT's structure and header, and decodes its claims without verifying the

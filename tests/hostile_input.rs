@@ -1177,6 +1177,18 @@ async fn benign_cookie_variants_still_authenticate() {
                 format!("stytch_session_jwt={good}").into_bytes(),
             ],
         ),
+        (
+            // A JWT is never exchanged for the session token: the token is only read
+            // (and refused when malformed) for requests without a JWT.
+            "next to a session token cookie that is not a valid value",
+            vec![
+                [
+                    format!("stytch_session_jwt={good}; stytch_session=").as_bytes(),
+                    b"a b\xff",
+                ]
+                .concat(),
+            ],
+        ),
     ];
     for (name, headers) in cases {
         let res = send_request(&app, request("/me", &Input::Headers(headers))).await;
