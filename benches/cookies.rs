@@ -1,8 +1,14 @@
 //! Reading the session credentials from the `Cookie` header
 //! (`internals::extract_credentials`, the layer's first step).
 //!
-//! * `cookies/browser_header`: one ~1.6 KB `Cookie` header: analytics and preference
-//!   cookies around `stytch_session` and a ~1.4 KB `stytch_session_jwt`.
+//! * `cookies/browser_header`: one ~1.7 KB `Cookie` header: analytics and preference
+//!   cookies around `stytch_session` and a ~1.5 KB `stytch_session_jwt`; both values
+//!   checked, as on a token-cache miss.
+//! * `cookies/browser_header_found`: the same header, the values only found
+//!   (`internals::find_credentials`), as on a cache hit: the JWT's characters are not
+//!   checked, and the token's are not needed beside a JWT.
+//! * `cookies/many_cookies_found`: the same, after 60 other cookies (a site with
+//!   consent, analytics and A/B-test cookies; about 3.6 KB in all).
 //! * `cookies/split_headers`: the same cookies in four `Cookie` headers (HTTP/2
 //!   clients may split them).
 //! * `cookies/no_session`: a browser without a session (only other cookies).
@@ -13,7 +19,7 @@ mod common;
 
 use std::hint::black_box;
 
-use axum_stytch::internals::{default_credential_settings, extract_credentials};
+use axum_stytch::internals::{default_credential_settings, extract_credentials, find_credentials};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, header::COOKIE};
 
@@ -43,6 +49,15 @@ fn benches(c: &mut Criterion) {
             HeaderValue::from_str(&chunk.join("; ")).expect("valid"),
         );
     }
+    // A site with many cookies (consent, analytics, A/B tests): 60 others before ours.
+    let mut many = HeaderMap::new();
+    let others: Vec<String> = (0..60)
+        .map(|i| format!("_exp_{i}=v{i}.1767225600.{}", i * 7919))
+        .collect();
+    many.insert(
+        COOKIE,
+        HeaderValue::from_str(&format!("{}; {header}", others.join("; "))).expect("valid"),
+    );
     let mut none = HeaderMap::new();
     none.insert(
         COOKIE,
@@ -55,11 +70,25 @@ fn benches(c: &mut Criterion) {
     assert_eq!(extract_credentials(&one, &settings), Some(expected));
     assert_eq!(extract_credentials(&split, &settings), Some(expected));
     assert_eq!(extract_credentials(&none, &settings), Some((None, None)));
+    for headers in [&one, &many] {
+        assert_eq!(
+            find_credentials(headers, &settings),
+            Some((Some(jwt.len()), Some(token.len())))
+        );
+    }
 
     let mut group = c.benchmark_group("cookies");
     for (name, headers) in [("browser_header", &one), ("split_headers", &split)] {
         group.bench_function(name, |b| {
             b.iter(|| extract_credentials(black_box(headers), &settings))
+        });
+    }
+    for (name, headers) in [
+        ("browser_header_found", &one),
+        ("many_cookies_found", &many),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| find_credentials(black_box(headers), &settings))
         });
     }
     group.bench_function("no_session", |b| {

@@ -29,6 +29,18 @@ pub fn extract_credentials<'a>(
     Some((jwt, token))
 }
 
+/// Finds the credentials without checking their characters (what the layer does when
+/// the JWT is in the verified-token cache): `(jwt length, token length)`; `None` when
+/// the credentials are refused (oversized, repeated).
+pub fn find_credentials(
+    headers: &HeaderMap,
+    settings: &CredentialSettings,
+) -> Option<(Option<usize>, Option<usize>)> {
+    let creds = credentials::extract(headers, settings).ok()?;
+    let len = |v: credentials::RawValue<'_>| v.as_bytes().len();
+    Some((creds.jwt.map(len), creds.token.map(len)))
+}
+
 /// Parses a JWT's structure and header, and decodes its claims without verifying the
 /// signature. Returns the `kid` when both succeed.
 pub fn parse_token_unverified(token: &str) -> Option<String> {
