@@ -225,7 +225,8 @@ impl StytchAuthBuilder {
     /// `invalid_credentials`) without being parsed. At least 256. Default: 4096 bytes,
     /// what browsers store per cookie. Bearer clients whose JWTs carry large custom
     /// claims (Stytch allows up to 4 KB of them) may need more; JWTs over 8 KiB are
-    /// refused whatever this is.
+    /// refused whatever this is. A renewed session cookie larger than browsers keep
+    /// (4096 bytes, name and value) is still set, with a warning in the logs.
     pub fn max_cookie_size(mut self, bytes: usize) -> Self {
         self.max_cookie_size = bytes;
         self

@@ -7,6 +7,10 @@ use axum_extra::extract::cookie::{Cookie, SameSite as CookieSameSite};
 use http::HeaderValue;
 use http::header::SET_COOKIE;
 
+/// The largest cookie (name and value) browsers keep: Chrome and Firefox drop a
+/// `Set-Cookie` over it (RFC 6265 §6.1 asks them to keep at least this much).
+const BROWSER_COOKIE_LIMIT: usize = 4096;
+
 /// The `SameSite` attribute of the cookies this crate sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SameSite {
@@ -78,6 +82,17 @@ impl CookieSettings {
             if crate::credentials::validate(value.as_bytes()).is_err() {
                 tracing::warn!(cookie = %name, "not a valid cookie value; cookie not set");
                 continue;
+            }
+            // Still sent (other clients may keep it), but a browser keeps its old
+            // cookie: with a JWT, every request then needs Stytch until it expires.
+            let bytes = name.len() + value.len();
+            if bytes > BROWSER_COOKIE_LIMIT {
+                tracing::warn!(
+                    cookie = %name,
+                    bytes,
+                    limit = BROWSER_COOKIE_LIMIT,
+                    "session cookie larger than browsers keep (custom session claims make the JWT grow)"
+                );
             }
             values.push(self.build(name, value, max_age));
         }
@@ -205,6 +220,49 @@ mod tests {
                 assert!(text.contains(attr), "{text} lacks {attr}");
             }
         }
+    }
+
+    #[derive(Clone, Default)]
+    struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_cookie_larger_than_browsers_keep_is_set_with_a_warning() {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let now = SystemTime::now();
+        let later = now + Duration::from_secs(60);
+        // 18 + 4078 = 4096 bytes is kept by browsers; one more is not.
+        let (fits, over) = ("a".repeat(4078), "b".repeat(4079));
+        let values = tracing::subscriber::with_default(subscriber, || {
+            let fits = settings().set(&fits, "tok", later, now);
+            assert!(logs.0.lock().unwrap().is_empty(), "no warning at the limit");
+            [fits, settings().set(&over, "tok", later, now)]
+        });
+        assert!(
+            values.iter().all(|v| v.len() == 2),
+            "both cookies are still set"
+        );
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("WARN"), "{text}");
+        assert!(
+            text.contains("cookie=stytch_session_jwt bytes=4097 limit=4096"),
+            "{text}"
+        );
+        assert!(!text.contains("bbbb"), "the value is never logged: {text}");
     }
 
     #[test]
