@@ -81,7 +81,7 @@ impl<'a> RawValue<'a> {
 }
 
 /// The credentials of one request, borrowed from its headers. `Debug` shows which
-/// are present, not their values.
+/// are present and their lengths, not their values.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Credentials<'a> {
     pub(crate) jwt: Option<RawValue<'a>>,
@@ -209,7 +209,10 @@ impl<'h> Iterator for Pairs<'h, '_> {
                     if before.is_empty() || before.ends_with(b";") {
                         break hit;
                     }
-                    from = hit + 1;
+                    // The next pair starts after this one's `;`: at most one search
+                    // per pair, even for a prefix that can overlap itself (`aa`).
+                    from = memchr::memchr(b';', &header[hit..])
+                        .map_or(header.len() + 1, |i| hit + i + 1);
                 }
             }
         };
@@ -394,11 +397,20 @@ mod tests {
 
         #[test]
         fn prefix_search_finds_what_splitting_finds(
+            // Default names, and names whose common prefix overlaps itself, is a whole
+            // name, or ends in `-`. Header values cannot hold `\r`, `\n` or `\x0C`.
+            names in proptest::sample::select(&[
+                ("stytch_session_jwt", "stytch_session"),
+                ("aab", "aac"),
+                ("ab", "a"),
+                ("__Host-a", "__Host-b"),
+            ][..]),
             headers in proptest::collection::vec(
                 proptest::collection::vec(
                     proptest::sample::select(&[
                         "stytch_session", "stytch_session_jwt", "stytch_", "_jwt", "x",
                         "=", ";", "; ", " ", "\t", "\"", "h.p.s", "tok", "\u{e9}",
+                        "a", "aa", "aab", "aac", "b", "__Host-", "__Host-a",
                     ][..]),
                     0..24,
                 ),
@@ -409,8 +421,9 @@ mod tests {
             for parts in &headers {
                 h.append(COOKIE, HeaderValue::from_str(&parts.concat()).unwrap());
             }
-            let with_prefix = settings(false);
-            let mut without = settings(false);
+            let with_prefix = CredentialSettings::new(names.0.into(), names.1.into(), false, 64);
+            proptest::prop_assert!(with_prefix.prefix.is_some());
+            let mut without = with_prefix.clone();
             without.prefix = None;
             let expected = reference(&h, &with_prefix);
             proptest::prop_assert_eq!(validated(&h, &with_prefix), expected);
