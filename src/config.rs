@@ -133,7 +133,7 @@ impl StytchAuthBuilder {
             jwt_cookie: "stytch_session_jwt".into(),
             token_cookie: "stytch_session".into(),
             bearer: false,
-            max_cookie_size: 4096,
+            max_cookie_size: crate::cookies::BROWSER_COOKIE_LIMIT,
             session_duration: None,
             cookie_path: "/".into(),
             cookie_domain: None,

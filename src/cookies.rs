@@ -8,8 +8,9 @@ use http::HeaderValue;
 use http::header::SET_COOKIE;
 
 /// The largest cookie (name and value) browsers keep: Chrome and Firefox drop a
-/// `Set-Cookie` over it (RFC 6265 §6.1 asks them to keep at least this much).
-const BROWSER_COOKIE_LIMIT: usize = 4096;
+/// `Set-Cookie` over it (RFC 6265 §6.1 asks them to keep at least this much). Also the
+/// default cap on a session cookie value read.
+pub(crate) const BROWSER_COOKIE_LIMIT: usize = 4096;
 
 /// The `SameSite` attribute of the cookies this crate sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

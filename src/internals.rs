@@ -13,7 +13,7 @@ pub fn default_credential_settings() -> CredentialSettings {
         "stytch_session_jwt".into(),
         "stytch_session".into(),
         false,
-        4096,
+        crate::cookies::BROWSER_COOKIE_LIMIT,
     )
 }
 
