@@ -13,6 +13,8 @@
 //! * `round_trip/rbac_cached_handler_layer`: `rbac_cached` with the guard applied to
 //!   the handler (`Handler::layer`) instead of `route_layer`: the same check, without
 //!   the second boxing that `route_layer` adds.
+//! * `round_trip/rbac_cached_extractor`: the same permission checked by the
+//!   handler's `Authorized<P>` extractor, with no guard layer.
 //! * `round_trip/cached_identity_route_layer`: `cached` with a do-nothing
 //!   `route_layer` (tower's `Identity`): what axum's per-route layer wrapping costs by
 //!   itself, so `rbac_cached` minus this is the guard's own cost.
@@ -66,6 +68,7 @@ fn benches(c: &mut Criterion) {
     let rbac_auth = auth(10_000);
     let rbac = common::rbac_app(&rbac_auth);
     let rbac_handler = common::rbac_handler_app(&rbac_auth);
+    let rbac_extractor = common::rbac_extractor_app(&rbac_auth);
     let identity = Router::new()
         .route(
             "/",
@@ -97,6 +100,9 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("rbac_cached_handler_layer", |b| {
         b.to_async(&rt).iter(|| call(&rbac_handler, &cookies[0]))
+    });
+    group.bench_function("rbac_cached_extractor", |b| {
+        b.to_async(&rt).iter(|| call(&rbac_extractor, &cookies[0]))
     });
     group.bench_function("cached_identity_route_layer", |b| {
         b.to_async(&rt).iter(|| call(&identity, &cookies[0]))

@@ -41,12 +41,13 @@ use axum::http::{HeaderValue, Request, StatusCode, header::COOKIE};
 use axum_stytch::{StytchAuth, StytchAuthService};
 use tower::ServiceExt as _;
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "bare",
     "repeated",
     "repeated_outer",
     "rbac",
     "rbac_handler",
+    "rbac_extractor",
     "fresh",
     "jsonwebtoken",
     "aws_lc_direct",
@@ -234,6 +235,10 @@ fn measure(scenario: &str, requests: usize) {
         "rbac" => (common::rbac_app(counted.insert(auth(10_000))).into(), false),
         "rbac_handler" => (
             common::rbac_handler_app(counted.insert(auth(10_000))).into(),
+            false,
+        ),
+        "rbac_extractor" => (
+            common::rbac_extractor_app(counted.insert(auth(10_000))).into(),
             false,
         ),
         "fresh" => (

@@ -8,7 +8,7 @@
 //! The harness starts itself again as a server child process pinned to one core
 //! (`LOAD_SERVER_CPU`, default 0). The child starts the in-process Stytch emulator,
 //! mints thousands of distinct session JWTs (~1.4 KB each), loads the JWKS and the
-//! RBAC policy, and serves eight apps on 127.0.0.1, one port each:
+//! RBAC policy, and serves nine apps on 127.0.0.1, one port each:
 //!
 //! | scenario | app | requests |
 //! |---|---|---|
@@ -18,6 +18,7 @@
 //! | `fresh` | the same, verified-token cache of 64 entries | 4,096 distinct JWTs, cycled |
 //! | `rbac` | axum-stytch + `.route_layer(RequireAuthz::new("document", "read"))`, as in the README | one JWT, repeated |
 //! | `rbac_handler` | the same guard on the handler: `get(handler.layer(RequireAuthz::new(..)))`, without the second boxing `route_layer` adds | one JWT, repeated |
+//! | `rbac_extractor` | the same permission checked by the handler's `Authorized<ReadDocument>` extractor, no guard layer | one JWT, repeated |
 //! | `jsonwebtoken` | hand-written middleware: `jsonwebtoken::decode` per request | 4,096 distinct JWTs, cycled |
 //! | `aws_lc_direct` | hand-written middleware: aws-lc-rs RS256 on a key parsed once per `kid`, minimal claims (the per-request floor) | 4,096 distinct JWTs, cycled |
 //!
@@ -60,13 +61,14 @@ use axum_stytch::testing::{EmulatorOptions, MockClock, StytchEmulator};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "bare",
     "repeated",
     "repeated_outer",
     "fresh",
     "rbac",
     "rbac_handler",
+    "rbac_extractor",
     "jsonwebtoken",
     "aws_lc_direct",
 ];
@@ -231,6 +233,7 @@ mod server {
         let fresh_auth = fixture.auth(FRESH_CACHE_CAPACITY).await;
         let rbac_auth = fixture.auth(10_000).await;
         let rbac_handler_auth = fixture.auth(10_000).await;
+        let rbac_extractor_auth = fixture.auth(10_000).await;
         // The hand-written apps check exp against the system clock; the leeway covers
         // the tokens' 300 s lifetime being shorter than a long run.
         let references = common::reference::References::new(&fixture, 5 + lifetime_secs).await;
@@ -242,6 +245,7 @@ mod server {
         let fresh = common::member_app(&fresh_auth);
         let rbac = common::rbac_app(&rbac_auth);
         let rbac_handler = common::rbac_handler_app(&rbac_handler_auth);
+        let rbac_extractor = common::rbac_extractor_app(&rbac_extractor_auth);
         let jsonwebtoken = references.jsonwebtoken;
         let aws_lc_direct = references.aws_lc_direct;
 
@@ -253,6 +257,7 @@ mod server {
             ("fresh", &fresh),
             ("rbac", &rbac),
             ("rbac_handler", &rbac_handler),
+            ("rbac_extractor", &rbac_extractor),
             ("jsonwebtoken", &jsonwebtoken),
             ("aws_lc_direct", &aws_lc_direct),
         ] {
@@ -266,6 +271,7 @@ mod server {
             ("fresh", fresh_auth),
             ("rbac", rbac_auth),
             ("rbac_handler", rbac_handler_auth),
+            ("rbac_extractor", rbac_extractor_auth),
         ];
         let counters = references.jsonwebtoken_counters;
         let direct_counters = references.aws_lc_direct_counters;
@@ -306,6 +312,7 @@ mod server {
             ("fresh", fresh),
             ("rbac", rbac),
             ("rbac_handler", rbac_handler),
+            ("rbac_extractor", rbac_extractor),
             ("jsonwebtoken", jsonwebtoken),
             ("aws_lc_direct", aws_lc_direct),
             ("stats", stats),
@@ -708,6 +715,11 @@ mod client {
             (
                 "RBAC, guard as Handler::layer, vs bare",
                 vs_bare("rbac_handler"),
+                0.85,
+            ),
+            (
+                "RBAC, Authorized<P> extractor, vs bare",
+                vs_bare("rbac_extractor"),
                 0.85,
             ),
         ] {

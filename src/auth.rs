@@ -24,6 +24,7 @@ use crate::layer::StytchAuthLayer;
 use crate::member::{AuthMethod, AuthenticatedMember, MemberData};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::rbac::PolicyCache;
+use crate::rbac::resource_action::ResourceAction;
 use crate::recent_set::RecentSet;
 use crate::request_auth::{AuthContext, Failure, RequestAuth, session_gone};
 use crate::single_flight::SingleFlight;
@@ -306,14 +307,14 @@ impl StytchAuth {
         resource: &str,
         action: &str,
     ) -> Result<crate::rbac::Verdict, crate::AuthRejection> {
-        let (resource_id, action_id) = (Arc::from(resource), Arc::from(action));
+        let wanted = ResourceAction::new(resource, action);
         self.inner
             .policy
-            .decide(member, organization_id, &resource_id, &action_id)
+            .decide(member, organization_id, &wanted, self.inner.clock.now())
             .await
             .map_err(|f| {
                 self.inner.metrics.failure(f.reason);
-                crate::extract::rejection(f, Some((resource, action)))
+                crate::extract::rejection(f, Some(&wanted))
             })
     }
 

@@ -5,6 +5,7 @@ use http::request::Parts;
 
 use crate::error::{AuthRejection, Reason};
 use crate::member::AuthenticatedMember;
+use crate::rbac::resource_action::ResourceAction;
 use crate::request_auth::{AuthContext, Failure};
 
 /// The request's authentication state, or the 500 that says the layer is missing.
@@ -22,25 +23,23 @@ pub(crate) fn reject(ctx: &AuthContext, failure: Failure, parts: &Parts) -> Auth
     rejection(failure, None).customize(ctx.auth().inner.error_handler.as_ref(), parts)
 }
 
-/// The rejection for a failed authorization of `(resource, action)`, through the
-/// user's error handler. 403 bodies name the permission (never the member's roles).
+/// The rejection for a failed authorization of `wanted`, through the user's error
+/// handler. 403 bodies name the permission (never the member's roles).
 pub(crate) fn reject_authz(
     ctx: &AuthContext,
     failure: Failure,
-    resource: &str,
-    action: &str,
+    wanted: &ResourceAction,
     parts: &Parts,
 ) -> AuthRejection {
-    rejection(failure, Some((resource, action)))
-        .customize(ctx.auth().inner.error_handler.as_ref(), parts)
+    rejection(failure, Some(wanted)).customize(ctx.auth().inner.error_handler.as_ref(), parts)
 }
 
 /// The rejection for `failure`, without the user's error handler.
-pub(crate) fn rejection(failure: Failure, permission: Option<(&str, &str)>) -> AuthRejection {
+pub(crate) fn rejection(failure: Failure, permission: Option<&ResourceAction>) -> AuthRejection {
     let rejection = AuthRejection::new(failure.reason).with_retry_after(failure.retry_after);
     match permission {
-        Some((resource, action)) if failure.reason.status() == http::StatusCode::FORBIDDEN => {
-            rejection.with_permission(resource, action)
+        Some(wanted) if failure.reason.status() == http::StatusCode::FORBIDDEN => {
+            rejection.with_permission(wanted.resource(), wanted.action())
         }
         _ => rejection,
     }

@@ -21,6 +21,7 @@ use crate::error::Reason;
 use crate::member::AuthenticatedMember;
 use crate::rbac::Verdict;
 use crate::rbac::decision::Granting;
+use crate::rbac::resource_action::ResourceAction;
 
 /// Why a request has no usable session (or may not proceed).
 #[derive(Debug, Clone)]
@@ -116,14 +117,14 @@ impl AuthContext {
     pub(crate) async fn authorize(
         &self,
         organization_id: Option<&str>,
-        resource: &Arc<str>,
-        action: &Arc<str>,
+        wanted: &ResourceAction,
     ) -> Result<(AuthenticatedMember, Verdict), Failure> {
         match self {
-            AuthContext::Verified { auth, member, .. } => {
-                decide_locally(auth, member.clone(), organization_id, resource, action).await
-            }
-            AuthContext::Deferred(ctx) => ctx.authorize(organization_id, resource, action).await,
+            // At the time the layer verified the member, as the guards decide.
+            AuthContext::Verified {
+                auth, member, at, ..
+            } => decide_locally(auth, member.clone(), organization_id, wanted, *at).await,
+            AuthContext::Deferred(ctx) => ctx.authorize(organization_id, wanted).await,
         }
     }
 }
@@ -133,14 +134,14 @@ async fn decide_locally(
     auth: &StytchAuth,
     member: AuthenticatedMember,
     organization_id: Option<&str>,
-    resource: &Arc<str>,
-    action: &Arc<str>,
+    wanted: &ResourceAction,
+    now: SystemTime,
 ) -> Result<(AuthenticatedMember, Verdict), Failure> {
     let organization_id = organization_id.unwrap_or(member.organization_id());
     let verdict = auth
         .inner
         .policy
-        .decide(&member, organization_id, resource, action)
+        .decide(&member, organization_id, wanted, now)
         .await
         .inspect_err(|f| auth.inner.metrics.failure(f.reason))?;
     Ok((member, verdict))
@@ -232,8 +233,7 @@ impl RequestAuth {
     async fn authorize(
         &self,
         organization_id: Option<&str>,
-        resource: &Arc<str>,
-        action: &Arc<str>,
+        wanted: &ResourceAction,
     ) -> Result<(AuthenticatedMember, Verdict), Failure> {
         if let (
             Initial::Remote {
@@ -250,24 +250,20 @@ impl RequestAuth {
             if let Some(org) = organization_id.or(organization_hint.as_deref()) {
                 let check = AuthorizationCheck {
                     organization_id: org.to_owned(),
-                    resource_id: resource.to_string(),
-                    action: action.to_string(),
+                    resource_id: wanted.resource().to_owned(),
+                    action: wanted.action().to_owned(),
                 };
                 let (member, granting) = self.authenticate(credential, Some(check)).await?;
                 let _ = self.remote.set(Ok(member.clone()));
                 // `authenticate` answers a check with a verdict or an error.
                 let granting = granting.ok_or_else(|| Failure::new(Reason::PermissionDenied))?;
-                let verdict = Verdict::new(
-                    member.clone(),
-                    granting,
-                    Arc::clone(resource),
-                    Arc::clone(action),
-                );
+                let verdict = Verdict::new(member.clone(), granting, wanted.clone());
                 return Ok((member, verdict));
             }
         }
         let member = self.member().await?;
-        decide_locally(&self.auth, member, organization_id, resource, action).await
+        let now = self.auth.inner.clock.now();
+        decide_locally(&self.auth, member, organization_id, wanted, now).await
     }
 
     async fn authenticate(

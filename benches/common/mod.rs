@@ -13,13 +13,20 @@ use axum::handler::Handler as _;
 use axum::routing::get;
 use axum_stytch::rbac::{Policy, Resource, Role};
 use axum_stytch::testing::{SessionOptions, StytchEmulator};
-use axum_stytch::{AuthenticatedMember, Clock, RequireAuthz, StytchAuth, StytchAuthService};
+use axum_stytch::{
+    AuthenticatedMember, Authorized, Clock, RequireAuthz, StytchAuth, StytchAuthService,
+};
 use tower::Layer as _;
 
 /// The permission the RBAC-guarded routes require (granted by `viewer` and `editor`).
 pub const RESOURCE: &str = "document";
 /// See [`RESOURCE`].
 pub const ACTION: &str = "read";
+
+axum_stytch::permission!(
+    /// [`RESOURCE`] and [`ACTION`] as a type, for the [`Authorized`] extractor.
+    pub ReadDocument = RESOURCE, ACTION
+);
 
 /// Roles of a mid-sized B2B product: a dozen custom roles over six resources.
 pub fn project_roles() -> Vec<Role> {
@@ -131,6 +138,20 @@ pub fn rbac_handler_app(auth: &StytchAuth) -> Router {
             "/",
             get(hello_member.layer(RequireAuthz::new(RESOURCE, ACTION))),
         )
+        .layer(auth.layer())
+        .with_state(())
+}
+
+/// The handler of [`rbac_extractor_app`]: the permission checked by its extractor.
+pub async fn hello_authorized(_auth: Authorized<ReadDocument>) -> &'static str {
+    BODY
+}
+
+/// [`member_app`] with the permission checked by the handler's [`Authorized`]
+/// extractor instead of a guard layer (no layer of axum's around the handler).
+pub fn rbac_extractor_app(auth: &StytchAuth) -> Router {
+    Router::new()
+        .route("/", get(hello_authorized))
         .layer(auth.layer())
         .with_state(())
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwapOption;
 
 use super::decision::{CompiledRoles, Denial, Granting, decide};
+use super::resource_action::ResourceAction;
 use super::verdict::Verdict;
 use crate::client::StytchClient;
 use crate::clock::{SharedClock, unix_seconds};
@@ -302,17 +303,11 @@ impl PolicyCache {
         &self,
         member: &AuthenticatedMember,
         organization_id: &str,
-        resource: &Arc<str>,
-        action: &Arc<str>,
+        wanted: &ResourceAction,
         now: SystemTime,
     ) -> Option<Result<Verdict, Failure>> {
         if member.organization_id() != organization_id {
-            return Some(Err(deny(
-                Reason::TenancyMismatch,
-                resource,
-                action,
-                organization_id,
-            )));
+            return Some(Err(deny(Reason::TenancyMismatch, wanted, organization_id)));
         }
         let org = self.organizations.get(organization_id)?;
         self.project
@@ -323,8 +318,7 @@ impl PolicyCache {
                         Some(&org.value),
                         member,
                         organization_id,
-                        resource,
-                        action,
+                        wanted,
                         now,
                     )
                 })
@@ -332,7 +326,8 @@ impl PolicyCache {
             .flatten()
     }
 
-    /// Decides locally for a member whose roles are known.
+    /// Decides locally for a member whose roles are known, at `now` (the clock reading
+    /// the request was authenticated at, or a fresh one).
     ///
     /// Tenancy is checked first (no fetch needed). Organization custom roles can only
     /// add permissions, so when they cannot be fetched a grant by the project policy
@@ -341,11 +336,10 @@ impl PolicyCache {
         &self,
         member: &AuthenticatedMember,
         organization_id: &str,
-        resource: &Arc<str>,
-        action: &Arc<str>,
+        wanted: &ResourceAction,
+        now: SystemTime,
     ) -> Result<Verdict, Failure> {
-        let now = self.clock.now();
-        if let Some(decided) = self.decide_cached(member, organization_id, resource, action, now) {
+        if let Some(decided) = self.decide_cached(member, organization_id, wanted, now) {
             return decided;
         }
         // Both at once: after a quiet spell each may wait for its refresh.
@@ -353,15 +347,14 @@ impl PolicyCache {
             self.project_roles(),
             self.organization_roles(organization_id)
         );
-        let project = project
-            .ok_or_else(|| deny(Reason::StytchUnavailable, resource, action, organization_id))?;
+        let project =
+            project.ok_or_else(|| deny(Reason::StytchUnavailable, wanted, organization_id))?;
         decide_with(
             &project,
             org.as_deref().map(|o| &o.value),
             member,
             organization_id,
-            resource,
-            action,
+            wanted,
             now,
         )
     }
@@ -375,8 +368,7 @@ fn decide_with(
     organization: Option<&CompiledRoles>,
     member: &AuthenticatedMember,
     organization_id: &str,
-    resource: &Arc<str>,
-    action: &Arc<str>,
+    wanted: &ResourceAction,
     now: SystemTime,
 ) -> Result<Verdict, Failure> {
     let result = decide(
@@ -385,16 +377,15 @@ fn decide_with(
         member.organization_id(),
         organization_id,
         member.roles(),
-        resource,
-        action,
+        wanted.resource(),
+        wanted.action(),
     );
     conclude(
         result,
         organization.is_some(),
         member,
         organization_id,
-        resource,
-        action,
+        wanted,
         || project.age(now),
     )
 }
@@ -406,8 +397,7 @@ fn conclude(
     with_org_roles: bool,
     member: &AuthenticatedMember,
     organization_id: &str,
-    resource: &Arc<str>,
-    action: &Arc<str>,
+    wanted: &ResourceAction,
     policy_age: impl FnOnce() -> Duration,
 ) -> Result<Verdict, Failure> {
     match result {
@@ -415,48 +405,30 @@ fn conclude(
             if tracing::enabled!(tracing::Level::DEBUG) {
                 tracing::debug!(
                     decision = "allow",
-                    resource = &**resource,
-                    action = &**action,
+                    resource = wanted.resource(),
+                    action = wanted.action(),
                     organization_id,
                     policy_age_secs = policy_age().as_secs(),
                     "stytch rbac decision"
                 );
             }
-            Ok(Verdict::new(
-                member.clone(),
-                granting,
-                Arc::clone(resource),
-                Arc::clone(action),
-            ))
+            Ok(Verdict::new(member.clone(), granting, wanted.clone()))
         }
-        Err(_) if !with_org_roles => Err(deny(
-            Reason::StytchUnavailable,
-            resource,
-            action,
-            organization_id,
-        )),
-        Err(Denial::TenancyMismatch) => Err(deny(
-            Reason::TenancyMismatch,
-            resource,
-            action,
-            organization_id,
-        )),
-        Err(Denial::PermissionDenied) => Err(deny(
-            Reason::PermissionDenied,
-            resource,
-            action,
-            organization_id,
-        )),
+        Err(_) if !with_org_roles => Err(deny(Reason::StytchUnavailable, wanted, organization_id)),
+        Err(Denial::TenancyMismatch) => Err(deny(Reason::TenancyMismatch, wanted, organization_id)),
+        Err(Denial::PermissionDenied) => {
+            Err(deny(Reason::PermissionDenied, wanted, organization_id))
+        }
     }
 }
 
 /// A negative answer, logged.
-fn deny(reason: Reason, resource: &str, action: &str, organization_id: &str) -> Failure {
+fn deny(reason: Reason, wanted: &ResourceAction, organization_id: &str) -> Failure {
     tracing::info!(
         decision = "deny",
         reason = reason.as_str(),
-        resource,
-        action,
+        resource = wanted.resource(),
+        action = wanted.action(),
         organization_id,
         "stytch rbac decision"
     );

@@ -4,6 +4,7 @@ pub(crate) mod cache;
 pub(crate) mod decision;
 pub(crate) mod guard;
 mod policy;
+pub(crate) mod resource_action;
 pub(crate) mod typed;
 mod verdict;
 

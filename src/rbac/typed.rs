@@ -2,11 +2,11 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
+use super::resource_action::ResourceAction;
 use super::verdict::Verdict;
 use crate::error::AuthRejection;
 use crate::extract::{context, reject_authz};
@@ -63,6 +63,13 @@ macro_rules! permission {
 
 /// Extractor: the member, allowed to perform `P` in their own organization, with the
 /// verdict. Rejects like [`RequireAuthz`](crate::RequireAuthz): 401, 403 or 503.
+///
+/// The same decision as the guard, made the same way (without waiting when the JWT
+/// was verified locally and the cached policy is fresh, at the time the layer verified
+/// it), but with no layer of axum's around the handler and no allocation: the
+/// cheapest RBAC check per request (see `BENCHMARKS.md`). Use
+/// [`RequireAuthz`](crate::RequireAuthz) for a permission on another organization
+/// (`organization_from_path`) or to guard routes whose handlers you do not write.
 pub struct Authorized<P> {
     member: AuthenticatedMember,
     verdict: Verdict,
@@ -100,11 +107,11 @@ impl<S: Send + Sync, P: RequiredPermission> FromRequestParts<S> for Authorized<P
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let ctx = context(parts)?;
-        let (resource, action) = (Arc::from(P::RESOURCE), Arc::from(P::ACTION));
+        let wanted = ResourceAction::from_static(P::RESOURCE, P::ACTION);
         let (member, verdict) = ctx
-            .authorize(None, &resource, &action)
+            .authorize(None, &wanted)
             .await
-            .map_err(|f| reject_authz(ctx, f, P::RESOURCE, P::ACTION, parts))?;
+            .map_err(|f| reject_authz(ctx, f, &wanted, parts))?;
         Ok(Self {
             member,
             verdict,

@@ -1,12 +1,12 @@
 //! The outcome of a positive authorization decision.
 
 use std::fmt;
-use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
 use super::decision::Granting;
+use super::resource_action::ResourceAction;
 use crate::error::{AuthRejection, Reason};
 use crate::member::AuthenticatedMember;
 use crate::request_auth::AuthContext;
@@ -30,8 +30,7 @@ pub struct Verdict {
     /// The member decided for: the roles `granting` refers to, and the organization.
     member: AuthenticatedMember,
     granting: Granting,
-    resource: Arc<str>,
-    action: Arc<str>,
+    decided: ResourceAction,
 }
 
 impl Verdict {
@@ -40,14 +39,12 @@ impl Verdict {
     pub(crate) fn new(
         member: AuthenticatedMember,
         granting: Granting,
-        resource: Arc<str>,
-        action: Arc<str>,
+        decided: ResourceAction,
     ) -> Self {
         Self {
             member,
             granting,
-            resource,
-            action,
+            decided,
         }
     }
 
@@ -64,12 +61,12 @@ impl Verdict {
 
     /// The resource.
     pub fn resource(&self) -> &str {
-        &self.resource
+        self.decided.resource()
     }
 
     /// The action.
     pub fn action(&self) -> &str {
-        &self.action
+        self.decided.action()
     }
 }
 
@@ -77,8 +74,7 @@ impl PartialEq for Verdict {
     fn eq(&self, other: &Self) -> bool {
         self.granting_roles() == other.granting_roles()
             && self.organization_id() == other.organization_id()
-            && self.resource == other.resource
-            && self.action == other.action
+            && self.decided == other.decided
     }
 }
 
@@ -89,8 +85,8 @@ impl fmt::Debug for Verdict {
         f.debug_struct("Verdict")
             .field("granting_roles", &self.granting_roles())
             .field("organization_id", &self.organization_id())
-            .field("resource", &self.resource)
-            .field("action", &self.action)
+            .field("resource", &self.resource())
+            .field("action", &self.action())
             .finish()
     }
 }
