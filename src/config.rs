@@ -281,6 +281,11 @@ impl StytchAuthBuilder {
     }
 
     /// Total timeout of each call to Stytch; greater than zero. Default: 5 s.
+    ///
+    /// It bounds each call, not a request: one request can wait for several calls in
+    /// turn (the JWKS for a key not seen yet, then `sessions/authenticate`, then the
+    /// RBAC policy), each failing closed (503) at its timeout. To bound a whole request,
+    /// put a timeout around the router, such as tower-http's `TimeoutLayer`.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
