@@ -114,6 +114,11 @@ async fn get_with_headers(
     send_request(app, req.body(Body::empty()).unwrap()).await
 }
 
+/// `GET path` with `Authorization: Bearer <value>`.
+async fn get_bearer(app: &Router, path: &str, value: &str) -> TestResponse {
+    get_with_headers(app, path, &[(AUTHORIZATION, &format!("Bearer {value}"))]).await
+}
+
 fn claims_of(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).expect("three segments");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
@@ -813,23 +818,13 @@ async fn jwt_of_a_session_extended_since_is_accepted_through_stytch() {
         SessionOptions::default().with_duration(Duration::from_secs(120)),
     );
     // The session token goes to Stytch, which extends the session to an hour.
-    let res = get_with_headers(
-        &app,
-        "/me",
-        &[(AUTHORIZATION, &bearer(&session.session_token))],
-    )
-    .await;
+    let res = get_bearer(&app, "/me", &session.session_token).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(authenticate_calls(&f), 1);
 
     // Past the two minutes the first JWT recorded, well within its own `exp`.
     f.emu.clock().advance(Duration::from_secs(121));
-    let res = get_with_headers(
-        &app,
-        "/me",
-        &[(AUTHORIZATION, &bearer(&session.session_jwt))],
-    )
-    .await;
+    let res = get_bearer(&app, "/me", &session.session_jwt).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(res.body, f.member);
     assert_eq!(authenticate_calls(&f), 2, "Stytch decided");
@@ -838,32 +833,18 @@ async fn jwt_of_a_session_extended_since_is_accepted_through_stytch() {
 // ----------------------------------------------------------------------------------
 // 12. Bearer tokens
 
-fn bearer(value: &str) -> String {
-    format!("Bearer {value}")
-}
-
 #[tokio::test]
 async fn bearer_tokens_work_when_enabled_and_never_set_cookies() {
     let f = fixture_with(|b| b.bearer_tokens(true)).await;
     let app = app(&f.auth);
 
-    let res = get_with_headers(
-        &app,
-        "/me",
-        &[(AUTHORIZATION, &bearer(&f.session.session_jwt))],
-    )
-    .await;
+    let res = get_bearer(&app, "/me", &f.session.session_jwt).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(res.body, f.member);
     assert_eq!(authenticate_calls(&f), 0);
 
     // An opaque session token works too (remotely), without cookies.
-    let res = get_with_headers(
-        &app,
-        "/me",
-        &[(AUTHORIZATION, &bearer(&f.session.session_token))],
-    )
-    .await;
+    let res = get_bearer(&app, "/me", &f.session.session_token).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(authenticate_calls(&f), 1);
     assert!(
@@ -874,12 +855,7 @@ async fn bearer_tokens_work_when_enabled_and_never_set_cookies() {
 
     // Renewal of an expired JWT through a bearer header sets no cookies.
     f.emu.clock().advance(Duration::from_secs(301));
-    let res = get_with_headers(
-        &app,
-        "/me",
-        &[(AUTHORIZATION, &bearer(&f.session.session_jwt))],
-    )
-    .await;
+    let res = get_bearer(&app, "/me", &f.session.session_jwt).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(res.body, f.member);
     assert_eq!(authenticate_calls(&f), 2);
@@ -894,12 +870,7 @@ async fn bearer_tokens_work_when_enabled_and_never_set_cookies() {
 async fn bearer_tokens_are_ignored_unless_enabled() {
     let f = fixture().await;
     let app = app(&f.auth);
-    let res = get_with_headers(
-        &app,
-        "/me",
-        &[(AUTHORIZATION, &bearer(&f.session.session_jwt))],
-    )
-    .await;
+    let res = get_bearer(&app, "/me", &f.session.session_jwt).await;
     assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::MissingCredentials);
     assert_eq!(authenticate_calls(&f), 0);
 }
