@@ -48,6 +48,19 @@ pub enum ConfigError {
     HttpClient(String),
 }
 
+/// A `Domain` cookie attribute value: dot-separated labels of ASCII letters, digits and
+/// `-`, with an optional leading dot (which browsers ignore).
+fn is_domain_name(domain: &str) -> bool {
+    let domain = domain.strip_prefix('.').unwrap_or(domain);
+    !domain.is_empty()
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::InvalidSetting {
         setting,
@@ -107,7 +120,10 @@ impl fmt::Debug for StytchAuthBuilder {
         f.debug_struct("StytchAuthBuilder")
             .field("project_id", &self.project_id)
             .field("secret", &"<redacted>")
-            .field("base_url", &self.base_url)
+            .field(
+                "base_url",
+                &self.base_url.as_deref().map(crate::client::redacted_url),
+            )
             .field("max_token_age", &self.max_token_age)
             .field("leeway", &self.leeway)
             .field("jwt_cookie", &self.jwt_cookie)
@@ -239,15 +255,16 @@ impl StytchAuthBuilder {
         self
     }
 
-    /// `Path` of the cookies this crate sets: starts with `/`, without `;`.
-    /// Default: `/`.
+    /// `Path` of the cookies this crate sets: starts with `/`, printable ASCII
+    /// without `;` (RFC 6265 `path-value`). Default: `/`.
     pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
         self.cookie_path = path.into();
         self
     }
 
-    /// `Domain` of the cookies this crate sets: a non-empty domain name, without `;`
-    /// or spaces. Default: none (host-only).
+    /// `Domain` of the cookies this crate sets: a domain name (ASCII letters, digits,
+    /// `-` and `.`, an optional leading `.`), such as `example.com` to share the
+    /// cookies with its subdomains. Default: none (host-only).
     pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.cookie_domain = Some(domain.into());
         self
@@ -432,18 +449,29 @@ impl StytchAuthBuilder {
                 ));
             }
         }
-        if !self.cookie_path.starts_with('/') || self.cookie_path.contains(';') {
+        // A value a `Set-Cookie` header cannot carry would make every cookie the crate
+        // sets unusable (renewals and logout alike): refused here, with the reason.
+        if !self.cookie_path.starts_with('/')
+            || !self
+                .cookie_path
+                .bytes()
+                .all(|b| (b' '..=b'~').contains(&b) && b != b';')
+        {
             return Err(invalid(
                 "cookie_path",
-                "must start with '/' and not contain ';'",
+                format!(
+                    "{:?} must start with '/' and be printable ASCII without ';'",
+                    self.cookie_path
+                ),
             ));
         }
-        if self
-            .cookie_domain
-            .as_deref()
-            .is_some_and(|d| d.is_empty() || d.contains([';', ' ']))
+        if let Some(domain) = &self.cookie_domain
+            && !is_domain_name(domain)
         {
-            return Err(invalid("cookie_domain", "must be a domain name"));
+            return Err(invalid(
+                "cookie_domain",
+                format!("{domain:?} is not a domain name (ASCII letters, digits, '-' and '.')"),
+            ));
         }
         if self.cookie_same_site == SameSite::None && !self.cookie_secure {
             return Err(invalid(
@@ -518,5 +546,70 @@ mod tests {
                 .build()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn debug_shows_neither_the_secret_nor_url_credentials() {
+        let b = StytchAuthBuilder::new("project-test-1", "secret-test-abc")
+            .base_url("https://user:secret-test-abc@auth.example.com");
+        let dbg = format!("{b:?}");
+        assert!(!dbg.contains("secret-test-abc"), "{dbg}");
+        assert!(dbg.contains("https://<redacted>@auth.example.com"), "{dbg}");
+    }
+
+    /// A cookie path or domain a `Set-Cookie` header cannot carry (say, with the
+    /// newline of a secrets file) is refused, instead of every cookie being dropped;
+    /// accepted ones make cookies that carry them.
+    #[tokio::test]
+    async fn cookie_path_and_domain_must_fit_a_set_cookie_header() {
+        for path in ["no-slash", "", "/a\nb", "/a;b", "/\u{7f}", "/é", "/a\tb"] {
+            match builder().cookie_path(path).build() {
+                Err(ConfigError::InvalidSetting { setting, .. }) => {
+                    assert_eq!(setting, "cookie_path", "{path:?}")
+                }
+                other => panic!("{path:?}: {:?}", other.map(|_| ())),
+            }
+        }
+        for domain in [
+            "a.com\n",
+            "a.com\0",
+            "a.com,b.com",
+            "",
+            ".",
+            "a..com",
+            "a b.com",
+            "exämple.com",
+            "a.com;",
+            "a.com.",
+        ] {
+            match builder().cookie_domain(domain).build() {
+                Err(ConfigError::InvalidSetting { setting, .. }) => {
+                    assert_eq!(setting, "cookie_domain", "{domain:?}")
+                }
+                other => panic!("{domain:?}: {:?}", other.map(|_| ())),
+            }
+        }
+        for (path, domain) in [
+            ("/", "example.com"),
+            ("/app/v1", ".example.com"),
+            ("/a b", "localhost"),
+            ("/~x", "127.0.0.1"),
+        ] {
+            let auth = builder()
+                .cookie_path(path)
+                .cookie_domain(domain)
+                .build()
+                .unwrap_or_else(|e| panic!("{path:?} {domain:?}: {e}"));
+            let cookies = auth.clear_cookies();
+            assert_eq!(cookies.header_values().len(), 2);
+            for value in cookies.header_values() {
+                let value = value.to_str().unwrap();
+                assert!(value.contains(&format!("Path={path}")), "{value}");
+                assert!(
+                    value.contains(&format!("Domain={}", domain.trim_start_matches('.'))),
+                    "{value}"
+                );
+            }
+        }
     }
 }

@@ -52,9 +52,9 @@ impl CookieSettings {
         if let Some(domain) = &self.domain {
             cookie = cookie.domain(domain.clone());
         }
-        // Names are validated at build time and values by `set` (or empty); a value
-        // that still cannot be a header is dropped rather than panicking. Marked
-        // sensitive: it carries a credential.
+        // Names, path and domain are validated at build time and values by `set` (or
+        // empty); a value that still cannot be a header is dropped rather than
+        // panicking. Marked sensitive: it carries a credential.
         let mut value = HeaderValue::try_from(cookie.build().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static(""));
         value.set_sensitive(true);

@@ -65,7 +65,7 @@ impl Endpoint {
             });
         };
         let invalid = |reason: &str| ConfigError::InvalidBaseUrl {
-            url: custom.to_owned(),
+            url: redacted_url(custom),
             reason: reason.to_owned(),
         };
         let url = reqwest::Url::parse(custom).map_err(|e| invalid(&e.to_string()))?;
@@ -87,6 +87,23 @@ impl Endpoint {
             base_url: origin.clone(),
             custom_issuer: Some(origin),
         })
+    }
+}
+
+/// `url` with any user information (`user:password@`, which may hold a secret)
+/// replaced by `<redacted>`, for errors and `Debug`. Works on strings that do not
+/// parse as URLs too.
+pub(crate) fn redacted_url(url: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[authority_start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!(
+            "{}<redacted>{}",
+            &url[..authority_start],
+            &url[authority_start + at..]
+        ),
+        None => url.to_owned(),
     }
 }
 
@@ -253,6 +270,38 @@ mod tests {
                 "{bad}: {err:?}"
             );
         }
+    }
+
+    /// A URL refused for carrying credentials does not print them.
+    #[test]
+    fn refused_urls_do_not_print_their_credentials() {
+        for (bad, shown) in [
+            (
+                "https://project-test-x:secret-test-abc@api.stytch.com",
+                "https://<redacted>@api.stytch.com",
+            ),
+            (
+                "https://secret-test-abc@api.stytch.com/v1",
+                "https://<redacted>@api.stytch.com/v1",
+            ),
+            (
+                "http://a:secret-test-abc@auth.example.com",
+                "http://<redacted>@auth.example.com",
+            ),
+            // Unparseable (a space), still redacted.
+            (
+                "https://a:secret-test-abc@bad host",
+                "https://<redacted>@bad host",
+            ),
+        ] {
+            let err = Endpoint::resolve("p", Some(bad)).unwrap_err();
+            for text in [err.to_string(), format!("{err:?}")] {
+                assert!(!text.contains("secret-test-abc"), "{text}");
+                assert!(text.contains(shown), "{text}");
+            }
+        }
+        assert_eq!(redacted_url("https://a.b/x@y"), "https://a.b/x@y");
+        assert_eq!(redacted_url("no scheme@host"), "<redacted>@host");
     }
 
     #[test]
