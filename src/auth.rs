@@ -221,6 +221,10 @@ impl StytchAuth {
     /// Fetches the JWKS now instead of on the first request, whatever the cooldowns.
     /// Returns whether it worked; on failure, requests that need the keys try again
     /// once `jwks_refresh_cooldown` has passed.
+    ///
+    /// Call it before reporting ready (a readiness probe), and call it again until it
+    /// works: otherwise one failed fetch on the first request answers 503 to every
+    /// request that needs the keys for the whole cooldown (30 s by default).
     pub async fn warm_up(&self) -> bool {
         self.inner.jwks.refresh().await
     }
@@ -258,8 +262,10 @@ impl StytchAuth {
     ///
     /// # Errors
     ///
-    /// When Stytch cannot be reached or refuses the call; the session is refused on
-    /// this instance anyway.
+    /// When Stytch cannot be reached or refuses the call. The session is refused on
+    /// this instance anyway, but only for an hour (or until `revocation_capacity`
+    /// newer logouts push it out), and other instances still accept it: retry the
+    /// logout to end the session at Stytch.
     pub async fn logout(
         &self,
         member: &AuthenticatedMember,

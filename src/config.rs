@@ -231,7 +231,10 @@ impl StytchAuthBuilder {
 
     /// Also accept `Authorization: Bearer <session JWT or token>`, which then takes
     /// precedence over cookies. Renewed credentials are not sent back for bearer
-    /// requests. Default: off.
+    /// requests: a client that keeps sending a JWT past its `exp` or `max_token_age`
+    /// costs a `sessions/authenticate` call per request (concurrent ones coalesced),
+    /// so bearer clients should refresh their JWT themselves, as Stytch's frontend
+    /// SDKs do. Default: off.
     pub fn bearer_tokens(mut self, enabled: bool) -> Self {
         self.bearer = enabled;
         self

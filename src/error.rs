@@ -81,7 +81,7 @@ impl Reason {
             Reason::InvalidCredentials => {
                 "The session cookie (or bearer token) is malformed, repeated, or over the size limit."
             }
-            Reason::InvalidToken => "The session token is not valid.",
+            Reason::InvalidToken => "The session JWT or token is not valid: sign in again.",
             Reason::SessionExpired => "The session has expired: sign in again.",
             Reason::SessionRevoked => "The session has ended: sign in again.",
             Reason::StytchUnavailable => {
@@ -138,7 +138,10 @@ pub(crate) type ErrorHandler =
 /// [`StytchAuthBuilder::error_handler`](crate::StytchAuthBuilder::error_handler)
 /// produced another response. It never contains a token or the member's roles. A 401
 /// also carries `WWW-Authenticate: Cookie realm="stytch"`, and a 503 `Retry-After`
-/// (Stytch's own when it sent one, else 1 s; 1 to 60 s).
+/// (1 to 60 s): when `sessions/authenticate` failed, Stytch's own when it sent one,
+/// else 1 s; when the JWKS could not be fetched, the
+/// [`jwks_refresh_cooldown`](crate::StytchAuthBuilder::jwks_refresh_cooldown) (30 s);
+/// when the RBAC policy could not be, its 5 s retry backoff.
 pub struct AuthRejection {
     reason: Reason,
     permission: Option<(String, String)>,

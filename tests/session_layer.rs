@@ -23,7 +23,7 @@ use axum::extract::FromRequestParts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
-use axum_stytch::testing::{Endpoint, Fault, SessionOptions, StytchEmulator};
+use axum_stytch::testing::{EmulatorOptions, Endpoint, Fault, SessionOptions, StytchEmulator};
 use axum_stytch::{AuthMethod, AuthenticatedMember, Clock as _, Reason, RequireSession};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -211,6 +211,46 @@ async fn fresh_jwt_is_verified_locally_then_served_from_cache() {
     let res = get_with(&app, "/me", &jwt_cookie(&tampered)).await;
     assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::InvalidCredentials);
     assert_eq!(f.auth.metrics().local_verifications, 1);
+}
+
+/// A project reached through a custom domain: its JWTs carry the domain's origin as
+/// `iss`, accepted by a layer whose base URL is that origin, locally and on renewal;
+/// JWTs of another issuer are refused without a call.
+#[tokio::test]
+async fn custom_domain_issuer_is_accepted_and_a_foreign_one_refused() {
+    let emu = StytchEmulator::start_with(EmulatorOptions::new().custom_domain()).await;
+    assert_eq!(emu.issuer(), emu.base_url());
+    let auth = emu.auth_builder().build().unwrap();
+    let routes = app(&auth);
+    let org = emu.create_organization("acme");
+    let member = emu.create_member(&org, "ada@acme.test", &[]);
+    let session = emu.create_session(&member);
+    assert_eq!(claims_of(&session.session_jwt)["iss"], emu.base_url());
+
+    let res = get_with(&routes, "/me", &jwt_cookie(&session.session_jwt)).await;
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (StatusCode::OK, member.as_str())
+    );
+    assert_eq!(auth.metrics().local_verifications, 1);
+    // Expired: renewed by Stytch, which mints the same issuer.
+    emu.clock().advance(Duration::from_secs(301));
+    let res = get_with(&routes, "/me", &jwt_cookie(&session.session_jwt)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let renewed = res.set_cookie_value("stytch_session_jwt").expect("renewed");
+    assert_eq!(claims_of(&renewed)["iss"], emu.base_url());
+    let res = get_with(&routes, "/me", &jwt_cookie(&renewed)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+
+    let foreign =
+        StytchEmulator::start_with(EmulatorOptions::new().issuer("https://auth.example.com")).await;
+    let auth = foreign.auth_builder().build().unwrap();
+    let org = foreign.create_organization("acme");
+    let member = foreign.create_member(&org, "ada@acme.test", &[]);
+    let session = foreign.create_session(&member);
+    let res = get_with(&app(&auth), "/me", &jwt_cookie(&session.session_jwt)).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::InvalidToken);
+    assert_eq!(foreign.requests(Endpoint::Authenticate), 0);
 }
 
 // ----------------------------------------------------------------------------------

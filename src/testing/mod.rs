@@ -32,6 +32,13 @@
 //! [`StytchEmulator::set_refusing_connections`] simulate an unhealthy
 //! Stytch.
 //!
+//! The layer's waits after a failure run on that clock too: the
+//! `Retry-After` of a 429 or 503 (1 s without one), the JWKS cooldown after a
+//! failed key fetch (30 s by default) and the policy's retry backoff (5 s). A
+//! mock clock does not move by itself, so after
+//! [`clear_faults`](StytchEmulator::clear_faults) advance it past them, or the
+//! layer keeps answering 503 without calling the emulator.
+//!
 //! Ids carry the environment of the project id: `member-test-<uuid>` for
 //! `project-test-…` projects and `member-live-<uuid>` for `project-live-…`
 //! ones (likewise for organizations, sessions, keys and request ids).
@@ -153,9 +160,14 @@ impl StytchEmulator {
         let secret = options
             .secret
             .unwrap_or_else(|| format!("secret-{env}-{}", state::random_string(27)));
-        let issuer = options
-            .issuer
-            .unwrap_or_else(|| format!("stytch.com/{project_id}"));
+        let (tcp, addr) = server::bind()
+            .await
+            .expect("StytchEmulator could not bind a port on 127.0.0.1");
+        let issuer = match options.issuer {
+            Some(Issuer::Custom(issuer)) => issuer,
+            Some(Issuer::OwnOrigin) => format!("http://{addr}"),
+            None => format!("stytch.com/{project_id}"),
+        };
         let clock = options.clock.unwrap_or_default();
         let config = Config {
             env,
@@ -164,9 +176,7 @@ impl StytchEmulator {
             issuer,
         };
         let shared = Arc::new(Shared::new(config, clock));
-        let (addr, shutdown) = server::spawn(Arc::clone(&shared))
-            .await
-            .expect("StytchEmulator could not bind a port on 127.0.0.1");
+        let shutdown = server::spawn(tcp, Arc::clone(&shared));
         StytchEmulator {
             inner: Arc::new(Inner {
                 shared,
@@ -489,7 +499,15 @@ pub struct EmulatorOptions {
     project_id: Option<String>,
     secret: Option<String>,
     clock: Option<MockClock>,
-    issuer: Option<String>,
+    issuer: Option<Issuer>,
+}
+
+/// The `iss` of minted JWTs, when not Stytch's default.
+#[derive(Clone, Debug)]
+enum Issuer {
+    Custom(String),
+    /// The emulator's own origin, as a custom domain's.
+    OwnOrigin,
 }
 
 impl fmt::Debug for EmulatorOptions {
@@ -533,8 +551,23 @@ impl EmulatorOptions {
     /// Sets the `iss` claim of minted JWTs, e.g. a custom-domain origin such
     /// as `https://auth.example.com`. Presented JWTs must carry the same
     /// issuer. Default: `stytch.com/<project_id>`, as Stytch's own.
+    ///
+    /// The layer accepts only `stytch.com/<project_id>` and its base URL's origin,
+    /// so a layer built with [`StytchEmulator::auth_builder`] refuses these JWTs
+    /// (401 `invalid_token`): use this to test a foreign issuer, and
+    /// [`custom_domain`](Self::custom_domain) to test a custom domain.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = Some(issuer.into());
+        self.issuer = Some(Issuer::Custom(issuer.into()));
+        self
+    }
+
+    /// Acts as a project reached through a custom domain: minted JWTs carry the
+    /// emulator's own origin (its [`base_url`](StytchEmulator::base_url),
+    /// `http://127.0.0.1:PORT`) as `iss`, as Stytch's do with the custom domain's
+    /// origin. A layer built with [`StytchEmulator::auth_builder`] accepts them.
+    /// Default: off (`stytch.com/<project_id>`).
+    pub fn custom_domain(mut self) -> Self {
+        self.issuer = Some(Issuer::OwnOrigin);
         self
     }
 }

@@ -25,11 +25,15 @@ use tokio::sync::oneshot;
 use super::state::{ApiError, Shared, State};
 use super::{Endpoint, Fault, wire};
 
-/// Binds `127.0.0.1:0`, spawns the server and returns its address and the
-/// shutdown trigger.
-pub(crate) async fn spawn(shared: Arc<Shared>) -> io::Result<(SocketAddr, oneshot::Sender<()>)> {
+/// Binds `127.0.0.1:0`: the emulator's address is known before its state is built.
+pub(crate) async fn bind() -> io::Result<(TcpListener, SocketAddr)> {
     let tcp = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = tcp.local_addr()?;
+    Ok((tcp, addr))
+}
+
+/// Spawns the server on `tcp` and returns the shutdown trigger.
+pub(crate) fn spawn(tcp: TcpListener, shared: Arc<Shared>) -> oneshot::Sender<()> {
     let listener = RefusingListener {
         inner: tcp,
         shared: Arc::clone(&shared),
@@ -47,7 +51,7 @@ pub(crate) async fn spawn(shared: Arc<Shared>) -> io::Result<(SocketAddr, onesho
             tracing::debug!(%error, "Stytch emulator server stopped with an error");
         }
     });
-    Ok((addr, tx))
+    tx
 }
 
 fn router(shared: Arc<Shared>) -> Router {
