@@ -106,11 +106,17 @@ impl fmt::Debug for StytchAuth {
 pub(crate) enum Begin {
     Ready(AuthContext),
     /// The JWT needs keys that are not loaded yet.
-    NeedsKeys {
-        jwt: String,
-        source: credentials::Source,
-        kid: Arc<str>,
-    },
+    NeedsKeys(AwaitingKeys),
+}
+
+/// A JWT waiting for the keys of its `kid`.
+pub(crate) struct AwaitingKeys {
+    jwt: String,
+    source: credentials::Source,
+    kid: Arc<str>,
+    /// The session token sent beside the JWT (visible ASCII, and it could be a Stytch
+    /// token), used only when the keys cannot be had.
+    fallback_token: Option<String>,
 }
 
 impl StytchAuth {
@@ -346,7 +352,7 @@ impl StytchAuth {
         if !span.is_disabled() {
             let (path, outcome) = match &begin {
                 Begin::Ready(ctx) => ctx.describe(),
-                Begin::NeedsKeys { .. } => ("local", "awaiting_keys"),
+                Begin::NeedsKeys(_) => ("local", "awaiting_keys"),
             };
             span.record("path", path);
             span.record("outcome", outcome);
@@ -374,20 +380,7 @@ impl StytchAuth {
             let Ok(token) = token.validate() else {
                 return Begin::Ready(self.failed(Failure::new(Reason::InvalidCredentials), source));
             };
-            // Every session token costs a call to Stytch: refuse what cannot be one, and
-            // what Stytch already said is gone, without asking.
-            if !is_plausible_session_token(token) {
-                return Begin::Ready(self.failed(Failure::new(Reason::InvalidToken), source));
-            }
-            if self.is_dead(token, self.inner.clock.now()) {
-                return Begin::Ready(self.failed_clearing(Reason::SessionRevoked, source));
-            }
-            return Begin::Ready(self.remote(
-                SessionCredential::Token(token.to_owned()),
-                None,
-                false,
-                source,
-            ));
+            return Begin::Ready(self.by_session_token(token, source));
         };
         // A hit is byte-identical to a token that was validated and verified.
         let now = self.inner.clock.now();
@@ -403,21 +396,45 @@ impl StytchAuth {
         };
         match self.inner.jwks.serving_set_with(&token.kid) {
             Some(set) => Begin::Ready(self.verify_with(&set, jwt, &token, source, now)),
-            None => Begin::NeedsKeys {
+            None => Begin::NeedsKeys(AwaitingKeys {
                 jwt: jwt.to_owned(),
                 source,
                 kid: token.kid,
-            },
+                fallback_token: creds
+                    .token
+                    .and_then(|t| t.validate().ok())
+                    .filter(|t| is_plausible_session_token(t))
+                    .map(str::to_owned),
+            }),
         }
     }
 
+    /// A session token alone: Stytch decides. Every session token costs a call, so
+    /// what cannot be one, and what Stytch already said is gone, is refused without
+    /// asking.
+    fn by_session_token(&self, token: &str, source: credentials::Source) -> AuthContext {
+        if !is_plausible_session_token(token) {
+            return self.failed(Failure::new(Reason::InvalidToken), source);
+        }
+        if self.is_dead(token, self.inner.clock.now()) {
+            return self.failed_clearing(Reason::SessionRevoked, source);
+        }
+        self.remote(
+            SessionCredential::Token(token.to_owned()),
+            None,
+            false,
+            source,
+        )
+    }
+
     /// The rest of [`begin`](Self::begin) when keys had to be fetched first.
-    pub(crate) async fn finish(
-        &self,
-        jwt: String,
-        source: credentials::Source,
-        kid: Arc<str>,
-    ) -> AuthContext {
+    pub(crate) async fn finish(&self, waiting: AwaitingKeys) -> AuthContext {
+        let AwaitingKeys {
+            jwt,
+            source,
+            kid,
+            fallback_token,
+        } = waiting;
         match self.inner.jwks.key_set_for(&kid).await {
             Ok(set) => match Token::parse(&jwt, Some(&self.inner.headers)) {
                 // Keys may have taken a while: the time is read again.
@@ -425,10 +442,21 @@ impl StytchAuth {
                 Err(rejected) => self.rejected(rejected, source),
             },
             Err(KeyError::UnknownKid) => self.rejected(Rejected::BadSignature, source),
-            Err(KeyError::Unavailable) => self.failed(
-                Failure::new(Reason::StytchUnavailable).retry_after(self.inner.jwks.retry_after()),
-                source,
-            ),
+            // The JWT cannot be checked without keys, but the session token beside it
+            // can be, by Stytch (as Stytch's Node, Go and Ruby SDKs fall back when the
+            // JWKS cannot be fetched). The JWT itself is never sent: without keys, a
+            // forged one is not told apart, and must not cause a call.
+            Err(KeyError::Unavailable) => match fallback_token {
+                Some(token) => {
+                    tracing::debug!("JWKS unavailable: the session token goes to Stytch");
+                    self.by_session_token(&token, source)
+                }
+                None => self.failed(
+                    Failure::new(Reason::StytchUnavailable)
+                        .retry_after(self.inner.jwks.retry_after()),
+                    source,
+                ),
+            },
         }
     }
 
@@ -524,7 +552,6 @@ impl StytchAuth {
         Some(member)
     }
 
-    /// Remembers a credential Stytch answered "session not found" for.
     /// A JWT issued ahead of our clock by more than the leeway costs a call to Stytch
     /// per request: say so, at most once a minute.
     fn warn_clock_behind(&self) {
@@ -545,6 +572,7 @@ impl StytchAuth {
         }
     }
 
+    /// Remembers a credential Stytch answered "session not found" for.
     fn remember_dead(&self, credential: &SessionCredential) {
         self.inner
             .dead
@@ -728,7 +756,7 @@ mod tests {
         let verified = |auth: &StytchAuth| match auth.begin(&headers) {
             Begin::Ready(AuthContext::Verified { member, .. }) => Some(member),
             Begin::Ready(AuthContext::Deferred(_)) => None,
-            Begin::NeedsKeys { .. } => panic!("keys are loaded"),
+            Begin::NeedsKeys(_) => panic!("keys are loaded"),
         };
         assert!(auth.warm_up().await);
         let member = verified(&auth).expect("a valid JWT");

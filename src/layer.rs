@@ -107,13 +107,13 @@ where
                 };
                 ResponseFuture { kind }
             }
-            Begin::NeedsKeys { jwt, source, kid } => {
+            Begin::NeedsKeys(waiting) => {
                 // Call the instance that was driven to readiness; keep a fresh clone.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let auth = self.auth.clone();
                 let fut = Box::pin(async move {
-                    let ctx = auth.finish(jwt, source, kid).await;
+                    let ctx = auth.finish(waiting).await;
                     req.extensions_mut().insert(ctx.clone());
                     let response = inner.call(req).await?;
                     Ok(match &ctx {
