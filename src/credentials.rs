@@ -46,6 +46,11 @@ impl CredentialSettings {
             prefix,
         }
     }
+
+    /// Whether `Authorization: Bearer` is read.
+    pub(crate) fn bearer(&self) -> bool {
+        self.bearer
+    }
 }
 
 /// Where the credentials came from (renewed credentials are only written back as

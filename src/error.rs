@@ -137,7 +137,10 @@ pub(crate) type ErrorHandler =
 /// with the status of its [`Reason`], unless an error handler installed with
 /// [`StytchAuthBuilder::error_handler`](crate::StytchAuthBuilder::error_handler)
 /// produced another response. It never contains a token or the member's roles. A 401
-/// also carries `WWW-Authenticate: Cookie realm="stytch"`, and a 503 `Retry-After`
+/// also carries `WWW-Authenticate: Cookie realm="stytch"`; with
+/// [`bearer_tokens`](crate::StytchAuthBuilder::bearer_tokens) enabled, the `Bearer`
+/// challenge of RFC 6750 instead: `Bearer realm="stytch"`, with
+/// `error="invalid_token"` when a credential was sent and refused. A 503 carries `Retry-After`
 /// (1 to 60 s): when `sessions/authenticate` failed, Stytch's own when it sent one,
 /// else 1 s; when the JWKS could not be fetched, the
 /// [`jwks_refresh_cooldown`](crate::StytchAuthBuilder::jwks_refresh_cooldown) (30 s);
@@ -146,6 +149,8 @@ pub struct AuthRejection {
     reason: Reason,
     permission: Option<(String, String)>,
     retry_after: Option<Duration>,
+    /// A 401 challenges `Bearer` (bearer tokens enabled) rather than `Cookie`.
+    bearer_challenge: bool,
     custom: Option<Box<Response>>,
 }
 
@@ -155,8 +160,14 @@ impl AuthRejection {
             reason,
             permission: None,
             retry_after: None,
+            bearer_challenge: false,
             custom: None,
         }
+    }
+
+    pub(crate) fn with_bearer_challenge(mut self, bearer: bool) -> Self {
+        self.bearer_challenge = bearer;
+        self
     }
 
     pub(crate) fn with_permission(mut self, resource: &str, action: &str) -> Self {
@@ -209,10 +220,15 @@ impl AuthRejection {
         }
         let mut response = (self.status(), Json(body)).into_response();
         if self.status() == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Cookie realm=\"stytch\""),
-            );
+            let challenge = match (self.bearer_challenge, self.reason) {
+                (false, _) => "Cookie realm=\"stytch\"",
+                // RFC 6750 §3.1: no error code when the request carried no credential.
+                (true, Reason::MissingCredentials) => "Bearer realm=\"stytch\"",
+                (true, _) => "Bearer realm=\"stytch\", error=\"invalid_token\"",
+            };
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         if self.reason == Reason::StytchUnavailable {
             let secs = self.retry_after.map_or(1, |d| d.as_secs().clamp(1, 60));

@@ -20,7 +20,7 @@ pub(crate) fn context(parts: &Parts) -> Result<&AuthContext, AuthRejection> {
 
 /// The rejection for `failure`, through the user's error handler.
 pub(crate) fn reject(ctx: &AuthContext, failure: Failure, parts: &Parts) -> AuthRejection {
-    rejection(failure, None).customize(ctx.auth().inner.error_handler.as_ref(), parts)
+    through_handler(rejection(failure, None), ctx, parts)
 }
 
 /// The rejection for a failed authorization of `wanted`, through the user's error
@@ -31,7 +31,15 @@ pub(crate) fn reject_authz(
     wanted: &ResourceAction,
     parts: &Parts,
 ) -> AuthRejection {
-    rejection(failure, Some(wanted)).customize(ctx.auth().inner.error_handler.as_ref(), parts)
+    through_handler(rejection(failure, Some(wanted)), ctx, parts)
+}
+
+/// `rejection` with the layer's 401 challenge, through the user's error handler.
+fn through_handler(rejection: AuthRejection, ctx: &AuthContext, parts: &Parts) -> AuthRejection {
+    let inner = &ctx.auth().inner;
+    rejection
+        .with_bearer_challenge(inner.credentials.bearer())
+        .customize(inner.error_handler.as_ref(), parts)
 }
 
 /// The rejection for `failure`, without the user's error handler.

@@ -28,7 +28,7 @@ use axum_stytch::{AuthMethod, AuthenticatedMember, Clock as _, Reason, RequireSe
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
-use http::header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE};
+use http::header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -903,6 +903,35 @@ async fn bearer_tokens_work_when_enabled_and_never_set_cookies() {
         res.headers.get(SET_COOKIE).is_none(),
         "{:?}",
         res.set_cookies()
+    );
+}
+
+/// A 401 challenges `Cookie` by default, and `Bearer` (RFC 6750) when bearer tokens
+/// are enabled, with `error="invalid_token"` only when a credential was refused.
+#[tokio::test]
+async fn unauthorized_challenges_bearer_only_when_bearer_tokens_are_enabled() {
+    let challenge = |res: &TestResponse| {
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.body);
+        res.headers[WWW_AUTHENTICATE].to_str().unwrap().to_owned()
+    };
+    let f = fixture().await;
+    let cookies_only = app(&f.auth);
+    let res = get_with_headers(&cookies_only, "/me", &[]).await;
+    assert_eq!(challenge(&res), r#"Cookie realm="stytch""#);
+    let res = get_with(&cookies_only, "/me", &jwt_cookie("a.b.c")).await;
+    assert_eq!(challenge(&res), r#"Cookie realm="stytch""#);
+
+    let f = fixture_with(|b| b.bearer_tokens(true)).await;
+    let app = app(&f.auth);
+    let res = get_with_headers(&app, "/me", &[]).await;
+    assert_eq!(challenge(&res), r#"Bearer realm="stytch""#);
+    let refused = r#"Bearer realm="stytch", error="invalid_token""#;
+    assert_eq!(challenge(&get_bearer(&app, "/me", "a.b.c").await), refused);
+    assert_eq!(challenge(&get_bearer(&app, "/me", "short").await), refused);
+    // Cookies refused while bearer tokens are enabled: the same challenge.
+    assert_eq!(
+        challenge(&get_with(&app, "/me", &jwt_cookie("a.b.c")).await),
+        refused
     );
 }
 
