@@ -29,6 +29,7 @@ use crate::recent_set::RecentSet;
 use crate::request_auth::{AuthContext, Failure, RequestAuth, session_gone};
 use crate::single_flight::SingleFlight;
 use crate::token_cache::{Lookup, TokenCache};
+use crate::warn_limiter::WarnLimiter;
 
 type RemoteResult = Result<Arc<AuthenticateResponse>, Arc<ClientError>>;
 
@@ -86,8 +87,10 @@ pub(crate) struct Inner {
     /// Until when (unix milliseconds) Stytch asked not to be called: after a 429, for
     /// its `Retry-After`, no `sessions/authenticate` call is made.
     remote_backoff_until: AtomicU64,
-    /// When (unix seconds) the clock-behind warning was last logged.
-    clock_warned_at: AtomicU64,
+    /// The clock-behind warning.
+    clock_warning: WarnLimiter,
+    /// The warning about a session credential sent twice.
+    duplicate_warning: WarnLimiter,
     pub(crate) policy: PolicyCache,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) error_handler: Option<ErrorHandler>,
@@ -205,7 +208,8 @@ impl StytchAuth {
                 dead,
                 remote: SingleFlight::new(),
                 remote_backoff_until: AtomicU64::new(0),
-                clock_warned_at: AtomicU64::new(0),
+                clock_warning: WarnLimiter::default(),
+                duplicate_warning: WarnLimiter::default(),
                 policy,
                 metrics,
                 error_handler: b.error_handler,
@@ -365,7 +369,11 @@ impl StytchAuth {
         let creds = match credentials::extract(headers, &self.inner.credentials) {
             Ok(c) => c,
             Err(error) => {
-                tracing::debug!(?error, "session credentials unreadable");
+                if error == credentials::CredentialError::Duplicate {
+                    self.warn_duplicate();
+                } else {
+                    tracing::debug!(?error, "session credentials unreadable");
+                }
                 return Begin::Ready(self.failed(
                     Failure::new(Reason::InvalidCredentials),
                     credentials::Source::Cookie,
@@ -555,19 +563,34 @@ impl StytchAuth {
     /// A JWT issued ahead of our clock by more than the leeway costs a call to Stytch
     /// per request: say so, at most once a minute.
     fn warn_clock_behind(&self) {
-        let now = self.inner.clock.unix_seconds();
-        let last = self.inner.clock_warned_at.load(Ordering::Relaxed);
-        if now >= last.saturating_add(60)
-            && self
-                .inner
-                .clock_warned_at
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+        if self
+            .inner
+            .clock_warning
+            .allow(self.inner.clock.unix_seconds())
         {
             tracing::warn!(
                 leeway_secs = self.inner.rules.leeway_secs,
                 "a Stytch session JWT was issued ahead of this server's clock by more than \
                  the leeway (is the clock behind?): such JWTs go to Stytch, one call per request"
+            );
+        }
+    }
+
+    /// A session cookie sent twice is refused (401): when cookies set with another
+    /// `Domain` or `Path` than the layer's are the cause, every request of that
+    /// browser is refused. Say so, at most once a minute.
+    fn warn_duplicate(&self) {
+        if self
+            .inner
+            .duplicate_warning
+            .allow(self.inner.clock.unix_seconds())
+        {
+            tracing::warn!(
+                "a request carried a Stytch session cookie twice (or two Authorization \
+                 headers) and was refused with 401: a browser keeps one cookie per name, \
+                 domain and path, so cookies set elsewhere (your frontend, Stytch's SDK) \
+                 with another Domain or Path than cookie_domain / cookie_path come back \
+                 beside ours"
             );
         }
     }
@@ -739,6 +762,39 @@ mod tests {
     use super::*;
     use crate::testing::StytchEmulator;
     use http::header::COOKIE;
+
+    /// A session cookie sent twice is refused and logged as a warning that names the
+    /// usual cause, at most once a minute, without the cookies' values.
+    #[tokio::test]
+    async fn a_repeated_session_cookie_is_refused_with_a_warning_once_a_minute() {
+        let emu = StytchEmulator::start().await;
+        let auth = emu.auth_builder().build().expect("a valid configuration");
+        let mut headers = HeaderMap::new();
+        let cookie = "stytch_session_jwt=aaa.bbb.ccc; x=1; stytch_session_jwt=ddd.eee.fff";
+        headers.insert(COOKIE, cookie.parse().expect("a header value"));
+        let outcome = || match auth.begin(&headers) {
+            Begin::Ready(ctx) => ctx.describe(),
+            Begin::NeedsKeys(_) => panic!("refused before any key is needed"),
+        };
+        let (first, all) = crate::test_logs::capture(|logged| {
+            for _ in 0..3 {
+                assert_eq!(outcome(), ("local", "invalid_credentials"));
+            }
+            let first = logged();
+            emu.clock().advance(Duration::from_secs(59));
+            outcome();
+            emu.clock().advance(Duration::from_secs(1));
+            outcome();
+            (first, logged())
+        });
+        assert_eq!(first.matches("WARN").count(), 1, "{first}");
+        assert!(first.contains("cookie_domain / cookie_path"), "{first}");
+        assert_eq!(all.matches("WARN").count(), 2, "{all}");
+        assert!(
+            !all.contains("aaa.bbb") && !all.contains("ddd.eee"),
+            "{all}"
+        );
+    }
 
     /// A verification that checked the denylist before a logout, and inserted its
     /// cache entry only after that logout had purged the session's tokens, replayed

@@ -268,6 +268,13 @@ impl StytchAuthBuilder {
     /// `Domain` of the cookies this crate sets: a domain name (ASCII letters, digits,
     /// `-` and `.`, an optional leading `.`), such as `example.com` to share the
     /// cookies with its subdomains. Default: none (host-only).
+    ///
+    /// Match the `Domain` and `Path` of the session cookies your frontend sets (such
+    /// as Stytch's JavaScript SDK with its cookie options): a browser keeps one cookie
+    /// per name, domain and path, so a renewal set with other attributes adds a second
+    /// `stytch_session_jwt` instead of replacing the first, and the layer refuses
+    /// requests that carry a session cookie twice (401 `invalid_credentials`, logged
+    /// as a warning once a minute).
     pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.cookie_domain = Some(domain.into());
         self

@@ -223,41 +223,22 @@ mod tests {
         }
     }
 
-    #[derive(Clone, Default)]
-    struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Logs {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_cookie_larger_than_browsers_keep_is_set_with_a_warning() {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
         let now = SystemTime::now();
         let later = now + Duration::from_secs(60);
         // 18 + 4078 = 4096 bytes is kept by browsers; one more is not.
         let (fits, over) = ("a".repeat(4078), "b".repeat(4079));
-        let values = tracing::subscriber::with_default(subscriber, || {
+        let (values, text) = crate::test_logs::capture(|logged| {
             let fits = settings().set(&fits, "tok", later, now);
-            assert!(logs.0.lock().unwrap().is_empty(), "no warning at the limit");
-            [fits, settings().set(&over, "tok", later, now)]
+            assert!(logged().is_empty(), "no warning at the limit");
+            let values = [fits, settings().set(&over, "tok", later, now)];
+            (values, logged())
         });
         assert!(
             values.iter().all(|v| v.len() == 2),
             "both cookies are still set"
         );
-        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("WARN"), "{text}");
         assert!(
             text.contains("cookie=stytch_session_jwt bytes=4097 limit=4096"),

@@ -132,11 +132,14 @@ pub mod rbac;
 mod recent_set;
 mod request_auth;
 mod single_flight;
+#[cfg(test)]
+mod test_logs;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 mod timestamp;
 mod token_cache;
+mod warn_limiter;
 
 pub use auth::StytchAuth;
 pub use client::{ApiError, ClientError};
