@@ -117,9 +117,6 @@ pub(crate) struct AwaitingKeys {
     jwt: String,
     source: credentials::Source,
     kid: Arc<str>,
-    /// The session token sent beside the JWT (visible ASCII, and it could be a Stytch
-    /// token), used only when the keys cannot be had.
-    fallback_token: Option<String>,
 }
 
 impl StytchAuth {
@@ -408,11 +405,6 @@ impl StytchAuth {
                 jwt: jwt.to_owned(),
                 source,
                 kid: token.kid,
-                fallback_token: creds
-                    .token
-                    .and_then(|t| t.validate().ok())
-                    .filter(|t| is_plausible_session_token(t))
-                    .map(str::to_owned),
             }),
         }
     }
@@ -437,12 +429,7 @@ impl StytchAuth {
 
     /// The rest of [`begin`](Self::begin) when keys had to be fetched first.
     pub(crate) async fn finish(&self, waiting: AwaitingKeys) -> AuthContext {
-        let AwaitingKeys {
-            jwt,
-            source,
-            kid,
-            fallback_token,
-        } = waiting;
+        let AwaitingKeys { jwt, source, kid } = waiting;
         match self.inner.jwks.key_set_for(&kid).await {
             Ok(set) => match Token::parse(&jwt, Some(&self.inner.headers)) {
                 // Keys may have taken a while: the time is read again.
@@ -450,21 +437,13 @@ impl StytchAuth {
                 Err(rejected) => self.rejected(rejected, source),
             },
             Err(KeyError::UnknownKid) => self.rejected(Rejected::BadSignature, source),
-            // The JWT cannot be checked without keys, but the session token beside it
-            // can be, by Stytch (as Stytch's Node, Go and Ruby SDKs fall back when the
-            // JWKS cannot be fetched). The JWT itself is never sent: without keys, a
-            // forged one is not told apart, and must not cause a call.
-            Err(KeyError::Unavailable) => match fallback_token {
-                Some(token) => {
-                    tracing::debug!("JWKS unavailable: the session token goes to Stytch");
-                    self.by_session_token(&token, source)
-                }
-                None => self.failed(
-                    Failure::new(Reason::StytchUnavailable)
-                        .retry_after(self.inner.jwks.retry_after()),
-                    source,
-                ),
-            },
+            // Not the session token beside the JWT either (SECURITY.md, "Keys
+            // unavailable"): it may belong to another session than the JWT, and every
+            // browser request would go to Stytch for as long as the keys are missing.
+            Err(KeyError::Unavailable) => self.failed(
+                Failure::new(Reason::StytchUnavailable).retry_after(self.inner.jwks.retry_after()),
+                source,
+            ),
         }
     }
 

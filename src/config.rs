@@ -48,8 +48,9 @@ pub enum ConfigError {
     HttpClient(String),
 }
 
-/// A `Domain` cookie attribute value: dot-separated labels of ASCII letters, digits and
-/// `-`, with an optional leading dot (which browsers ignore).
+/// A `Domain` cookie attribute value: dot-separated labels of ASCII letters, digits,
+/// `-` and `_` (found in internal host names), with an optional leading dot (which
+/// browsers ignore).
 fn is_domain_name(domain: &str) -> bool {
     let domain = domain.strip_prefix('.').unwrap_or(domain);
     !domain.is_empty()
@@ -57,7 +58,7 @@ fn is_domain_name(domain: &str) -> bool {
             !label.is_empty()
                 && label
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -258,15 +259,16 @@ impl StytchAuthBuilder {
         self
     }
 
-    /// `Path` of the cookies this crate sets: starts with `/`, printable ASCII
-    /// without `;` (RFC 6265 `path-value`). Default: `/`.
+    /// `Path` of the cookies this crate sets: starts with `/`, visible ASCII without
+    /// `;` (RFC 6265 `path-value`, without spaces: browsers match it against the
+    /// request's path as sent, where a space is `%20`). Default: `/`.
     pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
         self.cookie_path = path.into();
         self
     }
 
     /// `Domain` of the cookies this crate sets: a domain name (ASCII letters, digits,
-    /// `-` and `.`, an optional leading `.`), such as `example.com` to share the
+    /// `-`, `_` and `.`, an optional leading `.`), such as `example.com` to share the
     /// cookies with its subdomains. Default: none (host-only).
     ///
     /// Match the `Domain` and `Path` of the session cookies your frontend sets (such
@@ -465,12 +467,12 @@ impl StytchAuthBuilder {
             || !self
                 .cookie_path
                 .bytes()
-                .all(|b| (b' '..=b'~').contains(&b) && b != b';')
+                .all(|b| (b'!'..=b'~').contains(&b) && b != b';')
         {
             return Err(invalid(
                 "cookie_path",
                 format!(
-                    "{:?} must start with '/' and be printable ASCII without ';'",
+                    "{:?} must start with '/' and be visible ASCII without ';'",
                     self.cookie_path
                 ),
             ));
@@ -480,7 +482,9 @@ impl StytchAuthBuilder {
         {
             return Err(invalid(
                 "cookie_domain",
-                format!("{domain:?} is not a domain name (ASCII letters, digits, '-' and '.')"),
+                format!(
+                    "{domain:?} is not a domain name (ASCII letters, digits, '-', '_' and '.')"
+                ),
             ));
         }
         if self.cookie_same_site == SameSite::None && !self.cookie_secure {
@@ -572,7 +576,9 @@ mod tests {
     /// accepted ones make cookies that carry them.
     #[tokio::test]
     async fn cookie_path_and_domain_must_fit_a_set_cookie_header() {
-        for path in ["no-slash", "", "/a\nb", "/a;b", "/\u{7f}", "/é", "/a\tb"] {
+        for path in [
+            "no-slash", "", "/a\nb", "/a;b", "/\u{7f}", "/é", "/a\tb", "/a b",
+        ] {
             match builder().cookie_path(path).build() {
                 Err(ConfigError::InvalidSetting { setting, .. }) => {
                     assert_eq!(setting, "cookie_path", "{path:?}")
@@ -602,7 +608,8 @@ mod tests {
         for (path, domain) in [
             ("/", "example.com"),
             ("/app/v1", ".example.com"),
-            ("/a b", "localhost"),
+            ("/a%20b", "localhost"),
+            ("/", "web_app.internal"),
             ("/~x", "127.0.0.1"),
         ] {
             let auth = builder()

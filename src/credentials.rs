@@ -4,8 +4,7 @@
 //! headers. Cookies other than ours are skipped without being decoded, so a malformed
 //! unrelated cookie never affects authentication. Our two values are size-checked here
 //! and their characters only when they are used ([`RawValue`]): the ~1.5 KB JWT when it
-//! is not in the verified-token cache, the session token when there is no JWT (or
-//! when the JWT's keys cannot be fetched).
+//! is not in the verified-token cache, the session token when there is no JWT.
 
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
@@ -91,8 +90,7 @@ impl<'a> RawValue<'a> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Credentials<'a> {
     pub(crate) jwt: Option<RawValue<'a>>,
-    /// Used only when there is no JWT, or when the JWT's keys cannot be fetched (then
-    /// only if it could be a session token; a malformed one is ignored).
+    /// Used only when there is no JWT: a JWT is never exchanged for the token.
     pub(crate) token: Option<RawValue<'a>>,
     pub(crate) source: Source,
 }

@@ -140,7 +140,8 @@ pub(crate) type ErrorHandler =
 /// also carries `WWW-Authenticate: Cookie realm="stytch"`; with
 /// [`bearer_tokens`](crate::StytchAuthBuilder::bearer_tokens) enabled, the `Bearer`
 /// challenge of RFC 6750 instead: `Bearer realm="stytch"`, with
-/// `error="invalid_token"` when a credential was sent and refused. A 503 carries `Retry-After`
+/// `error="invalid_request"` for a repeated, oversized or malformed credential and
+/// `error="invalid_token"` for one that was refused otherwise. A 503 carries `Retry-After`
 /// (1 to 60 s): when `sessions/authenticate` failed, Stytch's own when it sent one,
 /// else 1 s; when the JWKS could not be fetched, the
 /// [`jwks_refresh_cooldown`](crate::StytchAuthBuilder::jwks_refresh_cooldown) (30 s);
@@ -222,8 +223,12 @@ impl AuthRejection {
         if self.status() == StatusCode::UNAUTHORIZED {
             let challenge = match (self.bearer_challenge, self.reason) {
                 (false, _) => "Cookie realm=\"stytch\"",
-                // RFC 6750 §3.1: no error code when the request carried no credential.
+                // RFC 6750 §3.1: no error code when the request carried no credential,
+                // `invalid_request` for a repeated, oversized or malformed one.
                 (true, Reason::MissingCredentials) => "Bearer realm=\"stytch\"",
+                (true, Reason::InvalidCredentials) => {
+                    "Bearer realm=\"stytch\", error=\"invalid_request\""
+                }
                 (true, _) => "Bearer realm=\"stytch\", error=\"invalid_token\"",
             };
             response

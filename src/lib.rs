@@ -34,9 +34,8 @@
 //!    small leeway, and `iat` no older than `max_token_age`. A JWT seen before is
 //!    answered from a cache of verified tokens without RSA work. No call to Stytch.
 //! 3. **Remote.** A JWT that is validly signed but expired or too old, or a session
-//!    token alone (or beside a JWT whose keys cannot be fetched), is sent to Stytch's
-//!    `POST /v1/b2b/sessions/authenticate`, lazily: when an extractor or guard first
-//!    needs the member. Identical concurrent calls share one request. Renewed credentials go back as `Set-Cookie`; a session Stytch
+//!    token alone, is sent to Stytch's `POST /v1/b2b/sessions/authenticate`, lazily:
+//!    when an extractor or guard first needs the member. Identical concurrent calls share one request. Renewed credentials go back as `Set-Cookie`; a session Stytch
 //!    no longer knows has its cookies cleared. A forged, tampered or malformed JWT is
 //!    answered locally (401) and never sent to Stytch; a `kid` missing from the cached
 //!    JWKS refreshes it at most once per cooldown, for all requests together.

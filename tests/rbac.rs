@@ -8,6 +8,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -1038,6 +1039,60 @@ async fn guard_answers_the_same_whether_it_decides_at_once_or_after_a_fetch() {
         metrics.failures_for(axum_stytch::Reason::PermissionDenied),
         3,
         "{metrics:?}"
+    );
+}
+
+/// The guard and the `Authorized<P>` extractor decide at the clock reading the layer
+/// took when it verified the JWT: time that passes inside the app after the layer
+/// (here the mock clock moved past the policy's refresh interval by a middleware in
+/// between) neither makes them wait for a policy fetch nor changes the answer.
+#[tokio::test]
+async fn guard_and_extractor_decide_at_the_time_the_layer_verified_the_jwt() {
+    let f = fixture_with(|b| b.policy_refresh_interval(Duration::from_secs(10))).await;
+    f.emu.set_policy(policy());
+    let admin = member(&f.emu, &f.org, "ad@acme.test", &["viewer", "admin"]);
+    let clock = f.emu.clock();
+    // Seconds the middleware moves the clock by, after the layer, before the route.
+    let inside = Arc::new(AtomicU64::new(0));
+    let moved = Arc::clone(&inside);
+    let app = Router::new()
+        .route(
+            "/guarded",
+            get(verdict_handler).route_layer(RequireAuthz::new("document", "read")),
+        )
+        .route("/typed/documents", post(typed_create))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                clock.advance(Duration::from_secs(moved.load(Ordering::Relaxed)));
+                next.run(req)
+            },
+        ))
+        .layer(f.auth.layer());
+    for (what, method, path, granting) in [
+        ("the guard", "GET", "/guarded", json!(["viewer", "admin"])),
+        (
+            "the extractor",
+            "POST",
+            "/typed/documents",
+            json!(["admin"]),
+        ),
+    ] {
+        // A policy fresh at the next request's layer time (fetched now if stale).
+        inside.store(0, Ordering::Relaxed);
+        assert_ok(&send(&app, method, path, Some(&jwt(&admin))).await);
+        let fetches = f.emu.requests(Endpoint::Policy);
+        // Stale by the time the route runs: 11 s past a 10 s refresh interval, well
+        // within the JWT's 300 s.
+        inside.store(11, Ordering::Relaxed);
+        let res = send(&app, method, path, Some(&jwt(&admin))).await;
+        assert_ok(&res);
+        assert_eq!(res.json()["granting_roles"], granting, "{what}");
+        assert_eq!(f.emu.requests(Endpoint::Policy), fetches, "{what} waited");
+    }
+    assert_eq!(
+        f.emu.requests(Endpoint::Authenticate),
+        0,
+        "verified locally"
     );
 }
 

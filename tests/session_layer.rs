@@ -907,7 +907,7 @@ async fn bearer_tokens_work_when_enabled_and_never_set_cookies() {
 }
 
 /// A 401 challenges `Cookie` by default, and `Bearer` (RFC 6750) when bearer tokens
-/// are enabled, with `error="invalid_token"` only when a credential was refused.
+/// are enabled, with an error code only when a credential was sent.
 #[tokio::test]
 async fn unauthorized_challenges_bearer_only_when_bearer_tokens_are_enabled() {
     let challenge = |res: &TestResponse| {
@@ -933,6 +933,17 @@ async fn unauthorized_challenges_bearer_only_when_bearer_tokens_are_enabled() {
         challenge(&get_with(&app, "/me", &jwt_cookie("a.b.c")).await),
         refused
     );
+    // A repeated or malformed credential is a bad request.
+    let malformed = r#"Bearer realm="stytch", error="invalid_request""#;
+    let twice = [
+        (AUTHORIZATION, "Bearer a.b.c"),
+        (AUTHORIZATION, "Bearer d.e.f"),
+    ];
+    assert_eq!(
+        challenge(&get_with_headers(&app, "/me", &twice).await),
+        malformed
+    );
+    assert_eq!(challenge(&get_bearer(&app, "/me", "a\\b").await), malformed);
 }
 
 #[tokio::test]

@@ -336,33 +336,16 @@ async fn jwks_down_at_start_fails_closed_without_a_retry_storm_then_recovers() {
             assert_member(&res, &f.member, case);
         }
 
-        // So does a session token beside a JWT whose keys cannot be had, whatever the
-        // JWT's `kid` (the JWT is not sent): Stytch decides and renews both cookies.
-        // A token cookie that cannot be a Stytch token is not used: 503.
+        // Not a session token beside a JWT whose keys cannot be had, whatever the JWT's
+        // `kid` (SECURITY.md, "Keys unavailable"): it may be another session's, and
+        // every browser request would go to Stytch for the length of the outage.
         let calls = f.emu.requests(Endpoint::Authenticate);
         let token = &f.session.session_token;
         for jwt in [&jwts[0], &with_random_kid(&jwts[0], 99)] {
             let res = get_with(&app, "/me", &cookies(Some(jwt), Some(token))).await;
-            if outage.is_refusing() {
-                assert_unavailable(&res, case);
-            } else {
-                assert_member(&res, &f.member, case);
-                for name in ["stytch_session_jwt", "stytch_session"] {
-                    assert!(res.set_cookie_value(name).is_some(), "{case}: {name}");
-                }
-            }
+            assert_unavailable(&res, case);
         }
-        let expected = if outage.is_refusing() {
-            calls
-        } else {
-            calls + 2
-        };
-        assert_eq!(f.emu.requests(Endpoint::Authenticate), expected, "{case}");
-        let junk = cookies(Some(&jwts[0]), Some("not a token"));
-        assert_unavailable(&get_with(&app, "/me", &junk).await, case);
-        let junk = cookies(Some(&jwts[0]), Some("short"));
-        assert_unavailable(&get_with(&app, "/me", &junk).await, case);
-        assert_eq!(f.emu.requests(Endpoint::Authenticate), expected, "{case}");
+        assert_eq!(f.emu.requests(Endpoint::Authenticate), calls, "{case}");
 
         // Stytch is back, but the failed attempt is within the cooldown: no new one.
         Outage::end(&f.emu);

@@ -91,20 +91,15 @@ impl Endpoint {
 }
 
 /// `url` with any user information (`user:password@`, which may hold a secret)
-/// replaced by `<redacted>`, for errors and `Debug`. Works on strings that do not
-/// parse as URLs too.
+/// replaced by `<redacted>`, for errors and `Debug`: everything between the scheme's
+/// `://` (or the start) and the last `@`. That covers passwords with `/`, `?` or `#`
+/// and strings that do not parse as URLs; a path with an `@` is redacted too.
 pub(crate) fn redacted_url(url: &str) -> String {
-    let authority_start = url.find("://").map_or(0, |i| i + 3);
-    let rest = &url[authority_start..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    match authority.rfind('@') {
-        Some(at) => format!(
-            "{}<redacted>{}",
-            &url[..authority_start],
-            &url[authority_start + at..]
-        ),
-        None => url.to_owned(),
-    }
+    let Some(at) = url.rfind('@') else {
+        return url.to_owned();
+    };
+    let start = url[..at].find("://").map_or(0, |i| i + 3);
+    format!("{}<redacted>{}", &url[..start], &url[at..])
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -293,14 +288,36 @@ mod tests {
                 "https://a:secret-test-abc@bad host",
                 "https://<redacted>@bad host",
             ),
+            // A password with `/`, `?` or `#` (unparseable: an invalid port).
+            (
+                "https://a:sec/ret-test-abc@api.stytch.com",
+                "https://<redacted>@api.stytch.com",
+            ),
+            (
+                "https://a:sec?ret-test-abc@api.stytch.com",
+                "https://<redacted>@api.stytch.com",
+            ),
+            (
+                "https://a:sec#ret-test-abc@api.stytch.com",
+                "https://<redacted>@api.stytch.com",
+            ),
+            // One slash: parsed (and refused for its credentials) all the same.
+            (
+                "https:/a:secret-test-abc@api.stytch.com",
+                "<redacted>@api.stytch.com",
+            ),
         ] {
             let err = Endpoint::resolve("p", Some(bad)).unwrap_err();
             for text in [err.to_string(), format!("{err:?}")] {
-                assert!(!text.contains("secret-test-abc"), "{text}");
+                assert!(!text.contains("ret-test-abc"), "{text}");
                 assert!(text.contains(shown), "{text}");
             }
         }
-        assert_eq!(redacted_url("https://a.b/x@y"), "https://a.b/x@y");
+        assert_eq!(
+            redacted_url("https://api.stytch.com"),
+            "https://api.stytch.com"
+        );
+        assert_eq!(redacted_url("https://a.b/x@y"), "https://<redacted>@y");
         assert_eq!(redacted_url("no scheme@host"), "<redacted>@host");
     }
 
