@@ -37,8 +37,9 @@
 //!    token alone, is sent to Stytch's `POST /v1/b2b/sessions/authenticate`, lazily:
 //!    when an extractor or guard first needs the member. Identical concurrent calls share one request. Renewed credentials go back as `Set-Cookie`; a session Stytch
 //!    no longer knows has its cookies cleared. A forged, tampered or malformed JWT is
-//!    answered locally (401) and never sent to Stytch; a `kid` missing from the cached
-//!    JWKS refreshes it at most once per cooldown, for all requests together.
+//!    answered locally (401, or 503 while the keys cannot be fetched) and never sent
+//!    to Stytch; a `kid` missing from the cached JWKS refreshes it at most once per
+//!    cooldown, for all requests together.
 //! 4. **Member.** Handlers take [`AuthenticatedMember`] (401 without a session) or
 //!    `Option<AuthenticatedMember>`; [`RequireSession`] protects a whole router.
 //! 5. **Guard.** [`RequireAuthz`] (or the typed [`Authorized`] extractor) checks the
