@@ -141,9 +141,9 @@ pub(crate) type ErrorHandler =
 /// [`bearer_tokens`](crate::StytchAuthBuilder::bearer_tokens) enabled, the `Bearer`
 /// challenge of RFC 6750 instead: `Bearer realm="stytch"`, with
 /// `error="invalid_request"` for a repeated, oversized or malformed credential and
-/// `error="invalid_token"` for one that was refused otherwise. A 503 carries `Retry-After`
-/// (1 to 60 s): when `sessions/authenticate` failed, Stytch's own when it sent one,
-/// else 1 s; when the JWKS could not be fetched, the
+/// `error="invalid_token"` for one refused otherwise. A 503 carries `Retry-After` (1 to
+/// 60 s): when `sessions/authenticate` failed, Stytch's own when it sent one, else 1 s;
+/// when the JWKS could not be fetched, the
 /// [`jwks_refresh_cooldown`](crate::StytchAuthBuilder::jwks_refresh_cooldown) (30 s);
 /// when the RBAC policy could not be, its 5 s retry backoff.
 pub struct AuthRejection {
