@@ -26,7 +26,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::rbac::PolicyCache;
 use crate::rbac::resource_action::ResourceAction;
 use crate::recent_set::RecentSet;
-use crate::request_auth::{AuthContext, Failure, RequestAuth, session_gone};
+use crate::request_auth::{AuthContext, Failure, RemoteFailure, RequestAuth, session_gone};
 use crate::single_flight::SingleFlight;
 use crate::token_cache::{Lookup, TokenCache};
 use crate::warn_limiter::WarnLimiter;
@@ -91,6 +91,10 @@ pub(crate) struct Inner {
     clock_warning: WarnLimiter,
     /// The warning about a session credential sent twice.
     duplicate_warning: WarnLimiter,
+    /// Failed `sessions/authenticate` calls: the warning (Stytch unavailable, a
+    /// credential refused) and the error (the secret or base URL wrong).
+    remote_warning: WarnLimiter,
+    remote_error: WarnLimiter,
     pub(crate) policy: PolicyCache,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) error_handler: Option<ErrorHandler>,
@@ -207,6 +211,8 @@ impl StytchAuth {
                 remote_backoff_until: AtomicU64::new(0),
                 clock_warning: WarnLimiter::default(),
                 duplicate_warning: WarnLimiter::default(),
+                remote_warning: WarnLimiter::default(),
+                remote_error: WarnLimiter::default(),
                 policy,
                 metrics,
                 error_handler: b.error_handler,
@@ -574,6 +580,23 @@ impl StytchAuth {
         }
     }
 
+    /// A failed `sessions/authenticate` call, logged once per call (not per request
+    /// waiting on it), and at WARN or ERROR at most once a minute each: during an
+    /// outage, or with a wrong secret, every call fails alike, and calls are what
+    /// anyone can cause (one per distinct session token).
+    fn log_call_failure(&self, error: &ClientError) {
+        let now = self.inner.clock.unix_seconds();
+        match RemoteFailure::of(error).log_line() {
+            Some((false, message)) if self.inner.remote_warning.allow(now) => {
+                tracing::warn!(%error, "{message} (logged at most once a minute)");
+            }
+            Some((true, message)) if self.inner.remote_error.allow(now) => {
+                tracing::error!(%error, "{message} (logged at most once a minute)");
+            }
+            _ => tracing::debug!(%error, "stytch sessions/authenticate failed"),
+        }
+    }
+
     /// Remembers a credential Stytch answered "session not found" for.
     fn remember_dead(&self, credential: &SessionCredential) {
         self.inner
@@ -666,7 +689,7 @@ impl StytchAuth {
                     .instrument(span)
                     .await;
                 if let Err(error) = &result {
-                    tracing::debug!(%error, "stytch sessions/authenticate failed");
+                    this.log_call_failure(error);
                     if let Some(wait) = error.rate_limited_for() {
                         let now_ms = this.inner.clock.unix_millis();
                         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
@@ -773,6 +796,60 @@ mod tests {
             !all.contains("aaa.bbb") && !all.contains("ddd.eee"),
             "{all}"
         );
+    }
+
+    /// While Stytch fails, every request that needs it fails alike: the failure is
+    /// logged once per call, at WARN at most once a minute, not once per request (a
+    /// request anyone can make, with a made-up session token).
+    #[test]
+    fn failing_calls_to_stytch_warn_once_a_minute_not_per_request() {
+        let warnings = crate::test_logs::capture(|logged| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async {
+                let emu = StytchEmulator::start().await;
+                let auth = emu.auth_builder().build().expect("a valid configuration");
+                let ask = |i: usize| {
+                    let mut headers = HeaderMap::new();
+                    let cookie = format!("stytch_session=made-up-session-token-{i:08}");
+                    headers.insert(COOKIE, cookie.parse().expect("a header value"));
+                    match auth.begin(&headers) {
+                        Begin::Ready(ctx) => ctx,
+                        Begin::NeedsKeys(_) => panic!("no JWT"),
+                    }
+                };
+                // Rate-limited: one call, then 49 requests answered without one.
+                emu.inject_fault(
+                    crate::testing::Endpoint::Authenticate,
+                    crate::testing::Fault::RateLimited {
+                        retry_after: Duration::from_secs(60),
+                        times: 1,
+                    },
+                );
+                for i in 0..50 {
+                    let failure = ask(i).member().await.expect_err("rate-limited");
+                    assert_eq!(failure.reason, Reason::StytchUnavailable);
+                }
+                let after_429 = logged().matches("WARN").count();
+                // A minute later, Stytch answers 500 to each of 20 calls.
+                emu.clock().advance(Duration::from_secs(61));
+                emu.inject_fault(
+                    crate::testing::Endpoint::Authenticate,
+                    crate::testing::Fault::Status {
+                        status: 500,
+                        times: 20,
+                    },
+                );
+                for i in 50..70 {
+                    assert!(ask(i).member().await.is_err());
+                }
+                assert_eq!(emu.requests(crate::testing::Endpoint::Authenticate), 21);
+                (after_429, logged().matches("WARN").count())
+            })
+        });
+        assert_eq!(warnings, (1, 2));
     }
 
     /// A verification that checked the denylist before a logout, and inserted its

@@ -141,10 +141,10 @@ mod mock {
             }
         }
 
-        /// Moves the clock forward by `by`.
+        /// Moves the clock forward by `by` (at most to the end of year 9999).
         pub fn advance(&self, by: Duration) {
             let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-            *now += by;
+            *now = crate::timestamp::saturating_add(*now, by);
         }
 
         /// Sets the clock to `time` (which may be in the past).

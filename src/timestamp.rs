@@ -50,9 +50,32 @@ pub(crate) fn from_unix(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs.min(MAX_UNIX_SECS))
 }
 
+/// `time + by`, capped at the end of year 9999 like [`from_unix`] (`Duration::MAX`
+/// means "never" in tests, and must not overflow `SystemTime`).
+#[cfg(feature = "test-util")]
+pub(crate) fn saturating_add(time: SystemTime, by: Duration) -> SystemTime {
+    let latest = from_unix(MAX_UNIX_SECS);
+    time.checked_add(by).map_or(latest, |t| t.min(latest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "test-util")]
+    #[test]
+    fn saturating_add_caps_at_year_9999() {
+        let now = from_unix(1_700_000_000);
+        assert_eq!(
+            saturating_add(now, Duration::from_secs(5)),
+            from_unix(1_700_000_005)
+        );
+        assert_eq!(saturating_add(now, Duration::MAX), from_unix(MAX_UNIX_SECS));
+        assert_eq!(
+            saturating_add(from_unix(MAX_UNIX_SECS), Duration::from_secs(1)),
+            from_unix(MAX_UNIX_SECS)
+        );
+    }
 
     #[test]
     fn from_unix_caps_instead_of_overflowing() {

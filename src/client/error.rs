@@ -21,12 +21,28 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
 }
 
+/// `404: session_not_found (message), request_id request-id-test-...`: the request id
+/// is what Stytch's support asks for.
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} ({})",
+            self.status, self.error_type, self.error_message
+        )?;
+        match &self.request_id {
+            Some(id) => write!(f, ", request_id {id}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A failed call to the Stytch API.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     /// Stytch answered with an error.
-    #[error("Stytch API error {}: {} ({})", .0.status, .0.error_type, .0.error_message)]
+    #[error("Stytch API error {0}")]
     Api(ApiError),
     /// Stytch answered with something that is not a Stytch response (not JSON, truncated,
     /// missing required fields).

@@ -424,7 +424,8 @@ fn conclude(
 
 /// A negative answer, logged.
 fn deny(reason: Reason, wanted: &ResourceAction, organization_id: &str) -> Failure {
-    tracing::info!(
+    // Debug, as Stytch's own denials are: any member can cause one per request.
+    tracing::debug!(
         decision = "deny",
         reason = reason.as_str(),
         resource = wanted.resource(),

@@ -18,7 +18,9 @@
 //!
 //! Error types answered: `unauthorized_credentials` (401, bad Basic auth),
 //! `jwt_invalid` (401, a session JWT that is malformed, not RS256, signed by a
-//! key that is not served, or issued for another issuer/audience),
+//! key that is not served, or issued for another issuer/audience; Stytch does not
+//! document its answer to such a JWT, so this one is the emulator's: the layer
+//! treats it, and any 400, as a refused credential),
 //! `session_not_found` (404), `member_not_found` (404, revoke by unknown
 //! `member_id`), `organization_not_found` (404), `project_not_found` (404,
 //! JWKS of another project), `too_many_session_arguments` (400),
@@ -32,12 +34,22 @@
 //! [`StytchEmulator::set_refusing_connections`] simulate an unhealthy
 //! Stytch.
 //!
-//! The layer's waits after a failure run on that clock too: the
-//! `Retry-After` of a 429 or 503 (1 s without one), the JWKS cooldown after a
-//! failed key fetch (30 s by default) and the policy's retry backoff (5 s). A
-//! mock clock does not move by itself, so after
-//! [`clear_faults`](StytchEmulator::clear_faults) advance it past them, or the
-//! layer keeps answering 503 without calling the emulator.
+//! The layer's waits run on that clock too, and a mock clock does not move by
+//! itself:
+//!
+//! * after a failure: the `Retry-After` of a 429 or 503 (1 s without one), the
+//!   JWKS cooldown after a failed key fetch (30 s by default) and the policy's
+//!   retry backoff (5 s). After [`clear_faults`](StytchEmulator::clear_faults),
+//!   advance the clock past them, or the layer keeps answering 503 without
+//!   calling the emulator;
+//! * a JWT with a `kid` the layer has not seen refreshes the JWKS at most once
+//!   per cooldown (30 s): after a second
+//!   [`rotate_keys`](StytchEmulator::rotate_keys) within it, advance the clock;
+//! * the RBAC policy a layer has loaded is kept for `policy_refresh_interval`
+//!   (300 s): after [`set_policy`](StytchEmulator::set_policy) or
+//!   [`set_organization_roles`](StytchEmulator::set_organization_roles), advance
+//!   the clock past it (or build the layer with a shorter interval) for the
+//!   layer to see the change.
 //!
 //! Ids carry the environment of the project id: `member-test-<uuid>` for
 //! `project-test-…` projects and `member-live-<uuid>` for `project-live-…`
@@ -340,6 +352,9 @@ impl StytchEmulator {
     /// resource) and `stytch_member` (`*` on `stytch.self`) and the default
     /// `stytch.*` resources are kept unless `policy` defines a role or
     /// resource with the same id.
+    ///
+    /// A layer that has already loaded the policy sees the change once its
+    /// `policy_refresh_interval` has passed on the clock (see the module docs).
     pub fn set_policy(&self, policy: Policy) {
         self.shared().lock().set_policy(policy);
     }
@@ -347,6 +362,9 @@ impl StytchEmulator {
     /// Replaces an organization's custom roles (served by the organization
     /// policy endpoint and as `Organization.custom_roles`, and consulted by
     /// `authorization_check`).
+    ///
+    /// A layer that has already loaded them sees the change once its
+    /// `policy_refresh_interval` has passed on the clock (see the module docs).
     ///
     /// # Panics
     ///
@@ -612,7 +630,8 @@ impl Default for SessionOptions {
 }
 
 impl SessionOptions {
-    /// Sets the session lifetime. Default: 60 minutes.
+    /// Sets the session lifetime (`Duration::MAX`: until the end of year 9999, a
+    /// session that does not expire). Default: 60 minutes.
     pub fn with_duration(mut self, duration: Duration) -> Self {
         self.duration = duration;
         self

@@ -306,7 +306,7 @@ impl State {
             token: random_token(),
             started_at: now,
             last_accessed_at: now,
-            expires_at: now + options.duration,
+            expires_at: crate::timestamp::saturating_add(now, options.duration),
             revoked: false,
             roles,
             custom_claims,

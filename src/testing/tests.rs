@@ -446,6 +446,45 @@ async fn duration_and_custom_claims() {
     );
 }
 
+/// "Never expires" and "far in the future" saturate at the end of year 9999 instead
+/// of overflowing `SystemTime`: such a session authenticates, locally and remotely.
+#[tokio::test]
+async fn a_session_that_never_expires_and_a_clock_moved_forever() {
+    let f = fixture().await;
+    let forever = f.emu.create_session_with(
+        &f.member,
+        SessionOptions::default().with_duration(Duration::MAX),
+    );
+    let end = crate::timestamp::from_unix(u64::MAX);
+    assert_eq!(
+        f.emu
+            .session(&forever.member_session_id)
+            .unwrap()
+            .expires_at,
+        end
+    );
+    let (status, body) = f
+        .authenticate(json!({"session_token": forever.session_token}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["member_session"]["expires_at"], "9999-12-31T23:59:59Z");
+    let auth = f.emu.auth_builder().build().unwrap();
+    let mut headers = http::HeaderMap::new();
+    let cookie = format!("stytch_session_jwt={}", forever.session_jwt);
+    headers.insert(http::header::COOKIE, cookie.parse().unwrap());
+    assert!(auth.warm_up().await);
+    let member = match auth.begin(&headers) {
+        crate::auth::Begin::Ready(ctx) => ctx.member().await.unwrap(),
+        crate::auth::Begin::NeedsKeys(_) => panic!("keys are loaded"),
+    };
+    assert_eq!(member.member_session_id(), forever.member_session_id);
+
+    f.emu.clock().advance(Duration::MAX);
+    assert_eq!(f.emu.clock().now(), end);
+    f.emu.clock().advance(Duration::from_secs(1));
+    assert_eq!(f.emu.clock().now(), end);
+}
+
 #[tokio::test]
 async fn authorization_check_rules() {
     let f = fixture().await;
