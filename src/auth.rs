@@ -442,7 +442,7 @@ impl StytchAuth {
                 Ok(parsed) => self.verify_with(&set, &jwt, &parsed, source, self.inner.clock.now()),
                 Err(rejected) => self.rejected(rejected, source),
             },
-            Err(KeyError::UnknownKid) => self.rejected(Rejected::BadSignature, source),
+            Err(KeyError::UnknownKid) => self.rejected(Rejected::UnknownKid, source),
             // Not the session token beside the JWT either (SECURITY.md, "Keys
             // unavailable"): it may belong to another session than the JWT, and every
             // browser request would go to Stytch for as long as the keys are missing.
@@ -462,7 +462,7 @@ impl StytchAuth {
         now: SystemTime,
     ) -> AuthContext {
         let Some(key) = set.get(&token.kid) else {
-            return self.rejected(Rejected::BadSignature, source);
+            return self.rejected(Rejected::UnknownKid, source);
         };
         self.inner
             .metrics

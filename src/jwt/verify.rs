@@ -39,6 +39,9 @@ pub(crate) enum Rejected {
     MissingKid,
     /// The signature does not verify with the key named by `kid`.
     BadSignature,
+    /// `kid` names no key of Stytch's JWKS, even after a refresh: a forgery, or a key
+    /// retired (logged apart from bad signatures, for key rotations).
+    UnknownKid,
     /// Signed, but for another issuer or audience, or without a subject.
     InvalidClaims,
 }
