@@ -95,6 +95,10 @@ pub(crate) struct Inner {
     /// credential refused) and the error (the secret or base URL wrong).
     remote_warning: WarnLimiter,
     remote_error: WarnLimiter,
+    /// One permit per `sessions/authenticate` call in flight.
+    authentications: tokio::sync::Semaphore,
+    /// The warning about calls refused for want of a permit.
+    saturated_warning: WarnLimiter,
     pub(crate) policy: PolicyCache,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) error_handler: Option<ErrorHandler>,
@@ -213,6 +217,11 @@ impl StytchAuth {
                 duplicate_warning: WarnLimiter::default(),
                 remote_warning: WarnLimiter::default(),
                 remote_error: WarnLimiter::default(),
+                authentications: tokio::sync::Semaphore::new(
+                    b.max_concurrent_authentications
+                        .min(tokio::sync::Semaphore::MAX_PERMITS),
+                ),
+                saturated_warning: WarnLimiter::default(),
                 policy,
                 metrics,
                 error_handler: b.error_handler,
@@ -673,6 +682,17 @@ impl StytchAuth {
                         left_ms.div_ceil(1000),
                     ))));
                 }
+                // Held until the call ends, whether or not anyone still waits for it.
+                let Ok(_in_flight) = this.inner.authentications.try_acquire() else {
+                    if this.inner.saturated_warning.allow(now_ms / 1000) {
+                        tracing::warn!(
+                            "max_concurrent_authentications calls to Stytch in flight: \
+                             requests that need another are answered 503 without one \
+                             (logged at most once a minute)"
+                        );
+                    }
+                    return Err(Arc::new(ClientError::too_many_in_flight()));
+                };
                 this.inner
                     .metrics
                     .remote_authentications

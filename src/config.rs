@@ -105,6 +105,7 @@ pub struct StytchAuthBuilder {
     pub(crate) cookie_same_site: SameSite,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
+    pub(crate) max_concurrent_authentications: usize,
     pub(crate) jwks_refresh_interval: Duration,
     pub(crate) jwks_refresh_cooldown: Duration,
     pub(crate) jwks_max_stale: Duration,
@@ -159,6 +160,7 @@ impl StytchAuthBuilder {
             cookie_same_site: SameSite::Lax,
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
+            max_concurrent_authentications: 256,
             jwks_refresh_interval: Duration::from_secs(300),
             jwks_refresh_cooldown: Duration::from_secs(30),
             jwks_max_stale: Duration::from_secs(3600),
@@ -317,6 +319,21 @@ impl StytchAuthBuilder {
     /// put a timeout around the router, such as tower-http's `TimeoutLayer`.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Most `sessions/authenticate` calls in flight at once; at least 1. Default: 256.
+    ///
+    /// Each session token and each stale JWT costs a call (identical concurrent ones
+    /// share one), and a call runs to its end even when its requests went away: without
+    /// a cap, clients sending made-up tokens and hanging up would pile up outbound calls
+    /// at their request rate times `request_timeout`. Past the cap, a request that needs
+    /// a new call is answered 503 (`Retry-After: 1`) without one (logged as a warning at
+    /// most once a minute); locally verified JWTs are not affected. A busy app renews
+    /// each browser's JWT about once per `max_token_age`: 100,000 active browsers at
+    /// 100 ms per call keep about 33 calls in flight.
+    pub fn max_concurrent_authentications(mut self, calls: usize) -> Self {
+        self.max_concurrent_authentications = calls;
         self
     }
 
@@ -505,6 +522,12 @@ impl StytchAuthBuilder {
         }
         // Cooldowns count whole seconds; under one second there would be none, and
         // every JWT with an unknown `kid` could make the layer fetch the JWKS.
+        if self.max_concurrent_authentications == 0 {
+            return Err(invalid(
+                "max_concurrent_authentications",
+                "must be at least 1",
+            ));
+        }
         if self.jwks_refresh_cooldown < Duration::from_secs(1) {
             return Err(invalid("jwks_refresh_cooldown", "must be at least 1 s"));
         }
@@ -531,11 +554,14 @@ mod tests {
     #[test]
     fn settings_out_of_range_are_refused_by_name() {
         type Change = fn(StytchAuthBuilder) -> StytchAuthBuilder;
-        let cases: [(&str, Change); 6] = [
+        let cases: [(&str, Change); 7] = [
             ("max_cookie_size", |b| b.max_cookie_size(100)),
             ("clock_leeway", |b| b.clock_leeway(Duration::from_secs(61))),
             ("cookie_path", |b| b.cookie_path("no-slash")),
             ("request_timeout", |b| b.request_timeout(Duration::ZERO)),
+            ("max_concurrent_authentications", |b| {
+                b.max_concurrent_authentications(0)
+            }),
             ("policy_refresh_interval", |b| {
                 b.policy_refresh_interval(Duration::from_secs(301))
             }),

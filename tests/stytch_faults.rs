@@ -1002,6 +1002,55 @@ async fn coalesced_calls_time_out_together() {
     }
 }
 
+/// At most `max_concurrent_authentications` calls are in flight, even when the
+/// requests that started them went away: past the cap, a request that needs another
+/// call is answered 503 without one. Calls already in flight still answer their
+/// requests, and once one ends, new calls are made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_in_flight_are_capped_and_the_rest_fail_fast() {
+    let f = fixture_with(|b| b.max_concurrent_authentications(2)).await;
+    let app = app(&f.auth);
+    let sessions: Vec<SessionTokens> = (0..5).map(|_| long_session(&f)).collect();
+    f.emu.inject_fault(
+        Endpoint::Authenticate,
+        Fault::Delay(Duration::from_millis(500)),
+    );
+    // Two calls in flight: one awaited, one whose request is dropped at once.
+    let awaited = {
+        let (app, cookie) = (app.clone(), token_cookie(&sessions[0].session_token));
+        tokio::spawn(async move { get_with(&app, "/me", &cookie).await })
+    };
+    let abandoned = {
+        let (app, cookie) = (app.clone(), token_cookie(&sessions[1].session_token));
+        tokio::spawn(async move { get_with(&app, "/me", &cookie).await })
+    };
+    wait_until("two calls in flight", || {
+        f.emu.requests(Endpoint::Authenticate) == 2
+    })
+    .await;
+    abandoned.abort();
+    // The abandoned request's call still holds its slot.
+    for session in &sessions[2..] {
+        let res = get_with(&app, "/me", &token_cookie(&session.session_token)).await;
+        assert_eq!(assert_unavailable(&res, "over the cap"), 1);
+    }
+    assert_eq!(
+        f.emu.requests(Endpoint::Authenticate),
+        2,
+        "calls over the cap"
+    );
+    assert_eq!(metrics(&f).remote_authentications, 2);
+
+    let res = awaited.await.unwrap();
+    assert_member(&res, &f.member, "in flight");
+    f.emu.clear_faults();
+    for session in &sessions[2..] {
+        let res = get_with(&app, "/me", &token_cookie(&session.session_token)).await;
+        assert_member(&res, &f.member, "once a call ended");
+    }
+    assert_eq!(f.emu.requests(Endpoint::Authenticate), 5);
+}
+
 /// A 404 whose body is not a Stytch error (a proxy's or load balancer's page) says
 /// nothing about the session: it is answered 503 like any other garbled answer, and
 /// the session must work again once Stytch does. Today the layer also remembers the

@@ -127,6 +127,20 @@ impl ClientError {
         })
     }
 
+    /// The answer to a call not made because `max_concurrent_authentications` calls
+    /// were already in flight.
+    pub(crate) fn too_many_in_flight() -> Self {
+        ClientError::Api(ApiError {
+            status: 503,
+            error_type: "too_many_calls_in_flight".into(),
+            error_message: "max_concurrent_authentications calls to Stytch already in flight; \
+                            not called"
+                .into(),
+            request_id: None,
+            retry_after: Some(Duration::from_secs(1)),
+        })
+    }
+
     /// The HTTP status, when Stytch answered at all.
     pub fn status(&self) -> Option<u16> {
         match self {
