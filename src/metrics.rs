@@ -13,6 +13,7 @@ pub(crate) struct Metrics {
     pub(crate) jwks_fetches: AtomicU64,
     pub(crate) jwks_fetch_failures: AtomicU64,
     pub(crate) policy_fetches: AtomicU64,
+    pub(crate) policy_fetch_failures: AtomicU64,
     pub(crate) failures: [AtomicU64; Reason::ALL.len()],
 }
 
@@ -31,6 +32,7 @@ impl Metrics {
             jwks_fetches: get(&self.jwks_fetches),
             jwks_fetch_failures: get(&self.jwks_fetch_failures),
             policy_fetches: get(&self.policy_fetches),
+            policy_fetch_failures: get(&self.policy_fetch_failures),
             failures: Reason::ALL
                 .iter()
                 .map(|r| (*r, get(&self.failures[r.index()])))
@@ -58,6 +60,8 @@ pub struct MetricsSnapshot {
     pub jwks_fetch_failures: u64,
     /// RBAC policy fetches attempted (project and organization).
     pub policy_fetches: u64,
+    /// RBAC policy fetches that failed (project and organization).
+    pub policy_fetch_failures: u64,
     /// Requests the layer could not authenticate, by reason, counted when the layer
     /// (or a guard, or a remote call) decided it, whether or not the route then
     /// answered with a rejection: an anonymous request to a public route, or one

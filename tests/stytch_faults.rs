@@ -1129,6 +1129,9 @@ async fn policy_endpoint_hanging_or_garbled_at_start_fails_closed_then_recovers(
         );
         assert!(f.emu.requests(Endpoint::Policy) <= 1, "{case}");
         assert_eq!(f.emu.requests(Endpoint::Authenticate), 0, "{case}");
+        // The project policy failed; the organization's roles only while refusing.
+        let failed = if outage.is_refusing() { 2 } else { 1 };
+        assert_eq!(metrics(&f).policy_fetch_failures, failed, "{case}");
 
         Outage::end(&f.emu);
         f.emu
@@ -1147,6 +1150,11 @@ async fn policy_endpoint_hanging_or_garbled_at_start_fails_closed_then_recovers(
         let served = if outage.is_refusing() { 1 } else { 2 };
         assert_eq!(f.emu.requests(Endpoint::Policy), served, "{case}");
         assert_eq!(f.emu.requests(Endpoint::OrganizationPolicy), 1, "{case}");
+        assert_eq!(
+            metrics(&f).policy_fetch_failures,
+            failed,
+            "{case}: recovered"
+        );
     }
 }
 

@@ -260,6 +260,9 @@ impl PolicyCache {
                 match client.policy().await {
                     Ok(r) => Some(CompiledRoles::new(&r.policy.roles)),
                     Err(error) => {
+                        metrics
+                            .policy_fetch_failures
+                            .fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(%error, "RBAC policy fetch failed");
                         None
                     }
@@ -288,6 +291,7 @@ impl PolicyCache {
             match client.org_policy(&org).await {
                 Ok(r) => Some(CompiledRoles::new(&r.org_policy.roles)),
                 Err(error) => {
+                    metrics.policy_fetch_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, organization_id = %org, "organization RBAC policy fetch failed");
                     None
                 }
