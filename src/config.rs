@@ -549,6 +549,18 @@ mod tests {
         )
     }
 
+    /// `build()` refuses `b`, naming `setting` (`what`: the case, for the message).
+    #[track_caller]
+    fn assert_refused(b: StytchAuthBuilder, setting: &str, what: &str) {
+        match b.build() {
+            Err(ConfigError::InvalidSetting { setting: named, .. }) => {
+                assert_eq!(named, setting, "{what:?}")
+            }
+            Err(other) => panic!("{what:?}: {other}"),
+            Ok(_) => panic!("{what:?}: accepted"),
+        }
+    }
+
     /// Each setting out of its documented range is refused when the layer is built,
     /// naming the setting.
     #[test]
@@ -572,13 +584,7 @@ mod tests {
             }),
         ];
         for (setting, change) in cases {
-            match change(builder()).build() {
-                Err(ConfigError::InvalidSetting { setting: named, .. }) => {
-                    assert_eq!(named, setting)
-                }
-                Err(other) => panic!("{setting}: {other}"),
-                Ok(_) => panic!("{setting}: accepted"),
-            }
+            assert_refused(change(builder()), setting, setting);
         }
         assert!(
             builder()
@@ -605,12 +611,7 @@ mod tests {
         for path in [
             "no-slash", "", "/a\nb", "/a;b", "/\u{7f}", "/é", "/a\tb", "/a b",
         ] {
-            match builder().cookie_path(path).build() {
-                Err(ConfigError::InvalidSetting { setting, .. }) => {
-                    assert_eq!(setting, "cookie_path", "{path:?}")
-                }
-                other => panic!("{path:?}: {:?}", other.map(|_| ())),
-            }
+            assert_refused(builder().cookie_path(path), "cookie_path", path);
         }
         for domain in [
             "a.com\n",
@@ -624,12 +625,7 @@ mod tests {
             "a.com;",
             "a.com.",
         ] {
-            match builder().cookie_domain(domain).build() {
-                Err(ConfigError::InvalidSetting { setting, .. }) => {
-                    assert_eq!(setting, "cookie_domain", "{domain:?}")
-                }
-                other => panic!("{domain:?}: {:?}", other.map(|_| ())),
-            }
+            assert_refused(builder().cookie_domain(domain), "cookie_domain", domain);
         }
         for (path, domain) in [
             ("/", "example.com"),
