@@ -783,7 +783,6 @@ pub(crate) fn member_from_remote(response: &AuthenticateResponse) -> Authenticat
 mod tests {
     use super::*;
     use crate::testing::StytchEmulator;
-    use http::header::COOKIE;
 
     /// A session cookie sent twice is refused and logged as a warning that names the
     /// usual cause, at most once a minute, without the cookies' values.
@@ -791,9 +790,9 @@ mod tests {
     async fn a_repeated_session_cookie_is_refused_with_a_warning_once_a_minute() {
         let emu = StytchEmulator::start().await;
         let auth = emu.auth_builder().build().expect("a valid configuration");
-        let mut headers = HeaderMap::new();
-        let cookie = "stytch_session_jwt=aaa.bbb.ccc; x=1; stytch_session_jwt=ddd.eee.fff";
-        headers.insert(COOKIE, cookie.parse().expect("a header value"));
+        let headers = credentials::cookie_headers(&[
+            b"stytch_session_jwt=aaa.bbb.ccc; x=1; stytch_session_jwt=ddd.eee.fff",
+        ]);
         let outcome = || match auth.begin(&headers) {
             Begin::Ready(ctx) => ctx.describe(),
             Begin::NeedsKeys(_) => panic!("refused before any key is needed"),
@@ -832,9 +831,8 @@ mod tests {
                 let emu = StytchEmulator::start().await;
                 let auth = emu.auth_builder().build().expect("a valid configuration");
                 let ask = |i: usize| {
-                    let mut headers = HeaderMap::new();
                     let cookie = format!("stytch_session=made-up-session-token-{i:08}");
-                    headers.insert(COOKIE, cookie.parse().expect("a header value"));
+                    let headers = credentials::cookie_headers(&[cookie.as_bytes()]);
                     match auth.begin(&headers) {
                         Begin::Ready(ctx) => ctx,
                         Begin::NeedsKeys(_) => panic!("no JWT"),
@@ -882,9 +880,8 @@ mod tests {
         let member_id = emu.create_member(&org, "ada@acme.example", &["stytch_member"]);
         let session = emu.create_session(&member_id);
         let auth = emu.auth_builder().build().expect("a valid configuration");
-        let mut headers = HeaderMap::new();
         let cookie = format!("stytch_session_jwt={}", session.session_jwt);
-        headers.insert(COOKIE, cookie.parse().expect("a header value"));
+        let headers = credentials::cookie_headers(&[cookie.as_bytes()]);
         let verified = |auth: &StytchAuth| match auth.begin(&headers) {
             Begin::Ready(AuthContext::Verified { member, .. }) => Some(member),
             Begin::Ready(AuthContext::Deferred(_)) => None,

@@ -273,6 +273,19 @@ pub(crate) fn validate(value: &[u8]) -> Result<&str, CredentialError> {
     std::str::from_utf8(value).map_err(|_| CredentialError::Malformed)
 }
 
+/// Test helper: one `Cookie` header per element (the crate's unit tests).
+#[cfg(test)]
+pub(crate) fn cookie_headers(cookies: &[&[u8]]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for c in cookies {
+        h.append(
+            COOKIE,
+            http::HeaderValue::from_bytes(c).expect("a header value"),
+        );
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,17 +311,9 @@ mod tests {
         ))
     }
 
-    fn headers(cookies: &[&[u8]]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for c in cookies {
-            h.append(COOKIE, HeaderValue::from_bytes(c).unwrap());
-        }
-        h
-    }
-
     #[test]
     fn finds_both_cookies_among_others() {
-        let h = headers(&[
+        let h = cookie_headers(&[
             b"a=1; stytch_session_jwt=h.p.s;b=2",
             b"stytch_session=tok ; c",
         ]);
@@ -353,7 +358,7 @@ mod tests {
             (b";;;=;==;stytch_session=ok=", Ok((None, Some("ok=")))),
         ];
         for (header, expected) in cases {
-            let h = headers(&[header]);
+            let h = cookie_headers(&[header]);
             let got = validated(&h, &settings(false));
             assert_eq!(&got, expected, "{:?}", String::from_utf8_lossy(header));
         }
@@ -361,7 +366,7 @@ mod tests {
 
     #[test]
     fn the_token_beside_a_jwt_is_not_checked_until_used() {
-        let h = headers(&[b"stytch_session_jwt=h.p.s; stytch_session=a b"]);
+        let h = cookie_headers(&[b"stytch_session_jwt=h.p.s; stytch_session=a b"]);
         let c = extract(&h, &settings(false)).unwrap();
         assert_eq!(c.jwt.map(RawValue::validate), Some(Ok("h.p.s")));
         assert_eq!(
@@ -440,7 +445,7 @@ mod tests {
     fn names_without_a_common_prefix_are_found_pair_by_pair() {
         let s = CredentialSettings::new("jwt".into(), "token".into(), false, 64);
         assert!(s.prefix.is_none());
-        let h = headers(&[b"a=1; token=t; jwt=h.p.s;x", b" jwt2=1"]);
+        let h = cookie_headers(&[b"a=1; token=t; jwt=h.p.s;x", b" jwt2=1"]);
         assert_eq!(validated(&h, &s), Ok((Some("h.p.s"), Some("t"))));
         assert_eq!(reference(&h, &s), Ok((Some("h.p.s"), Some("t"))));
     }
@@ -448,19 +453,19 @@ mod tests {
     #[test]
     fn oversized_cookie_is_rejected_before_validation() {
         let big = format!("stytch_session_jwt={}", "a".repeat(65));
-        let h = headers(&[big.as_bytes()]);
+        let h = cookie_headers(&[big.as_bytes()]);
         assert_eq!(
             extract(&h, &settings(false)),
             Err(CredentialError::Oversized)
         );
         let ok = format!("stytch_session_jwt={}", "a".repeat(64));
-        let h = headers(&[ok.as_bytes()]);
+        let h = cookie_headers(&[ok.as_bytes()]);
         assert!(extract(&h, &settings(false)).is_ok());
     }
 
     #[test]
     fn duplicate_across_headers_is_rejected() {
-        let h = headers(&[b"stytch_session=a", b"stytch_session=b"]);
+        let h = cookie_headers(&[b"stytch_session=a", b"stytch_session=b"]);
         assert_eq!(
             extract(&h, &settings(false)),
             Err(CredentialError::Duplicate)
@@ -469,7 +474,7 @@ mod tests {
 
     #[test]
     fn debug_output_names_the_credentials_without_their_values() {
-        let h = headers(&[b"stytch_session=secret-token; stytch_session_jwt=h.p.s"]);
+        let h = cookie_headers(&[b"stytch_session=secret-token; stytch_session_jwt=h.p.s"]);
         let creds = extract(&h, &settings(false)).unwrap();
         let debug = format!("{creds:?}");
         assert!(!debug.contains("secret-token"), "{debug}");
@@ -479,7 +484,7 @@ mod tests {
 
     #[test]
     fn bearer_only_when_enabled() {
-        let mut h = headers(&[b"stytch_session=cookie-token"]);
+        let mut h = cookie_headers(&[b"stytch_session=cookie-token"]);
         h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer h.p.s"));
         assert_eq!(
             validated(&h, &settings(false)),

@@ -469,9 +469,8 @@ async fn a_session_that_never_expires_and_a_clock_moved_forever() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["member_session"]["expires_at"], "9999-12-31T23:59:59Z");
     let auth = f.emu.auth_builder().build().unwrap();
-    let mut headers = http::HeaderMap::new();
     let cookie = format!("stytch_session_jwt={}", forever.session_jwt);
-    headers.insert(http::header::COOKIE, cookie.parse().unwrap());
+    let headers = crate::credentials::cookie_headers(&[cookie.as_bytes()]);
     assert!(auth.warm_up().await);
     let member = match auth.begin(&headers) {
         crate::auth::Begin::Ready(ctx) => ctx.member().await.unwrap(),
