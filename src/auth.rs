@@ -91,6 +91,8 @@ pub(crate) struct Inner {
     clock_warning: WarnLimiter,
     /// The warning about a session credential sent twice.
     duplicate_warning: WarnLimiter,
+    /// The warning about validly signed JWTs of an issuer not configured.
+    issuer_warning: WarnLimiter,
     /// Failed `sessions/authenticate` calls: the warning (Stytch unavailable, a
     /// credential refused) and the error (the secret or base URL wrong).
     remote_warning: WarnLimiter,
@@ -215,6 +217,7 @@ impl StytchAuth {
                 remote_backoff_until: AtomicU64::new(0),
                 clock_warning: WarnLimiter::default(),
                 duplicate_warning: WarnLimiter::default(),
+                issuer_warning: WarnLimiter::default(),
                 remote_warning: WarnLimiter::default(),
                 remote_error: WarnLimiter::default(),
                 authentications: tokio::sync::Semaphore::new(
@@ -525,6 +528,10 @@ impl StytchAuth {
                     source,
                 )
             }
+            Err(Rejected::ForeignIssuer) => {
+                self.warn_foreign_issuer(&claims.iss);
+                self.rejected(Rejected::ForeignIssuer, source)
+            }
             Err(rejected) => self.rejected(rejected, source),
         }
     }
@@ -566,6 +573,28 @@ impl StytchAuth {
                 leeway_secs = self.inner.rules.leeway_secs,
                 "a Stytch session JWT was issued ahead of this server's clock by more than \
                  the leeway (is the clock behind?): such JWTs go to Stytch, one call per request"
+            );
+        }
+    }
+
+    /// A JWT signed with the project's keys but carrying another issuer than the
+    /// accepted ones is refused (401), and so is every session of a project whose
+    /// sessions are minted through a custom domain the layer was not given. Say so,
+    /// with the issuer (the JWT's signature was checked, so it is Stytch's, and an
+    /// issuer is no secret), at most once a minute.
+    fn warn_foreign_issuer(&self, issuer: &str) {
+        if self
+            .inner
+            .issuer_warning
+            .allow(self.inner.clock.unix_seconds())
+        {
+            tracing::warn!(
+                issuer,
+                accepted = ?self.inner.rules.issuers,
+                "a Stytch session JWT with a valid signature carries an issuer this layer \
+                 does not accept, and was refused with 401: if your project uses a Stytch \
+                 custom domain, give it to the layer with `base_url` (its origin is then \
+                 accepted besides stytch.com/<project_id>)"
             );
         }
     }
@@ -815,6 +844,43 @@ mod tests {
             !all.contains("aaa.bbb") && !all.contains("ddd.eee"),
             "{all}"
         );
+    }
+
+    /// A validly signed JWT of an issuer the layer was not given (a custom domain left
+    /// out of `base_url`) is refused without a call, and the warning names the issuer
+    /// and the fix, at most once a minute.
+    #[tokio::test]
+    async fn a_signed_jwt_of_another_issuer_is_refused_with_a_warning_naming_it() {
+        let emu = StytchEmulator::start_with(
+            crate::testing::EmulatorOptions::new().issuer("https://auth.example.com"),
+        )
+        .await;
+        let org = emu.create_organization("acme");
+        let member_id = emu.create_member(&org, "ada@acme.example", &["stytch_member"]);
+        let session = emu.create_session(&member_id);
+        let auth = emu.auth_builder().build().expect("a valid configuration");
+        assert!(auth.warm_up().await);
+        let cookie = format!("stytch_session_jwt={}", session.session_jwt);
+        let headers = credentials::cookie_headers(&[cookie.as_bytes()]);
+        let outcome = || match auth.begin(&headers) {
+            Begin::Ready(ctx) => ctx.describe(),
+            Begin::NeedsKeys(_) => panic!("keys are loaded"),
+        };
+        let (first, all) = crate::test_logs::capture(|logged| {
+            for _ in 0..3 {
+                assert_eq!(outcome(), ("local", "invalid_token"));
+            }
+            let first = logged();
+            emu.clock().advance(Duration::from_secs(60));
+            outcome();
+            (first, logged())
+        });
+        assert_eq!(first.matches("WARN").count(), 1, "{first}");
+        assert!(first.contains("https://auth.example.com"), "{first}");
+        assert!(first.contains("`base_url`"), "{first}");
+        assert_eq!(all.matches("WARN").count(), 2, "{all}");
+        assert!(!all.contains(&session.session_jwt), "{all}");
+        assert_eq!(emu.requests(crate::testing::Endpoint::Authenticate), 0);
     }
 
     /// While Stytch fails, every request that needs it fails alike: the failure is

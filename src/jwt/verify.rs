@@ -42,7 +42,11 @@ pub(crate) enum Rejected {
     /// `kid` names no key of Stytch's JWKS, even after a refresh: a forgery, or a key
     /// retired (logged apart from bad signatures, for key rotations).
     UnknownKid,
-    /// Signed, but for another issuer or audience, or without a subject.
+    /// Signed with the project's keys, but its `iss` is none of the accepted issuers:
+    /// minted through a custom domain the layer was not configured with (logged apart,
+    /// as it refuses every session of such a project).
+    ForeignIssuer,
+    /// Signed, but for another audience, or without a subject, session or organization.
     InvalidClaims,
 }
 
@@ -206,8 +210,10 @@ impl ClaimRules {
         claims: &SessionClaims,
         now: SystemTime,
     ) -> Result<Standing, Rejected> {
-        if !self.issuers.contains(&claims.iss)
-            || !claims.aud.contains(&self.project_id)
+        if !self.issuers.contains(&claims.iss) {
+            return Err(Rejected::ForeignIssuer);
+        }
+        if !claims.aud.contains(&self.project_id)
             || claims.sub.is_empty()
             || claims.session.id.is_empty()
             || claims.organization.organization_id.is_empty()
@@ -321,13 +327,13 @@ mod tests {
                 "wrong issuer",
                 |c| c["iss"] = json!("stytch.com/project-test-2"),
                 IAT,
-                Err(Rejected::InvalidClaims),
+                Err(Rejected::ForeignIssuer),
             ),
             (
                 "environment url is not an issuer",
                 |c| c["iss"] = json!("https://test.stytch.com"),
                 IAT,
-                Err(Rejected::InvalidClaims),
+                Err(Rejected::ForeignIssuer),
             ),
             (
                 "other audience",
