@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     duplicate_warning: WarnLimiter,
     /// The warning about validly signed JWTs of an issuer not configured.
     issuer_warning: WarnLimiter,
+    /// The error about a guard naming a path parameter its route does not have.
+    route_error: WarnLimiter,
     /// Failed `sessions/authenticate` calls: the warning (Stytch unavailable, a
     /// credential refused) and the error (the secret or base URL wrong).
     remote_warning: WarnLimiter,
@@ -218,6 +220,7 @@ impl StytchAuth {
                 clock_warning: WarnLimiter::default(),
                 duplicate_warning: WarnLimiter::default(),
                 issuer_warning: WarnLimiter::default(),
+                route_error: WarnLimiter::default(),
                 remote_warning: WarnLimiter::default(),
                 remote_error: WarnLimiter::default(),
                 authentications: tokio::sync::Semaphore::new(
@@ -595,6 +598,23 @@ impl StytchAuth {
                  does not accept, and was refused with 401: if your project uses a Stytch \
                  custom domain, give it to the layer with `base_url` (its origin is then \
                  accepted besides stytch.com/<project_id>)"
+            );
+        }
+    }
+
+    /// A guard whose `organization_from_path` names a parameter its route does not
+    /// have answers 500 to every request: an error, logged at most once a minute (any
+    /// client can send requests to that route).
+    pub(crate) fn warn_misconfigured_route(&self, parameter: &str) {
+        if self
+            .inner
+            .route_error
+            .allow(self.inner.clock.unix_seconds())
+        {
+            tracing::error!(
+                parameter,
+                "RequireAuthz::organization_from_path names a parameter this route does not \
+                 have: its requests are answered 500 (logged at most once a minute)"
             );
         }
     }

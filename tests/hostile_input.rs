@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::encoding::AsDer as _;
@@ -1253,42 +1251,9 @@ async fn jwt_wins_over_a_disagreeing_session_token_without_calls() {
 // ----------------------------------------------------------------------------------
 // Credentials never reach the logs
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-struct CapturedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CapturedWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = CapturedWriter;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        CapturedWriter(Arc::clone(&self.0))
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn no_credential_appears_in_trace_logs() {
-    let captured = Captured::default();
+    let captured = CapturedLogs::default();
     // Global, so that tasks on any thread (client, single-flight, emulator) are seen.
     tracing_subscriber::fmt()
         .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)

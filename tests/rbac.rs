@@ -982,6 +982,46 @@ async fn organization_from_path_naming_a_missing_parameter_is_500() {
     assert_eq!(res.reason(), "misconfigured");
 }
 
+/// A path whose organization is not UTF-8 (`%FF`) is client input, not a
+/// misconfiguration: it names no organization, so 401 without a session and 403
+/// `tenancy_mismatch` with one (local or remote), never 500, and nothing logged above
+/// DEBUG however often it is sent. A route that lacks the parameter logs its error
+/// once a minute, not once per request.
+#[tokio::test]
+async fn an_organization_path_that_is_not_utf8_is_refused_as_another_organization() {
+    let f = fixture().await;
+    f.emu.set_policy(policy());
+    let admin = member(&f.emu, &f.org, "ad@acme.test", &["admin"]);
+    let app = rbac_app(&f.auth);
+    let logs = CapturedLogs::default();
+    let _recording = logs.on_this_thread();
+
+    for path in ["/orgs/%FF/reports", "/orgs/%FF/handler-guarded"] {
+        for _ in 0..20 {
+            assert_unauthorized(&send(&app, "GET", path, None).await, "missing_credentials");
+            let res = get_with(&app, path, &jwt(&admin)).await;
+            assert_eq!(res.status, StatusCode::FORBIDDEN, "{path}: {}", res.body);
+            assert_eq!(res.reason(), "tenancy_mismatch", "{path}");
+        }
+        // A member Stytch authenticates: the session is checked, the organization
+        // needs no question.
+        let res = get_with(&app, path, &token(&admin)).await;
+        assert_eq!(res.reason(), "tenancy_mismatch", "{path}: {}", res.body);
+    }
+    assert_eq!(f.emu.requests(Endpoint::Authenticate), 2);
+    assert!(
+        !logs.text().contains("WARN") && !logs.text().contains("ERROR"),
+        "{}",
+        logs.text()
+    );
+
+    for _ in 0..20 {
+        let res = get_with(&app, "/teams/t1/documents", &jwt(&admin)).await;
+        assert_eq!(res.reason(), "misconfigured");
+    }
+    assert_eq!(logs.text().matches("ERROR").count(), 1, "{}", logs.text());
+}
+
 // ---------------------------------------------------------------------------------
 // 15. the guard's two paths
 

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::response::{IntoResponse, Response};
 use http::Request;
@@ -123,7 +124,9 @@ impl RequireAuthz {
 
     /// Checks the organization named by the path parameter `name` (an organization
     /// id) instead of the member's own: a member of another organization gets 403,
-    /// whatever their roles. A route without that parameter answers 500.
+    /// whatever their roles, and so does a request whose parameter is not UTF-8 (`%FF`:
+    /// no organization has that id). A route without that parameter answers 500 (a
+    /// misconfiguration, logged as an error at most once a minute).
     pub fn organization_from_path(mut self, name: impl Into<String>) -> Self {
         if let Requirement::Permission {
             organization_param, ..
@@ -232,7 +235,17 @@ impl Requirement {
             Requirement::Permission {
                 organization_param: Some(name),
                 ..
-            } => Some(path_param(parts, name).await?),
+            } => match path_param(parts, name).await {
+                Ok(id) => Some(id),
+                Err(PathError::NotUtf8) => {
+                    let ctx = context(parts)?;
+                    return Err(self.refuse_unmatchable(ctx, parts).await);
+                }
+                Err(PathError::Missing) => {
+                    context(parts)?.auth().warn_misconfigured_route(name);
+                    return Err(AuthRejection::new(Reason::Misconfigured));
+                }
+            },
             _ => None,
         };
         let ctx = context(parts)?;
@@ -257,6 +270,27 @@ impl Requirement {
     }
 }
 
+impl Requirement {
+    /// A path whose organization parameter is not UTF-8 names no organization, so not
+    /// the member's: 403 `tenancy_mismatch` once the session is known (401 without
+    /// one), as for any other organization. Client input, so logged at `DEBUG`.
+    async fn refuse_unmatchable(&self, ctx: &AuthContext, parts: &Parts) -> AuthRejection {
+        let failure = match ctx.member().await {
+            Ok(_) => {
+                tracing::debug!(
+                    decision = "deny",
+                    reason = Reason::TenancyMismatch.as_str(),
+                    "organization path parameter is not UTF-8"
+                );
+                ctx.auth().inner.metrics.failure(Reason::TenancyMismatch);
+                Failure::new(Reason::TenancyMismatch)
+            }
+            Err(failure) => failure,
+        };
+        self.reject(ctx, failure, parts)
+    }
+}
+
 /// Puts a guard's verdict in the request for the `Verdict` extractor: next to a locally
 /// verified member (no allocation), else as an extension. The last guard's wins.
 fn keep_verdict(extensions: &mut http::Extensions, verdict: Verdict) {
@@ -268,22 +302,26 @@ fn keep_verdict(extensions: &mut http::Extensions, verdict: Verdict) {
     }
 }
 
-async fn path_param(parts: &mut Parts, name: &str) -> Result<String, AuthRejection> {
-    let misconfigured = || {
-        tracing::error!(
-            parameter = name,
-            "RequireAuthz::organization_from_path names a parameter this route does not have"
-        );
-        AuthRejection::new(Reason::Misconfigured)
-    };
+/// Why a route's path gave no organization id.
+enum PathError {
+    /// The route has no such parameter (or no parameters): the guard is misconfigured.
+    Missing,
+    /// The request's path holds bytes that are not UTF-8 there (`%FF`): client input.
+    NotUtf8,
+}
+
+async fn path_param(parts: &mut Parts, name: &str) -> Result<String, PathError> {
     let params = RawPathParams::from_request_parts(parts, &())
         .await
-        .map_err(|_| misconfigured())?;
+        .map_err(|rejection| match rejection {
+            RawPathParamsRejection::InvalidUtf8InPathParam(_) => PathError::NotUtf8,
+            _ => PathError::Missing,
+        })?;
     params
         .iter()
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value.to_owned())
-        .ok_or_else(misconfigured)
+        .ok_or(PathError::Missing)
 }
 
 /// The service made by [`RequireAuthz`] and [`RequireSession`].
