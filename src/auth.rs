@@ -286,7 +286,8 @@ impl StytchAuth {
     /// instance at once (other instances accept an already issued JWT until it is
     /// `max_token_age` old), and returns the `Set-Cookie` headers that clear both
     /// cookies. A session Stytch no longer knows (`404 session_not_found`) counts as
-    /// logged out.
+    /// logged out. The call to Stytch runs to its end on the runtime even when the
+    /// future is dropped before (a client that hangs up during its logout).
     ///
     /// # Errors
     ///
@@ -306,7 +307,16 @@ impl StytchAuth {
             tokens.remove_session(&session_id);
         }
         let cookies = SessionCookies::new(self.inner.cookies.clear());
-        match self.inner.client.revoke(&session_id).await {
+        let client = self.inner.client.clone();
+        let revoke = async move { client.revoke(&session_id).await };
+        let revoked = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn(revoke)
+                .await
+                .unwrap_or_else(|_| Err(ClientError::Transport("revoke task failed".into()))),
+            Err(_) => revoke.await,
+        };
+        match revoked {
             Ok(()) => Ok(cookies),
             // Only Stytch's own "session not found": a 404 page from a wrong base URL
             // is an error.

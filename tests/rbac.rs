@@ -215,15 +215,8 @@ async fn post_until_ok(app: &Router, path: &str, cookie: &str) -> Vec<StatusCode
 /// Waits until the emulator has seen `n` requests on `endpoint` (a background
 /// task's call), bounded by a generous deadline.
 async fn wait_for_requests(emu: &StytchEmulator, endpoint: Endpoint, n: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while emu.requests(endpoint) < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{endpoint:?} saw {} requests, expected {n}",
-            emu.requests(endpoint)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let what = format!("{n} requests to {endpoint:?}");
+    wait_until(&what, || emu.requests(endpoint) >= n).await;
 }
 
 // ---------------------------------------------------------------------------------

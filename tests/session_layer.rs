@@ -406,6 +406,33 @@ async fn logout_clears_cookies_and_refuses_the_jwt_at_once() {
     assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
 }
 
+/// A logout whose caller stops waiting (the client hung up) still ends the session at
+/// Stytch: the revoke call is not cancelled with the request.
+#[tokio::test]
+async fn a_logout_abandoned_during_the_revoke_call_still_revokes_at_stytch() {
+    let f = fixture().await;
+    let app = app(&f.auth);
+    let jwt = jwt_cookie(&f.session.session_jwt);
+    f.emu
+        .inject_fault(Endpoint::Revoke, Fault::Delay(Duration::from_millis(300)));
+    // The request is dropped once Stytch has the call, well before it answers.
+    tokio::select! {
+        res = send(&app, "POST", "/logout", Some(&jwt)) => {
+            panic!("the logout answered before the revoke's delay: {}", res.status)
+        }
+        () = wait_until("the revoke call", || f.emu.requests(Endpoint::Revoke) == 1) => {}
+    }
+    wait_until("the session revoked at Stytch", || {
+        f.emu
+            .session(&f.session.member_session_id)
+            .is_some_and(|s| s.revoked)
+    })
+    .await;
+    // This instance refuses it at once, as for a logout that answered.
+    let res = get_with(&app, "/me", &jwt).await;
+    assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
+}
+
 /// The denylist is bounded by `revocation_capacity`: when full it forgets the *oldest*
 /// logouts, never the one just made.
 #[tokio::test]

@@ -210,15 +210,6 @@ async fn burst(
     (responses, started.elapsed())
 }
 
-/// Waits (bounded) until `done` holds: for a background refresh to land.
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// A session that outlives every clock advance in these tests.
 fn long_session(f: &Fixture) -> SessionTokens {
     f.emu.create_session_with(

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -204,5 +205,15 @@ impl CapturedLogs {
                 .with_writer(self.clone())
                 .finish(),
         )
+    }
+}
+
+/// Waits (at most 10 s of real time) until `done` holds: for a background task's
+/// call or refresh to land.
+pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
