@@ -161,7 +161,11 @@ enum Initial {
 
 /// Cookies to write on the way out.
 enum CookieUpdate {
-    Set(Vec<HeaderValue>),
+    /// Renewed credentials of the session `member_session_id`.
+    Set {
+        values: Vec<HeaderValue>,
+        member_session_id: String,
+    },
     Clear,
 }
 
@@ -296,12 +300,15 @@ impl RequestAuth {
                         .metrics
                         .renewals
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.set_cookies(CookieUpdate::Set(inner.cookies.set(
-                        &response.session_jwt,
-                        &response.session_token,
-                        response.member_session.expires_at,
-                        inner.clock.now(),
-                    )));
+                    self.set_cookies(CookieUpdate::Set {
+                        values: inner.cookies.set(
+                            &response.session_jwt,
+                            &response.session_token,
+                            response.member_session.expires_at,
+                            inner.clock.now(),
+                        ),
+                        member_session_id: member.member_session_id().to_owned(),
+                    });
                 }
                 let granting = match &response.verdict {
                     Some(v) if checked && v.authorized => {
@@ -352,16 +359,23 @@ impl RequestAuth {
         }
     }
 
-    /// The `Set-Cookie` values to add to the response, if any.
+    /// The `Set-Cookie` values to add to the response, if any. Renewed credentials of
+    /// a session logged out on this instance while the handler ran (a logout request
+    /// of the same browser, say) are not written: the cookies are cleared instead, so
+    /// the logout is not undone by the response that arrives after it.
     pub(crate) fn take_set_cookies(&self) -> Option<Vec<HeaderValue>> {
         let update = self
             .cookies
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()?;
+        let inner = &self.auth.inner;
         Some(match update {
-            CookieUpdate::Set(values) => values,
-            CookieUpdate::Clear => self.auth.inner.cookies.clear(),
+            CookieUpdate::Set {
+                values,
+                member_session_id,
+            } if !self.auth.is_revoked(&member_session_id, inner.clock.now()) => values,
+            CookieUpdate::Set { .. } | CookieUpdate::Clear => inner.cookies.clear(),
         })
     }
 }

@@ -433,6 +433,54 @@ async fn a_logout_abandoned_during_the_revoke_call_still_revokes_at_stytch() {
     assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);
 }
 
+/// A request renewed by Stytch whose session is logged out (by another request of the
+/// same browser) before its response is written: the response clears the cookies
+/// instead of handing the logged-out session fresh ones.
+#[tokio::test]
+async fn a_renewal_answered_after_its_session_logged_out_clears_the_cookies() {
+    let f = fixture().await;
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let (entered_in, gate_in) = (Arc::clone(&entered), Arc::clone(&gate));
+    let slow = Router::new()
+        .route(
+            "/slow",
+            get(move |m: AuthenticatedMember| async move {
+                entered_in.notify_one();
+                gate_in.notified().await;
+                m.member_id().to_owned()
+            }),
+        )
+        .layer(f.auth.layer());
+    let app = app(&f.auth).merge(slow);
+
+    // Token only: Stytch authenticates it and returns fresh credentials.
+    let renewing = tokio::spawn({
+        let (app, cookie) = (app.clone(), token_cookie(&f.session.session_token));
+        async move { send(&app, "GET", "/slow", Some(&cookie)).await }
+    });
+    entered.notified().await;
+    let res = send(
+        &app,
+        "POST",
+        "/logout",
+        Some(&jwt_cookie(&f.session.session_jwt)),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    gate.notify_one();
+
+    let res = renewing.await.expect("the request");
+    assert_eq!(
+        res.status,
+        StatusCode::OK,
+        "the handler had run: {}",
+        res.body
+    );
+    assert_cleared(&res);
+    assert_eq!(f.emu.requests(Endpoint::Authenticate), 1);
+}
+
 /// The denylist is bounded by `revocation_capacity`: when full it forgets the *oldest*
 /// logouts, never the one just made.
 #[tokio::test]
