@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// A source of the current wall-clock time.
 ///
@@ -93,6 +93,31 @@ pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// How far a clock reading may trail a time this process recorded before the clock
+/// counts as stepped back: a request that read the clock just before another task
+/// stamped a fetch trails it by microseconds.
+const STEP_BACK: Duration = Duration::from_secs(60);
+
+/// The age at `now` of a value stamped `then`, for refresh decisions: zero when `then`
+/// is at most a minute ahead, `None` when further ahead (the clock stepped back: the
+/// age is unknown, and the value counts as due rather than fresh for that long).
+pub(crate) fn age(then: SystemTime, now: SystemTime) -> Option<Duration> {
+    match now.duration_since(then) {
+        Ok(age) => Some(age),
+        Err(ahead) if ahead.duration() <= STEP_BACK => Some(Duration::ZERO),
+        Err(_) => None,
+    }
+}
+
+/// Whether `since` (unix seconds; 0: never) is less than `window` before `now`, for
+/// backoffs and cooldowns. A `since` more than a minute ahead of `now` (the clock
+/// stepped back) ends the window instead of stretching it.
+pub(crate) fn within(since: u64, window: Duration, now: u64) -> bool {
+    since != 0
+        && now < since.saturating_add(window.as_secs())
+        && now.saturating_add(STEP_BACK.as_secs()) >= since
+}
+
 #[cfg(any(test, feature = "test-util"))]
 pub use mock::MockClock;
 
@@ -163,5 +188,32 @@ mod mock {
         fn now(&self) -> SystemTime {
             *self.now.lock().unwrap_or_else(PoisonError::into_inner)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_is_unknown_only_when_the_clock_stepped_back_past_a_minute() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let secs = Duration::from_secs;
+        assert_eq!(age(t, t + secs(30)), Some(secs(30)));
+        assert_eq!(age(t, t), Some(Duration::ZERO));
+        // Read just before another task stamped the value.
+        assert_eq!(age(t, t - secs(60)), Some(Duration::ZERO));
+        assert_eq!(age(t, t - secs(61)), None);
+    }
+
+    #[test]
+    fn a_window_ends_when_the_clock_stepped_back_past_a_minute() {
+        let window = Duration::from_secs(5);
+        assert!(!within(0, window, 1_000), "never");
+        assert!(within(1_000, window, 1_000));
+        assert!(within(1_000, window, 1_004));
+        assert!(!within(1_000, window, 1_005));
+        assert!(within(1_000, window, 940));
+        assert!(!within(1_000, window, 939), "stepped back");
     }
 }

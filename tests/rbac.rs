@@ -19,7 +19,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum_stytch::rbac::{Policy, Role, Verdict};
 use axum_stytch::testing::{Endpoint, Fault, SessionTokens, StytchEmulator};
-use axum_stytch::{AuthenticatedMember, Authorized, RequireAuthz, StytchAuth};
+use axum_stytch::{AuthenticatedMember, Authorized, Clock as _, RequireAuthz, StytchAuth};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
@@ -401,6 +401,28 @@ async fn policy_change_reaches_jwt_members_after_the_ttl() {
     assert_ok(&res);
     assert_eq!(f.emu.requests(Endpoint::Policy), 2);
     assert_eq!(f.emu.requests(Endpoint::Authenticate), 0);
+}
+
+/// A clock stepped back (a VM resumed, a manual correction) must not make the cached
+/// policy and keys count as fresh for as long as the step: their age is unknown, so
+/// the next request waits for both to be fetched again, and the new policy decides.
+#[tokio::test]
+async fn a_clock_stepped_back_does_not_stretch_the_policy_freshness() {
+    let (f, viewer, app) = viewer_granted_create_at_stytch().await;
+    let clock = f.emu.clock();
+    let jwks_fetches = f.emu.requests(Endpoint::Jwks);
+    clock.set(clock.now() - Duration::from_secs(3600));
+    // Minted at the new time, so valid locally.
+    let fresh = f.emu.mint_jwt(&viewer.member_session_id);
+    let res = send(&app, "POST", "/documents", Some(&jwt_cookie(&fresh))).await;
+    assert_ok(&res);
+    assert_eq!(f.emu.requests(Endpoint::Policy), 2);
+    assert_eq!(f.emu.requests(Endpoint::Jwks), jwks_fetches + 1);
+    assert_eq!(f.emu.requests(Endpoint::Authenticate), 0);
+    // Stamped at the new time: settled.
+    let res = send(&app, "POST", "/documents", Some(&jwt_cookie(&fresh))).await;
+    assert_ok(&res);
+    assert_eq!(f.emu.requests(Endpoint::Policy), 2);
 }
 
 /// A busy service never waits for the policy: in the last tenth of its TTL it is

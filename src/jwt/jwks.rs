@@ -143,11 +143,8 @@ impl JwksCache {
     }
 
     fn still_serving(self: &Arc<Self>, set: &Arc<KeySet>) -> bool {
-        let age = self
-            .clock
-            .now()
-            .duration_since(set.fetched_at)
-            .unwrap_or(Duration::ZERO);
+        // Unknown after the clock stepped back: due, and no longer served.
+        let age = crate::clock::age(set.fetched_at, self.clock.now()).unwrap_or(Duration::MAX);
         if age > self.settings.refresh_interval {
             self.refresh_in_background(Some(Arc::clone(set)));
         }
@@ -181,8 +178,7 @@ impl JwksCache {
 
     /// Whether `since` (unix seconds, 0: never) is less than a cooldown ago.
     fn within_cooldown(&self, since: u64) -> bool {
-        since != 0
-            && self.clock.unix_seconds() < since.saturating_add(self.settings.cooldown.as_secs())
+        crate::clock::within(since, self.settings.cooldown, self.clock.unix_seconds())
     }
 
     /// Claims this cooldown's forced refresh. Only called inside the flight that will

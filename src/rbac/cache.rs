@@ -42,10 +42,10 @@ pub(crate) struct Stamped<T> {
 }
 
 impl<T> Stamped<T> {
-    /// How long before `now` it was fetched (zero if `now` is earlier).
+    /// How long before `now` it was fetched; `Duration::MAX` (due, and past any
+    /// grace) when the clock stepped back further than that (see [`crate::clock::age`]).
     fn age(&self, now: SystemTime) -> Duration {
-        now.duration_since(self.fetched_at)
-            .unwrap_or(Duration::ZERO)
+        crate::clock::age(self.fetched_at, now).unwrap_or(Duration::MAX)
     }
 }
 
@@ -135,8 +135,11 @@ impl<T: Send + Sync + 'static> Slot<T> {
     /// [`RETRY_BACKOFF`] for "no new attempt yet", [`FAILING_FOR`] for "refreshes
     /// are failing".
     fn failed_within(&self, clock: &SharedClock, window: Duration) -> bool {
-        let failed = self.last_failure.load(Ordering::Acquire);
-        failed != 0 && clock.unix_seconds() < failed.saturating_add(window.as_secs())
+        crate::clock::within(
+            self.last_failure.load(Ordering::Acquire),
+            window,
+            clock.unix_seconds(),
+        )
     }
 
     fn backing_off(&self, clock: &SharedClock) -> bool {
