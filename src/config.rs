@@ -139,6 +139,11 @@ impl fmt::Debug for StytchAuthBuilder {
 /// The longest the RBAC policy may be cached: Stytch's SDKs refresh every 5 minutes.
 pub(crate) const MAX_POLICY_REFRESH: Duration = Duration::from_secs(300);
 
+/// The most entries a cache or list of the layer may be given: far beyond any need
+/// (10,000,000 verified JWTs take about 20 GB), and a typo such as `u64::MAX` is
+/// refused rather than allocated.
+const MAX_ENTRIES: u64 = 10_000_000;
+
 impl StytchAuthBuilder {
     pub(crate) fn new(project_id: impl Into<String>, secret: impl Into<String>) -> Self {
         Self {
@@ -205,7 +210,8 @@ impl StytchAuthBuilder {
 
     /// Oldest JWT (by `iat`) trusted without asking Stytch. Default: 300 s (a JWT's
     /// whole life). This bounds how long a revoked session keeps working on another
-    /// instance. `Duration::ZERO` sends every request to Stytch.
+    /// instance. `Duration::ZERO` sends every request to Stytch. A longer age changes
+    /// nothing: a JWT's `exp`, 300 s after `iat`, still ends its local trust.
     pub fn max_token_age(mut self, age: Duration) -> Self {
         self.max_token_age = age;
         self
@@ -361,7 +367,7 @@ impl StytchAuthBuilder {
     }
 
     /// Most verified JWTs remembered (a repeated JWT then costs no RSA work).
-    /// Default: 10,000. `0` disables the cache.
+    /// Default: 10,000. `0` disables the cache. At most 10,000,000.
     pub fn token_cache_capacity(mut self, entries: u64) -> Self {
         self.token_cache_capacity = entries;
         self
@@ -370,7 +376,7 @@ impl StytchAuthBuilder {
     /// Most logged-out sessions remembered locally, so their JWTs are refused at once
     /// on this instance; also the most credentials remembered as unknown to Stytch
     /// (refused without asking again). Each is remembered for an hour; when full, the
-    /// oldest are forgotten first. Default: 10,000 each.
+    /// oldest are forgotten first. Default: 10,000 each. At most 10,000,000.
     pub fn revocation_capacity(mut self, entries: u64) -> Self {
         self.revocation_capacity = entries;
         self
@@ -393,7 +399,8 @@ impl StytchAuthBuilder {
         self
     }
 
-    /// Most organizations whose custom roles are cached. Default: 1,000.
+    /// Most organizations whose custom roles are cached. Default: 1,000. At most
+    /// 10,000,000.
     pub fn org_policy_capacity(mut self, entries: u64) -> Self {
         self.org_policy_capacity = entries;
         self
@@ -534,6 +541,15 @@ impl StytchAuthBuilder {
         if self.policy_refresh_interval > MAX_POLICY_REFRESH {
             return Err(invalid("policy_refresh_interval", "must be at most 300 s"));
         }
+        for (setting, entries) in [
+            ("token_cache_capacity", self.token_cache_capacity),
+            ("revocation_capacity", self.revocation_capacity),
+            ("org_policy_capacity", self.org_policy_capacity),
+        ] {
+            if entries > MAX_ENTRIES {
+                return Err(invalid(setting, "must be at most 10,000,000 entries"));
+            }
+        }
         Ok(())
     }
 }
@@ -566,7 +582,7 @@ mod tests {
     #[test]
     fn settings_out_of_range_are_refused_by_name() {
         type Change = fn(StytchAuthBuilder) -> StytchAuthBuilder;
-        let cases: [(&str, Change); 7] = [
+        let cases: [(&str, Change); 10] = [
             ("max_cookie_size", |b| b.max_cookie_size(100)),
             ("clock_leeway", |b| b.clock_leeway(Duration::from_secs(61))),
             ("cookie_path", |b| b.cookie_path("no-slash")),
@@ -582,6 +598,12 @@ mod tests {
             ("jwks_refresh_cooldown", |b| {
                 b.jwks_refresh_cooldown(Duration::from_millis(999))
             }),
+            // Allocated up front: refused rather than an abort at build().
+            ("token_cache_capacity", |b| b.token_cache_capacity(u64::MAX)),
+            ("revocation_capacity", |b| {
+                b.revocation_capacity(MAX_ENTRIES + 1)
+            }),
+            ("org_policy_capacity", |b| b.org_policy_capacity(u64::MAX)),
         ];
         for (setting, change) in cases {
             assert_refused(change(builder()), setting, setting);

@@ -64,7 +64,7 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
             state.order.pop_front();
         }
         // A key added again and again leaves stale occurrences behind a live front.
-        if state.order.len() > 2 * self.capacity + 16 {
+        if state.order.len() > self.capacity.saturating_mul(2).saturating_add(16) {
             let added = &state.added;
             state
                 .order
