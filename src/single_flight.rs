@@ -31,7 +31,8 @@ where
     }
 
     /// Joins the call in progress for `key`, or starts `make()` as that call.
-    /// `None` when the call's task panicked or its runtime shut down.
+    /// `None` when the call's task panicked or its runtime shut down, or when there is
+    /// no Tokio runtime to run it on (a caller outside one).
     ///
     /// The call is in the table before its work is spawned, and leaves it only once the
     /// work finished, panicked or was dropped with its runtime: whoever sees an effect
@@ -74,7 +75,7 @@ where
             table: Arc::downgrade(&self.flights),
             key,
         };
-        tokio::spawn(async move {
+        let task = async move {
             // Dropped when the work ends, panics, or is dropped with its runtime: a
             // call that can no longer finish must not stay in the table (and its
             // callers then get `None`, as `done` is dropped too).
@@ -82,7 +83,11 @@ where
             let value = work.await;
             drop(leave);
             let _ = done.send(value);
-        });
+        };
+        // Outside a runtime the task is dropped unrun, which ends the call the same way.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(task);
+        }
         flight
     }
 
@@ -112,6 +117,17 @@ impl<K: Hash + Eq, V: Clone> Drop for Leave<K, V> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A caller outside any Tokio runtime (a plain executor) gets `None` at once,
+    /// instead of a panic, and leaves nothing in the table.
+    #[test]
+    fn outside_a_runtime_the_call_ends_without_an_answer() {
+        let sf = SingleFlight::<u32, u32>::new();
+        let mut call = std::pin::pin!(sf.run(1, || async { 7 }));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert_eq!(call.as_mut().poll(&mut cx), std::task::Poll::Ready(None));
+        assert!(!sf.in_flight(&1));
+    }
 
     #[tokio::test]
     async fn concurrent_callers_share_one_run() {
