@@ -2,14 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 use tracing::Instrument as _;
 
 use crate::client::wire::{AuthenticateParams, AuthenticateResponse, SessionCredential};
-use crate::client::{ClientError, ClientSettings, Endpoint, MAX_BACKOFF, StytchClient};
+use crate::client::{ClientError, ClientSettings, Endpoint, RetryAfter, StytchClient};
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, StytchAuthBuilder};
 use crate::cookies::{CookieSettings, SessionCookies};
@@ -84,9 +84,8 @@ pub(crate) struct Inner {
     /// Session tokens and stale JWTs Stytch answered "not found" for: asked once only.
     dead: RecentSet<Arc<str>>,
     remote: SingleFlight<AuthenticateParams, RemoteResult>,
-    /// Until when (unix milliseconds) Stytch asked not to be called: after a 429, for
-    /// its `Retry-After`, no `sessions/authenticate` call is made.
-    remote_backoff_until: AtomicU64,
+    /// After a 429, for its `Retry-After`, no `sessions/authenticate` call is made.
+    remote_backoff: RetryAfter,
     /// The clock-behind warning.
     clock_warning: WarnLimiter,
     /// The warning about a session credential sent twice.
@@ -216,7 +215,7 @@ impl StytchAuth {
                 revoked,
                 dead,
                 remote: SingleFlight::new(),
-                remote_backoff_until: AtomicU64::new(0),
+                remote_backoff: RetryAfter::default(),
                 clock_warning: WarnLimiter::default(),
                 duplicate_warning: WarnLimiter::default(),
                 issuer_warning: WarnLimiter::default(),
@@ -731,15 +730,10 @@ impl StytchAuth {
                 if this.is_dead(params.credential.value(), this.inner.clock.now()) {
                     return Err(Arc::new(ClientError::remembered_session_not_found()));
                 }
-                // Stytch rate-limited the project: every credential waits it out. A
-                // deadline further away than any backoff means the clock stepped back.
+                // Stytch rate-limited the project: every credential waits it out.
                 let now_ms = this.inner.clock.unix_millis();
-                let until = this.inner.remote_backoff_until.load(Ordering::Acquire);
-                let left_ms = until.saturating_sub(now_ms);
-                if left_ms > 0 && u128::from(left_ms) <= MAX_BACKOFF.as_millis() {
-                    return Err(Arc::new(ClientError::backing_off(Duration::from_secs(
-                        left_ms.div_ceil(1000),
-                    ))));
+                if let Some(refused) = this.inner.remote_backoff.refusal(now_ms) {
+                    return Err(Arc::new(refused));
                 }
                 // Held until the call ends, whether or not anyone still waits for it.
                 let Ok(_in_flight) = this.inner.authentications.try_acquire() else {
@@ -769,14 +763,9 @@ impl StytchAuth {
                     .await;
                 if let Err(error) = &result {
                     this.log_call_failure(error);
-                    if let Some(wait) = error.rate_limited_for() {
-                        let now_ms = this.inner.clock.unix_millis();
-                        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                        let until = now_ms.saturating_add(wait_ms);
-                        this.inner
-                            .remote_backoff_until
-                            .store(until, Ordering::Release);
-                    }
+                    this.inner
+                        .remote_backoff
+                        .observe(error, this.inner.clock.unix_millis());
                     // Only Stytch's own "session not found" marks a credential dead; a
                     // proxy's 404 page must not log anyone out.
                     if error.is_session_not_found() {

@@ -96,7 +96,7 @@ pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
 /// How far a clock reading may trail a time this process recorded before the clock
 /// counts as stepped back: a request that read the clock just before another task
 /// stamped a fetch trails it by microseconds.
-const STEP_BACK: Duration = Duration::from_secs(60);
+pub(crate) const STEP_BACK: Duration = Duration::from_secs(60);
 
 /// The age at `now` of a value stamped `then`, for refresh decisions: zero when `then`
 /// is at most a minute ahead, `None` when further ahead (the clock stepped back: the

@@ -400,7 +400,9 @@ impl StytchAuthBuilder {
     }
 
     /// Most organizations whose custom roles are cached. Default: 1,000. At most
-    /// 10,000,000.
+    /// 10,000,000. Set it above the number of organizations active at once: an
+    /// organization evicted from the cache has its custom roles fetched again (and
+    /// its guarded requests wait for them) when its members come back.
     pub fn org_policy_capacity(mut self, entries: u64) -> Self {
         self.org_policy_capacity = entries;
         self

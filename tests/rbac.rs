@@ -566,6 +566,49 @@ async fn cold_start_stampede_fetches_the_jwks_and_the_policies_once() {
 // ---------------------------------------------------------------------------------
 // 6. policy endpoint down
 
+/// A 429 to one organization's policy fetch stops every policy fetch for its
+/// `Retry-After`: members of many organizations must not make one fetch per
+/// organization each. Grants by the project policy still stand; a denial that the
+/// organization's custom roles might lift is 503.
+#[tokio::test]
+async fn a_rate_limited_policy_fetch_stops_every_organizations_fetch() {
+    let f = fixture().await;
+    f.emu.set_policy(policy());
+    let app = rbac_app(&f.auth);
+    let clock = f.emu.clock();
+    f.emu.inject_fault(
+        Endpoint::OrganizationPolicy,
+        Fault::RateLimited {
+            retry_after: Duration::from_secs(30),
+            times: 1,
+        },
+    );
+    let orgs: Vec<String> = (0..6)
+        .map(|i| f.emu.create_organization(&format!("org-{i}")))
+        .collect();
+    let admins: Vec<SessionTokens> = orgs
+        .iter()
+        .map(|org| member(&f.emu, org, "ad@org.test", &["admin"]))
+        .collect();
+    for admin in &admins[..5] {
+        let res = send(&app, "POST", "/documents", Some(&jwt(admin))).await;
+        assert_ok(&res);
+    }
+    assert_eq!(f.emu.requests(Endpoint::OrganizationPolicy), 1);
+    assert_eq!(f.emu.requests(Endpoint::Policy), 1);
+    assert_eq!(f.auth.metrics().policy_fetch_failures, 1);
+    // Denied by the project policy, custom roles unknown: not a 403.
+    let viewer = member(&f.emu, &orgs[5], "vi@org.test", &["viewer"]);
+    assert_unavailable(&send(&app, "POST", "/documents", Some(&jwt(&viewer))).await);
+    assert_eq!(f.emu.requests(Endpoint::OrganizationPolicy), 1);
+
+    // Past the Retry-After: fetched again.
+    clock.advance(Duration::from_secs(31));
+    let fresh = f.emu.mint_jwt(&admins[5].member_session_id);
+    assert_ok(&send(&app, "POST", "/documents", Some(&jwt_cookie(&fresh))).await);
+    assert_eq!(f.emu.requests(Endpoint::OrganizationPolicy), 2);
+}
+
 #[tokio::test]
 async fn policy_endpoint_down_past_the_grace_fails_closed_then_recovers() {
     let f = fixture().await;

@@ -7,6 +7,7 @@
 #[cfg(all(test, feature = "test-util"))]
 mod emulator_tests;
 mod error;
+mod retry_after;
 pub(crate) mod wire;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 pub(crate) use error::MAX_BACKOFF;
 pub use error::{ApiError, ClientError};
+pub(crate) use retry_after::RetryAfter;
 use wire::{
     AuthenticateParams, AuthenticateResponse, Empty, JwksResponse, OrgPolicyResponse,
     PolicyResponse,

@@ -12,7 +12,7 @@ use arc_swap::ArcSwapOption;
 use super::decision::{CompiledRoles, Denial, Granting, decide};
 use super::resource_action::ResourceAction;
 use super::verdict::Verdict;
-use crate::client::StytchClient;
+use crate::client::{ClientError, RetryAfter, StytchClient};
 use crate::clock::{SharedClock, unix_seconds};
 use crate::error::Reason;
 use crate::member::AuthenticatedMember;
@@ -219,15 +219,55 @@ impl<T: Send + Sync + 'static> Slot<T> {
     }
 }
 
+/// What every policy fetch shares: the client, the counters, and Stytch's rate limit.
+struct Fetcher {
+    client: StytchClient,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+    /// A 429 to any policy fetch (the project's or an organization's) stops them all
+    /// for its `Retry-After`: with many organizations, each slot's own backoff would
+    /// still let one fetch per organization through every few seconds.
+    rate_limit: RetryAfter,
+}
+
+impl Fetcher {
+    /// `call`'s answer, or `None` when it failed or was not made (Stytch's rate limit
+    /// still running). Counted, and logged when it fails.
+    async fn fetch<R>(
+        &self,
+        call: impl Future<Output = Result<R, ClientError>>,
+        organization_id: Option<&str>,
+    ) -> Option<R> {
+        if self.rate_limit.refusal(self.clock.unix_millis()).is_some() {
+            tracing::debug!(
+                organization_id,
+                "RBAC policy fetch not made: Stytch's Retry-After"
+            );
+            return None;
+        }
+        self.metrics.policy_fetches.fetch_add(1, Ordering::Relaxed);
+        match call.await {
+            Ok(answer) => Some(answer),
+            Err(error) => {
+                self.metrics
+                    .policy_fetch_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                self.rate_limit.observe(&error, self.clock.unix_millis());
+                tracing::warn!(%error, organization_id, "RBAC policy fetch failed");
+                None
+            }
+        }
+    }
+}
+
 /// The project's RBAC policy and organizations' custom roles.
 pub(crate) struct PolicyCache {
-    client: StytchClient,
+    fetcher: Arc<Fetcher>,
     clock: SharedClock,
     ttl: Duration,
     /// [`refresh_ahead`] of `ttl`, computed once: the synchronous path's bound.
     fresh_for: Duration,
     grace: Duration,
-    metrics: Arc<Metrics>,
     project: Arc<Slot<CompiledRoles>>,
     /// Size-bounded; a lookup is one read lock (on the path of every guarded request).
     organizations: quick_cache::sync::Cache<String, Arc<Slot<CompiledRoles>>>,
@@ -243,33 +283,28 @@ impl PolicyCache {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            client,
+            fetcher: Arc::new(Fetcher {
+                client,
+                clock: clock.clone(),
+                metrics,
+                rate_limit: RetryAfter::default(),
+            }),
             clock,
             ttl,
             fresh_for: refresh_ahead(ttl),
             grace,
-            metrics,
             project: Arc::new(Slot::new()),
             organizations: crate::bounded_cache::new(org_capacity),
         }
     }
 
     async fn project_roles(&self) -> Option<Arc<Stamped<CompiledRoles>>> {
-        let client = self.client.clone();
-        let metrics = Arc::clone(&self.metrics);
+        let fetcher = Arc::clone(&self.fetcher);
         self.project
             .get(&self.clock, self.ttl, self.grace, move || async move {
-                metrics.policy_fetches.fetch_add(1, Ordering::Relaxed);
-                match client.policy().await {
-                    Ok(r) => Some(CompiledRoles::new(&r.policy.roles)),
-                    Err(error) => {
-                        metrics
-                            .policy_fetch_failures
-                            .fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%error, "RBAC policy fetch failed");
-                        None
-                    }
-                }
+                let call = fetcher.client.policy();
+                let policy = fetcher.fetch(call, None).await?;
+                Some(CompiledRoles::new(&policy.policy.roles))
             })
             .await
     }
@@ -286,19 +321,12 @@ impl PolicyCache {
         organization_id: &str,
     ) -> Option<Arc<Stamped<CompiledRoles>>> {
         let slot = self.organization_slot(organization_id);
-        let client = self.client.clone();
-        let metrics = Arc::clone(&self.metrics);
+        let fetcher = Arc::clone(&self.fetcher);
         let org = organization_id.to_owned();
         slot.get(&self.clock, self.ttl, self.grace, move || async move {
-            metrics.policy_fetches.fetch_add(1, Ordering::Relaxed);
-            match client.org_policy(&org).await {
-                Ok(r) => Some(CompiledRoles::new(&r.org_policy.roles)),
-                Err(error) => {
-                    metrics.policy_fetch_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%error, organization_id = %org, "organization RBAC policy fetch failed");
-                    None
-                }
-            }
+            let call = fetcher.client.org_policy(&org);
+            let policy = fetcher.fetch(call, Some(&org)).await?;
+            Some(CompiledRoles::new(&policy.org_policy.roles))
         })
         .await
     }

@@ -1,0 +1,82 @@
+//! Stytch's "not yet": after a 429 (or a 503 with `Retry-After`), no call of that kind
+//! until the time it asked for.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::{ClientError, MAX_BACKOFF};
+use crate::clock::STEP_BACK;
+
+/// Until when (unix milliseconds) Stytch asked not to be called; shared by every call
+/// of one kind, so that a rate limit stops them all rather than each in turn.
+#[derive(Debug, Default)]
+pub(crate) struct RetryAfter {
+    until_ms: AtomicU64,
+}
+
+impl RetryAfter {
+    /// The error for a call not made at `now_ms` because Stytch asked to wait; `None`
+    /// when calls may be made. A deadline further away than any backoff (by more than
+    /// [`STEP_BACK`]) means the clock stepped back: calls may be made.
+    pub(crate) fn refusal(&self, now_ms: u64) -> Option<ClientError> {
+        let left_ms = self.until_ms.load(Ordering::Acquire).saturating_sub(now_ms);
+        (left_ms > 0 && u128::from(left_ms) <= (MAX_BACKOFF + STEP_BACK).as_millis())
+            .then(|| ClientError::backing_off(Duration::from_secs(left_ms.div_ceil(1000))))
+    }
+
+    /// Records a failed call's answer at `now_ms`: a rate limit starts the wait.
+    pub(crate) fn observe(&self, error: &ClientError, now_ms: u64) {
+        if let Some(wait) = error.rate_limited_for() {
+            let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            self.until_ms
+                .store(now_ms.saturating_add(wait_ms), Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::error::ApiError;
+
+    fn rate_limited(retry_after: Option<Duration>) -> ClientError {
+        ClientError::Api(ApiError {
+            status: 429,
+            error_type: "too_many_requests".into(),
+            error_message: "slow down".into(),
+            request_id: None,
+            retry_after,
+        })
+    }
+
+    #[test]
+    fn a_rate_limit_stops_calls_until_its_retry_after() {
+        let backoff = RetryAfter::default();
+        assert!(backoff.refusal(10_000).is_none(), "never limited");
+        backoff.observe(&rate_limited(Some(Duration::from_secs(3))), 10_000);
+        let refused = backoff.refusal(10_500).expect("within the wait");
+        assert_eq!(refused.rate_limited_for(), Some(Duration::from_secs(3)));
+        assert!(backoff.refusal(12_999).is_some());
+        assert!(backoff.refusal(13_000).is_none(), "over");
+        // Without Retry-After: one second.
+        backoff.observe(&rate_limited(None), 20_000);
+        assert!(backoff.refusal(20_999).is_some());
+        assert!(backoff.refusal(21_000).is_none());
+        // Other failures start no wait.
+        backoff.observe(&ClientError::Transport("reset".into()), 30_000);
+        assert!(backoff.refusal(30_000).is_none());
+    }
+
+    #[test]
+    fn a_clock_stepped_back_past_any_backoff_ends_the_wait() {
+        let backoff = RetryAfter::default();
+        backoff.observe(&rate_limited(Some(Duration::from_secs(60))), 1_000_000);
+        // Read just before the answer was recorded: still waiting.
+        assert!(backoff.refusal(1_000_000 - 1).is_some());
+        assert!(backoff.refusal(1_000_000 - 60_000).is_some());
+        assert!(
+            backoff.refusal(1_000_000 - 60_001).is_none(),
+            "stepped back"
+        );
+    }
+}
