@@ -35,7 +35,9 @@ use crate::request_auth::{AuthContext, Failure};
 ///
 /// When the member's JWT was verified locally and the cached policy is fresh (the
 /// common case), the guard decides before calling the route, without waiting or boxing
-/// a future; otherwise it waits for Stytch or a policy fetch.
+/// a future; otherwise it waits for Stytch or a policy fetch. It decides as of the time
+/// the layer authenticated the request: put middleware that queues requests (a
+/// `Buffer`, a concurrency limit) outside the layer, not between it and the guard.
 ///
 /// Put it on a route with `route_layer`, or on one handler with axum's
 /// `Handler::layer`: the decision is the same. axum wraps a `route_layer` in one more
