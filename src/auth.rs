@@ -286,7 +286,8 @@ impl StytchAuth {
     /// `max_token_age` old), and returns the `Set-Cookie` headers that clear both
     /// cookies. A session Stytch no longer knows (`404 session_not_found`) counts as
     /// logged out. The call to Stytch runs to its end on the runtime even when the
-    /// future is dropped before (a client that hangs up during its logout).
+    /// future is dropped before (a client that hangs up during its logout), unless the
+    /// runtime itself shuts down first (within `request_timeout` of such a logout).
     ///
     /// # Errors
     ///
@@ -310,9 +311,9 @@ impl StytchAuth {
         let revoke = async move { client.revoke(&session_id).await };
         let revoked = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => runtime
-                .spawn(revoke)
+                .spawn(revoke.in_current_span())
                 .await
-                .unwrap_or_else(|_| Err(ClientError::Transport("revoke task failed".into()))),
+                .unwrap_or_else(|e| Err(ClientError::Transport(format!("revoke task: {e}")))),
             Err(_) => revoke.await,
         };
         match revoked {
@@ -614,7 +615,7 @@ impl StytchAuth {
     /// A guard whose `organization_from_path` names a parameter its route does not
     /// have answers 500 to every request: an error, logged at most once a minute (any
     /// client can send requests to that route).
-    pub(crate) fn warn_misconfigured_route(&self, parameter: &str) {
+    pub(crate) fn log_misconfigured_route(&self, parameter: &str) {
         if self
             .inner
             .route_error

@@ -143,15 +143,19 @@ impl JwksCache {
     }
 
     fn still_serving(self: &Arc<Self>, set: &Arc<KeySet>) -> bool {
-        // Unknown after the clock stepped back: due, and no longer served.
-        let age = crate::clock::age(set.fetched_at, self.clock.now()).unwrap_or(Duration::MAX);
-        if age > self.settings.refresh_interval {
+        // Unknown after the clock stepped back: due, and refreshed in the background,
+        // but still served (a key's age decides no permission; the keys stay served
+        // until the clock is back past their fetch, then for the usual time).
+        let age = crate::clock::age(set.fetched_at, self.clock.now());
+        if age.is_none_or(|age| age > self.settings.refresh_interval) {
             self.refresh_in_background(Some(Arc::clone(set)));
         }
-        age <= self
-            .settings
-            .refresh_interval
-            .saturating_add(self.settings.max_stale)
+        age.is_none_or(|age| {
+            age <= self
+                .settings
+                .refresh_interval
+                .saturating_add(self.settings.max_stale)
+        })
     }
 
     /// Fetches the keys now (used for warm-up), whatever the cooldowns. Joins a fetch

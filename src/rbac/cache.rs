@@ -224,21 +224,29 @@ struct Fetcher {
     client: StytchClient,
     clock: SharedClock,
     metrics: Arc<Metrics>,
-    /// A 429 to any policy fetch (the project's or an organization's) stops them all
-    /// for its `Retry-After`: with many organizations, each slot's own backoff would
-    /// still let one fetch per organization through every few seconds.
-    rate_limit: RetryAfter,
+    /// A 429 to the project policy's fetch stops it for its `Retry-After`.
+    project_rate_limit: RetryAfter,
+    /// A 429 to any organization's fetch stops them all for its `Retry-After`: with
+    /// many organizations, each slot's own backoff would still let one fetch per
+    /// organization through every few seconds. (Stytch limits each endpoint apart, so
+    /// the project policy's fetch is not held up by it.)
+    org_rate_limit: RetryAfter,
 }
 
 impl Fetcher {
-    /// `call`'s answer, or `None` when it failed or was not made (Stytch's rate limit
-    /// still running). Counted, and logged when it fails.
+    /// `call`'s answer (the project policy, or `organization_id`'s custom roles), or
+    /// `None` when it failed or was not made (Stytch's rate limit still running).
+    /// Counted, and logged when it fails.
     async fn fetch<R>(
         &self,
         call: impl Future<Output = Result<R, ClientError>>,
         organization_id: Option<&str>,
     ) -> Option<R> {
-        if self.rate_limit.refusal(self.clock.unix_millis()).is_some() {
+        let rate_limit = match organization_id {
+            None => &self.project_rate_limit,
+            Some(_) => &self.org_rate_limit,
+        };
+        if rate_limit.refusal(self.clock.unix_millis()).is_some() {
             tracing::debug!(
                 organization_id,
                 "RBAC policy fetch not made: Stytch's Retry-After"
@@ -252,7 +260,7 @@ impl Fetcher {
                 self.metrics
                     .policy_fetch_failures
                     .fetch_add(1, Ordering::Relaxed);
-                self.rate_limit.observe(&error, self.clock.unix_millis());
+                rate_limit.observe(&error, self.clock.unix_millis());
                 tracing::warn!(%error, organization_id, "RBAC policy fetch failed");
                 None
             }
@@ -287,7 +295,8 @@ impl PolicyCache {
                 client,
                 clock: clock.clone(),
                 metrics,
-                rate_limit: RetryAfter::default(),
+                project_rate_limit: RetryAfter::default(),
+                org_rate_limit: RetryAfter::default(),
             }),
             clock,
             ttl,

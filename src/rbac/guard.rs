@@ -126,8 +126,9 @@ impl RequireAuthz {
 
     /// Checks the organization named by the path parameter `name` (an organization
     /// id) instead of the member's own: a member of another organization gets 403,
-    /// whatever their roles, and so does a request whose parameter is not UTF-8 (`%FF`:
-    /// no organization has that id). A route without that parameter answers 500 (a
+    /// whatever their roles, and so does a request whose path parameters are not UTF-8
+    /// (`%FF`, in this parameter or another of the route's: axum then reads none of
+    /// them, so the organization cannot be known). A route without that parameter answers 500 (a
     /// misconfiguration, logged as an error at most once a minute).
     pub fn organization_from_path(mut self, name: impl Into<String>) -> Self {
         if let Requirement::Permission {
@@ -244,7 +245,7 @@ impl Requirement {
                     return Err(self.refuse_unmatchable(ctx, parts).await);
                 }
                 Err(PathError::Missing) => {
-                    context(parts)?.auth().warn_misconfigured_route(name);
+                    context(parts)?.auth().log_misconfigured_route(name);
                     return Err(AuthRejection::new(Reason::Misconfigured));
                 }
             },
@@ -273,8 +274,8 @@ impl Requirement {
 }
 
 impl Requirement {
-    /// A path whose organization parameter is not UTF-8 names no organization, so not
-    /// the member's: 403 `tenancy_mismatch` once the session is known (401 without
+    /// A path whose parameters are not UTF-8 names no organization that can be read, so
+    /// not the member's: 403 `tenancy_mismatch` once the session is known (401 without
     /// one), as for any other organization. Client input, so logged at `DEBUG`.
     async fn refuse_unmatchable(&self, ctx: &AuthContext, parts: &Parts) -> AuthRejection {
         let failure = match ctx.member().await {
@@ -308,7 +309,8 @@ fn keep_verdict(extensions: &mut http::Extensions, verdict: Verdict) {
 enum PathError {
     /// The route has no such parameter (or no parameters): the guard is misconfigured.
     Missing,
-    /// The request's path holds bytes that are not UTF-8 there (`%FF`): client input.
+    /// A path parameter of the request (axum does not say which to us) is not UTF-8
+    /// (`%FF`): client input.
     NotUtf8,
 }
 
