@@ -128,8 +128,8 @@ impl RequireAuthz {
     /// id) instead of the member's own: a member of another organization gets 403,
     /// whatever their roles, and so does a request whose path parameters are not UTF-8
     /// (`%FF`, in this parameter or another of the route's: axum then reads none of
-    /// them, so the organization cannot be known). A route without that parameter answers 500 (a
-    /// misconfiguration, logged as an error at most once a minute).
+    /// them, so the organization cannot be known). A route without that parameter
+    /// answers 500 (a misconfiguration, logged as an error at most once a minute).
     pub fn organization_from_path(mut self, name: impl Into<String>) -> Self {
         if let Requirement::Permission {
             organization_param, ..
@@ -271,9 +271,7 @@ impl Requirement {
             Err(failure) => Err(self.reject(ctx, failure, parts)),
         }
     }
-}
 
-impl Requirement {
     /// A path whose parameters are not UTF-8 names no organization that can be read, so
     /// not the member's: 403 `tenancy_mismatch` once the session is known (401 without
     /// one), as for any other organization. Client input, so logged at `DEBUG`.
