@@ -833,6 +833,16 @@ mod tests {
     use super::*;
     use crate::testing::StytchEmulator;
 
+    /// The request's context, decided without waiting for keys (none are needed, or
+    /// they are loaded).
+    #[track_caller]
+    fn begin_ready(auth: &StytchAuth, headers: &HeaderMap) -> AuthContext {
+        match auth.begin(headers) {
+            Begin::Ready(ctx) => ctx,
+            Begin::NeedsKeys(_) => panic!("waited for keys"),
+        }
+    }
+
     /// A session cookie sent twice is refused and logged as a warning that names the
     /// usual cause, at most once a minute, without the cookies' values.
     #[tokio::test]
@@ -842,10 +852,7 @@ mod tests {
         let headers = credentials::cookie_headers(&[
             b"stytch_session_jwt=aaa.bbb.ccc; x=1; stytch_session_jwt=ddd.eee.fff",
         ]);
-        let outcome = || match auth.begin(&headers) {
-            Begin::Ready(ctx) => ctx.describe(),
-            Begin::NeedsKeys(_) => panic!("refused before any key is needed"),
-        };
+        let outcome = || begin_ready(&auth, &headers).describe();
         let (first, all) = crate::test_logs::capture(|logged| {
             for _ in 0..3 {
                 assert_eq!(outcome(), ("local", "invalid_credentials"));
@@ -882,10 +889,7 @@ mod tests {
         assert!(auth.warm_up().await);
         let cookie = format!("stytch_session_jwt={}", session.session_jwt);
         let headers = credentials::cookie_headers(&[cookie.as_bytes()]);
-        let outcome = || match auth.begin(&headers) {
-            Begin::Ready(ctx) => ctx.describe(),
-            Begin::NeedsKeys(_) => panic!("keys are loaded"),
-        };
+        let outcome = || begin_ready(&auth, &headers).describe();
         let (first, all) = crate::test_logs::capture(|logged| {
             for _ in 0..3 {
                 assert_eq!(outcome(), ("local", "invalid_token"));
@@ -919,10 +923,7 @@ mod tests {
                 let ask = |i: usize| {
                     let cookie = format!("stytch_session=made-up-session-token-{i:08}");
                     let headers = credentials::cookie_headers(&[cookie.as_bytes()]);
-                    match auth.begin(&headers) {
-                        Begin::Ready(ctx) => ctx,
-                        Begin::NeedsKeys(_) => panic!("no JWT"),
-                    }
+                    begin_ready(&auth, &headers)
                 };
                 // Rate-limited: one call, then 49 requests answered without one.
                 emu.inject_fault(
@@ -968,10 +969,9 @@ mod tests {
         let auth = emu.auth_builder().build().expect("a valid configuration");
         let cookie = format!("stytch_session_jwt={}", session.session_jwt);
         let headers = credentials::cookie_headers(&[cookie.as_bytes()]);
-        let verified = |auth: &StytchAuth| match auth.begin(&headers) {
-            Begin::Ready(AuthContext::Verified { member, .. }) => Some(member),
-            Begin::Ready(AuthContext::Deferred(_)) => None,
-            Begin::NeedsKeys(_) => panic!("keys are loaded"),
+        let verified = |auth: &StytchAuth| match begin_ready(auth, &headers) {
+            AuthContext::Verified { member, .. } => Some(member),
+            AuthContext::Deferred(_) => None,
         };
         assert!(auth.warm_up().await);
         let member = verified(&auth).expect("a valid JWT");
