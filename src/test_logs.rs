@@ -1,11 +1,18 @@
-//! Test helper: what `tracing` logs while a closure runs, as text.
+//! Test helper: what `tracing` logs, as text. Also included by the integration tests
+//! (`tests/common`), so it names nothing of this crate.
 
+use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// What `tracing` logs, as text: give it to a subscriber as its writer, or record this
+/// thread's events at `INFO` and above with [`on_this_thread`](Self::on_this_thread).
 #[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
 
-impl std::io::Write for Logs {
+/// The writer a subscriber gets from [`CapturedLogs`].
+pub struct CapturedWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CapturedWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0
             .lock()
@@ -19,21 +26,36 @@ impl std::io::Write for Logs {
     }
 }
 
-impl Logs {
-    fn text(&self) -> String {
-        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        String::from_utf8_lossy(&bytes).into_owned()
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        CapturedWriter(Arc::clone(&self.0))
     }
 }
 
-/// Runs `f` with a subscriber on this thread that records the events at `INFO` and
-/// above; `f` is given a function that returns the text logged so far.
-pub(crate) fn capture<R>(f: impl FnOnce(&dyn Fn() -> String) -> R) -> R {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, || f(&|| logs.text()))
+impl CapturedLogs {
+    /// The text logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    }
+
+    /// Records the events of this thread (a `#[tokio::test]` runtime's only thread, so
+    /// its tasks too) at `INFO` and above until the guard is dropped.
+    pub fn on_this_thread(&self) -> tracing::subscriber::DefaultGuard {
+        tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(self.clone())
+                .finish(),
+        )
+    }
+}
+
+/// Runs `f` with this thread's events at `INFO` and above recorded; `f` is given a
+/// function that returns the text logged so far.
+pub fn capture<R>(f: impl FnOnce(&dyn Fn() -> String) -> R) -> R {
+    let logs = CapturedLogs::default();
+    let _recording = logs.on_this_thread();
+    f(&|| logs.text())
 }

@@ -2,8 +2,6 @@
 //! member and session, a small app behind the layer, and request helpers.
 #![allow(dead_code)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -14,6 +12,12 @@ use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth, StytchAuthBuild
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, Request, StatusCode};
 use tower::ServiceExt as _;
+
+// The log capture the library's unit tests use.
+#[path = "../../src/test_logs.rs"]
+mod test_logs;
+#[allow(unused_imports)] // Only the test crates that check logs use it.
+pub use test_logs::CapturedLogs;
 
 pub struct Fixture {
     pub emu: StytchEmulator,
@@ -160,52 +164,6 @@ pub async fn send_request(app: &Router, req: Request<Body>) -> TestResponse {
 
 pub async fn get_with(app: &Router, path: &str, cookie: &str) -> TestResponse {
     send(app, "GET", path, Some(cookie)).await
-}
-
-/// What `tracing` logs, as text: give it to a subscriber as its writer, or record this
-/// thread's events at `INFO` and above with [`on_this_thread`](Self::on_this_thread).
-#[derive(Clone, Default)]
-pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-pub struct CapturedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CapturedWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
-    type Writer = CapturedWriter;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        CapturedWriter(Arc::clone(&self.0))
-    }
-}
-
-impl CapturedLogs {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-    }
-
-    /// Records the events of this thread (a `#[tokio::test]` runtime's only thread, so
-    /// its tasks too) at `INFO` and above until the guard is dropped.
-    pub fn on_this_thread(&self) -> tracing::subscriber::DefaultGuard {
-        tracing::subscriber::set_default(
-            tracing_subscriber::fmt()
-                .with_ansi(false)
-                .with_writer(self.clone())
-                .finish(),
-        )
-    }
 }
 
 /// Waits (at most 10 s of real time) until `done` holds: for a background task's
