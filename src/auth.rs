@@ -258,7 +258,7 @@ impl StytchAuth {
 
     /// The layer's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.inner.metrics.snapshot()
+        self.inner.metrics.snapshot(self.inner.remote.joined())
     }
 
     /// `Set-Cookie` headers that store a session after a login, e.g. with the

@@ -22,12 +22,14 @@ impl Metrics {
         self.failures[reason.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
+    /// The counters, with `coalesced_authentications` counted by the calls' table.
+    pub(crate) fn snapshot(&self, coalesced_authentications: u64) -> MetricsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         MetricsSnapshot {
             local_verifications: get(&self.local_verifications),
             cache_hits: get(&self.cache_hits),
             remote_authentications: get(&self.remote_authentications),
+            coalesced_authentications,
             renewals: get(&self.renewals),
             jwks_fetches: get(&self.jwks_fetches),
             jwks_fetch_failures: get(&self.jwks_fetch_failures),
@@ -51,6 +53,10 @@ pub struct MetricsSnapshot {
     pub cache_hits: u64,
     /// Calls to Stytch's `sessions/authenticate` (coalesced calls count once).
     pub remote_authentications: u64,
+    /// Requests that waited for a `sessions/authenticate` call another request had
+    /// already started (same credential, same check), instead of making their own:
+    /// what coalescing saved.
+    pub coalesced_authentications: u64,
     /// Renewed session credentials Stytch returned for cookie requests. The response
     /// carries them unless the handler set the session cookies itself.
     pub renewals: u64,

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use futures_util::FutureExt as _;
@@ -17,6 +18,8 @@ type Flight<V> = Shared<BoxFuture<'static, Option<V>>>;
 /// every caller has gone away: the table only ever holds calls in progress.
 pub(crate) struct SingleFlight<K, V: Clone> {
     flights: Arc<Mutex<HashMap<K, Flight<V>>>>,
+    /// Callers that joined a call in progress instead of starting one.
+    joined: AtomicU64,
 }
 
 impl<K, V> SingleFlight<K, V>
@@ -27,6 +30,7 @@ where
     pub(crate) fn new() -> Self {
         Self {
             flights: Arc::new(Mutex::new(HashMap::new())),
+            joined: AtomicU64::new(0),
         }
     }
 
@@ -51,6 +55,11 @@ where
         self.lock().contains_key(key)
     }
 
+    /// How many callers so far joined a call in progress instead of starting one.
+    pub(crate) fn joined(&self) -> u64 {
+        self.joined.load(Ordering::Relaxed)
+    }
+
     fn join_or_start<F, Fut>(&self, key: K, make: F) -> Flight<V>
     where
         F: FnOnce() -> Fut,
@@ -59,6 +68,7 @@ where
         let (flight, done, work) = {
             let mut flights = self.lock();
             if let Some(flight) = flights.get(&key) {
+                self.joined.fetch_add(1, Ordering::Relaxed);
                 return flight.clone();
             }
             // Before the insert: a `make` that panics leaves nothing behind.
@@ -116,7 +126,7 @@ impl<K: Hash + Eq, V: Clone> Drop for Leave<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     /// A caller outside any Tokio runtime (a plain executor) gets `None` at once,
     /// instead of a panic, and leaves nothing in the table.
@@ -146,11 +156,8 @@ mod tests {
                 .await
             }));
         }
-        // Let every caller join before the work finishes.
-        while !sf.in_flight(&"k") {
-            tokio::task::yield_now().await;
-        }
-        for _ in 0..10 {
+        // Every caller joins before the work finishes.
+        while sf.joined() < 49 {
             tokio::task::yield_now().await;
         }
         gate.notify_one();
@@ -158,6 +165,7 @@ mod tests {
             assert_eq!(j.await.unwrap(), Some(42));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(sf.joined(), 49);
         assert!(!sf.in_flight(&"k"), "finished calls leave the table");
         // A later call runs again.
         assert_eq!(sf.run("k", || async { 7 }).await, Some(7));
@@ -178,19 +186,25 @@ mod tests {
             !sf.in_flight(&3),
             "a dropped, never-polled caller starts nothing"
         );
-        let pending = sf.run(4, || async {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        // A caller polled once (the call starts), then dropped before the work ends.
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let work_gate = Arc::clone(&gate);
+        let mut pending = Box::pin(sf.run(4, || async move {
+            work_gate.notified().await;
             4
-        });
-        let pending = tokio::time::timeout(std::time::Duration::from_millis(1), pending).await;
-        assert!(pending.is_err());
-        for _ in 0..200 {
+        }));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(pending.as_mut().poll(&mut cx).is_pending());
+        drop(pending);
+        assert!(sf.in_flight(&4), "the work goes on without its caller");
+        gate.notify_one();
+        for _ in 0..1000 {
             if !sf.in_flight(&4) {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            tokio::task::yield_now().await;
         }
-        assert!(!sf.in_flight(&4));
+        assert!(!sf.in_flight(&4), "finished work leaves the table");
     }
 
     /// On a runtime that has shut down, `tokio::spawn` drops the task at once, on the

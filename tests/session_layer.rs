@@ -413,6 +413,10 @@ async fn a_logout_abandoned_during_the_revoke_call_still_revokes_at_stytch() {
     let f = fixture().await;
     let app = app(&f.auth);
     let jwt = jwt_cookie(&f.session.session_jwt);
+    // A delay, not a `Fault::Hold`: the emulator, as any hyper server, drops a call
+    // whose client hung up once it notices, and the delay is what lets the hang-up
+    // reach it. A hold released at once would answer the call first, and the test
+    // would pass with the revoke cancelled.
     f.emu
         .inject_fault(Endpoint::Revoke, Fault::Delay(Duration::from_millis(300)));
     // The request is dropped once Stytch has the call, well before it answers.
@@ -761,11 +765,8 @@ async fn thousand_concurrent_requests_on_a_cold_cache_fetch_the_jwks_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_concurrent_requests_with_one_token_share_one_authenticate() {
     let f = fixture().await;
-    // The first call stays in flight long enough for every request to join it.
-    f.emu.inject_fault(
-        Endpoint::Authenticate,
-        Fault::Delay(Duration::from_millis(250)),
-    );
+    // The first call stays in flight until every request has joined it.
+    f.emu.inject_fault(Endpoint::Authenticate, Fault::Hold);
     let app = app(&f.auth);
     let cookie = token_cookie(&f.session.session_token);
     let barrier = Arc::new(tokio::sync::Barrier::new(100));
@@ -777,6 +778,11 @@ async fn hundred_concurrent_requests_with_one_token_share_one_authenticate() {
             get_with(&app, "/me", &cookie).await
         }));
     }
+    wait_until("every request in the one call, held by Stytch", || {
+        f.auth.metrics().coalesced_authentications == 99 && authenticate_calls(&f) == 1
+    })
+    .await;
+    f.emu.release(Endpoint::Authenticate);
     for handle in handles {
         let res = handle.await.unwrap();
         assert_eq!(res.status, StatusCode::OK, "{}", res.body);
@@ -787,7 +793,9 @@ async fn hundred_concurrent_requests_with_one_token_share_one_authenticate() {
         );
     }
     assert_eq!(authenticate_calls(&f), 1);
-    assert_eq!(f.auth.metrics().remote_authentications, 1);
+    let metrics = f.auth.metrics();
+    assert_eq!(metrics.remote_authentications, 1);
+    assert_eq!(metrics.coalesced_authentications, 99);
 }
 
 // ----------------------------------------------------------------------------------

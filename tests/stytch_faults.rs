@@ -1002,10 +1002,8 @@ async fn calls_in_flight_are_capped_and_the_rest_fail_fast() {
     let f = fixture_with(|b| b.max_concurrent_authentications(2)).await;
     let app = app(&f.auth);
     let sessions: Vec<SessionTokens> = (0..5).map(|_| long_session(&f)).collect();
-    f.emu.inject_fault(
-        Endpoint::Authenticate,
-        Fault::Delay(Duration::from_millis(500)),
-    );
+    // Stytch holds every call until released.
+    f.emu.inject_fault(Endpoint::Authenticate, Fault::Hold);
     // Two calls in flight: one awaited, one whose request is dropped at once.
     let awaited = {
         let (app, cookie) = (app.clone(), token_cookie(&sessions[0].session_token));
@@ -1020,9 +1018,13 @@ async fn calls_in_flight_are_capped_and_the_rest_fail_fast() {
     })
     .await;
     abandoned.abort();
-    // The abandoned request's call still holds its slot.
+    // The abandoned request's call still holds its slot. (A request that made a call
+    // would wait for the release, or its timeout: `BOUND` turns that into a failure.)
     for session in &sessions[2..] {
-        let res = get_with(&app, "/me", &token_cookie(&session.session_token)).await;
+        let cookie = token_cookie(&session.session_token);
+        let res = tokio::time::timeout(BOUND, get_with(&app, "/me", &cookie))
+            .await
+            .expect("a request over the cap waited for a call of its own");
         assert_eq!(assert_unavailable(&res, "over the cap"), 1);
     }
     assert_eq!(
@@ -1032,9 +1034,9 @@ async fn calls_in_flight_are_capped_and_the_rest_fail_fast() {
     );
     assert_eq!(metrics(&f).remote_authentications, 2);
 
+    f.emu.release(Endpoint::Authenticate);
     let res = awaited.await.unwrap();
     assert_member(&res, &f.member, "in flight");
-    f.emu.clear_faults();
     for session in &sessions[2..] {
         let res = get_with(&app, "/me", &token_cookie(&session.session_token)).await;
         assert_member(&res, &f.member, "once a call ended");
@@ -1044,8 +1046,8 @@ async fn calls_in_flight_are_capped_and_the_rest_fail_fast() {
 
 /// A 404 whose body is not a Stytch error (a proxy's or load balancer's page) says
 /// nothing about the session: it is answered 503 like any other garbled answer, and
-/// the session must work again once Stytch does. Today the layer also remembers the
-/// credential as dead for an hour, so the member is logged out by a transient fault.
+/// the session must work again once Stytch does. It must not be remembered as dead (for
+/// an hour), which would log the member out over a transient fault.
 #[tokio::test]
 async fn non_stytch_404_does_not_mark_the_session_dead() {
     let f = fixture().await;

@@ -403,14 +403,46 @@ impl StytchEmulator {
         self.shared().lock().signing_key_pkcs8_der()
     }
 
-    /// Arms a fault for `endpoint`. One-shot faults queue up in order; a
-    /// [`Fault::Delay`] replaces any earlier delay and applies to every call
-    /// (before any one-shot fault) until [`clear_faults`](Self::clear_faults).
+    /// Arms a fault for `endpoint`. One-shot faults queue up in order, and a call
+    /// draws its one as it arrives. A [`Fault::Hold`] and a [`Fault::Delay`] apply
+    /// to every call, in that order and before the one-shot fault answers it: the
+    /// hold until [`release`](Self::release), the delay (which replaces any earlier
+    /// one) until [`clear_faults`](Self::clear_faults).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum_stytch::testing::{Endpoint, Fault, StytchEmulator};
+    ///
+    /// # #[tokio::main] async fn main() {
+    /// let emulator = StytchEmulator::start().await;
+    /// let url = format!(
+    ///     "{}/v1/b2b/sessions/jwks/{}",
+    ///     emulator.base_url(),
+    ///     emulator.project_id()
+    /// );
+    /// emulator.inject_fault(Endpoint::Jwks, Fault::Hold);
+    /// let call = tokio::spawn(reqwest::get(url));
+    /// while emulator.requests(Endpoint::Jwks) == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// // The call is in flight for as long as the test needs.
+    /// assert!(!call.is_finished());
+    /// emulator.release(Endpoint::Jwks);
+    /// assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    /// # }
+    /// ```
     pub fn inject_fault(&self, endpoint: Endpoint, fault: Fault) {
         self.shared().lock().inject_fault(endpoint, fault);
     }
 
-    /// Removes every armed fault on every endpoint.
+    /// Answers every call a [`Fault::Hold`] holds on `endpoint`, and holds no
+    /// further call. The endpoint's other faults stay armed.
+    pub fn release(&self, endpoint: Endpoint) {
+        self.shared().lock().release(endpoint);
+    }
+
+    /// Removes every armed fault on every endpoint, releasing held calls.
     pub fn clear_faults(&self) {
         self.shared().lock().clear_faults();
     }
@@ -455,6 +487,13 @@ pub enum Endpoint {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Fault {
+    /// Every call waits, unanswered, until [`StytchEmulator::release`] (or
+    /// [`StytchEmulator::clear_faults`]) for this endpoint; it is then answered as it
+    /// would have been. Keeps calls in flight for exactly as long as a test needs,
+    /// where a [`Fault::Delay`] would depend on the machine's speed.
+    /// [`StytchEmulator::requests`] counts held calls, so a test can wait for them
+    /// to arrive.
+    Hold,
     /// Every call sleeps this long (real time, `tokio::time::sleep`) before
     /// answering, until [`StytchEmulator::clear_faults`].
     Delay(Duration),

@@ -142,11 +142,14 @@ async fn handle(
     auth_headers: Option<&HeaderMap>,
     logic: impl FnOnce(&mut State, SystemTime) -> Result<Value, ApiError>,
 ) -> Response {
-    let (delay, fault) = shared.lock().arrive(endpoint);
-    if let Some(delay) = delay {
+    let arrival = shared.lock().arrive(endpoint);
+    if let Some(hold) = arrival.hold {
+        hold.released().await;
+    }
+    if let Some(delay) = arrival.delay {
         tokio::time::sleep(delay).await;
     }
-    if let Some(fault) = fault {
+    if let Some(fault) = arrival.fault {
         return fault_response(shared, &fault);
     }
     if let Some(headers) = auth_headers
@@ -273,8 +276,8 @@ fn fault_response(shared: &Shared, fault: &Fault) -> Response {
             StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body.clone(),
         ),
-        // Delays never reach the one-shot queue.
-        Fault::Delay(_) => error_response(
+        // Holds and delays never reach the one-shot queue.
+        Fault::Hold | Fault::Delay(_) => error_response(
             shared,
             &ApiError::new(500, "internal_server_error", "Unexpected fault."),
         ),

@@ -135,24 +135,59 @@ impl ApiError {
 /// Faults armed for one endpoint.
 #[derive(Debug, Default)]
 struct FaultQueue {
+    /// While armed, calls wait until it is dropped ([`Fault::Hold`]).
+    hold: Option<tokio::sync::watch::Sender<()>>,
     delay: Option<Duration>,
     queued: VecDeque<Fault>,
+}
+
+/// What a call meets when it arrives: in this order, a hold, a delay, and the one-shot
+/// fault (if any) that answers it.
+#[derive(Debug, Default)]
+pub(crate) struct Arrival {
+    pub(crate) hold: Option<Hold>,
+    pub(crate) delay: Option<Duration>,
+    pub(crate) fault: Option<Fault>,
+}
+
+/// A call held by [`Fault::Hold`].
+#[derive(Debug)]
+pub(crate) struct Hold(tokio::sync::watch::Receiver<()>);
+
+impl Hold {
+    /// Waits until the hold is released (its sender dropped by `release` or
+    /// `clear_faults`).
+    pub(crate) async fn released(mut self) {
+        // Nothing is ever sent: `changed` fails once the sender is gone.
+        while self.0.changed().await.is_ok() {}
+    }
 }
 
 impl FaultQueue {
     fn push(&mut self, fault: Fault) {
         match fault {
+            Fault::Hold => {
+                self.hold
+                    .get_or_insert_with(|| tokio::sync::watch::channel(()).0);
+            }
             Fault::Delay(d) => self.delay = Some(d),
             other => self.queued.push_back(other),
         }
     }
 
-    /// The delay to apply and the one-shot fault (if any) that answers this call.
-    fn take(&mut self) -> (Option<Duration>, Option<Fault>) {
+    /// What this call meets.
+    fn take(&mut self) -> Arrival {
+        Arrival {
+            hold: self.hold.as_ref().map(|hold| Hold(hold.subscribe())),
+            delay: self.delay,
+            fault: self.take_once(),
+        }
+    }
+
+    /// The one-shot fault (if any) that answers this call.
+    fn take_once(&mut self) -> Option<Fault> {
         loop {
-            let Some(front) = self.queued.front_mut() else {
-                return (self.delay, None);
-            };
+            let front = self.queued.front_mut()?;
             let Some(times) = remaining(front) else {
                 self.queued.pop_front();
                 continue;
@@ -167,7 +202,7 @@ impl FaultQueue {
             if exhausted {
                 self.queued.pop_front();
             }
-            return (self.delay, Some(once));
+            return Some(once);
         }
     }
 }
@@ -179,7 +214,7 @@ fn remaining(fault: &mut Fault) -> Option<&mut u32> {
         | Fault::RateLimited { times, .. }
         | Fault::Garbage { times }
         | Fault::Body { times, .. } => Some(times),
-        Fault::Delay(_) => None,
+        Fault::Hold | Fault::Delay(_) => None,
     }
 }
 
@@ -392,6 +427,12 @@ impl State {
         self.faults.clear();
     }
 
+    pub(crate) fn release(&mut self, endpoint: Endpoint) {
+        if let Some(queue) = self.faults.get_mut(&endpoint) {
+            queue.hold = None;
+        }
+    }
+
     pub(crate) fn requests(&self, endpoint: Endpoint) -> u64 {
         self.counts.get(&endpoint).copied().unwrap_or(0)
     }
@@ -401,12 +442,12 @@ impl State {
     }
 
     /// Counts a request and returns the faults that apply to it.
-    pub(crate) fn arrive(&mut self, endpoint: Endpoint) -> (Option<Duration>, Option<Fault>) {
+    pub(crate) fn arrive(&mut self, endpoint: Endpoint) -> Arrival {
         *self.counts.entry(endpoint).or_insert(0) += 1;
         self.faults
             .get_mut(&endpoint)
             .map(FaultQueue::take)
-            .unwrap_or((None, None))
+            .unwrap_or_default()
     }
 
     // ----- endpoint logic ---------------------------------------------------------
@@ -912,14 +953,55 @@ mod tests {
         q.push(Fault::Garbage { times: 0 });
         q.push(Fault::Garbage { times: 1 });
         let statuses: Vec<_> = (0..4)
-            .map(|_| match q.take() {
-                (Some(_), Some(Fault::Status { status, .. })) => status,
-                (Some(_), Some(Fault::Garbage { .. })) => 200,
-                (Some(_), None) => 0,
-                other => panic!("unexpected {other:?}"),
+            .map(|_| {
+                let arrival = q.take();
+                assert!(arrival.hold.is_none());
+                match (arrival.delay, arrival.fault) {
+                    (Some(_), Some(Fault::Status { status, .. })) => status,
+                    (Some(_), Some(Fault::Garbage { .. })) => 200,
+                    (Some(_), None) => 0,
+                    other => panic!("unexpected {other:?}"),
+                }
             })
             .collect();
         assert_eq!(statuses, [503, 503, 200, 0]);
+    }
+
+    /// Held calls wait for the release, whether by `release` or `clear_faults`; the
+    /// one-shot fault a held call drew stays its answer, and calls after a release
+    /// are not held.
+    #[test]
+    fn held_calls_wait_for_their_release() {
+        use std::future::Future as _;
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut s = State::new(config(), SystemTime::now());
+        s.inject_fault(Endpoint::Jwks, Fault::Hold);
+        s.inject_fault(Endpoint::Jwks, Fault::Hold);
+        s.inject_fault(Endpoint::Jwks, Fault::Garbage { times: 1 });
+        let first = s.arrive(Endpoint::Jwks);
+        let second = s.arrive(Endpoint::Jwks);
+        assert!(matches!(first.fault, Some(Fault::Garbage { .. })));
+        assert!(second.fault.is_none());
+        let mut first = std::pin::pin!(first.hold.unwrap().released());
+        let mut second = std::pin::pin!(second.hold.unwrap().released());
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        // Another endpoint's release lets nothing go.
+        s.release(Endpoint::Authenticate);
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        s.release(Endpoint::Jwks);
+        assert_eq!(first.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert_eq!(second.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert!(
+            s.arrive(Endpoint::Jwks).hold.is_none(),
+            "released: not held"
+        );
+
+        s.inject_fault(Endpoint::Jwks, Fault::Hold);
+        let mut held = std::pin::pin!(s.arrive(Endpoint::Jwks).hold.unwrap().released());
+        assert!(held.as_mut().poll(&mut cx).is_pending());
+        s.clear_faults();
+        assert_eq!(held.as_mut().poll(&mut cx), Poll::Ready(()));
     }
 
     #[test]
