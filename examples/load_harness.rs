@@ -281,7 +281,7 @@ mod server {
                 let mut out = String::new();
                 for (name, auth) in &auths {
                     let m = auth.metrics();
-                    let failures: u64 = m.failures.iter().map(|(_, n)| n).sum();
+                    let failures: u64 = m.failures().map(|(_, n)| n).sum();
                     out.push_str(&format!(
                         "{name} {} {} {} {failures} {} {}\n",
                         m.local_verifications,

@@ -12,8 +12,8 @@ use axum::body::Body;
 use axum::extract::Path;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use axum_stytch::rbac::{Policy, Role};
 use axum_stytch::testing::StytchEmulator;
+use axum_stytch::testing::{Policy, Role};
 use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth};
 use http::Request;
 use serde_json::json;
@@ -54,8 +54,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let emulator = StytchEmulator::start().await;
     emulator.set_policy(
         Policy::new()
-            .with_role(Role::new("member").allow("project", ["read"]))
-            .with_role(Role::new("owner").allow("project", ["*"])),
+            .role(Role::new("member").allow("project", ["read"]))
+            .role(Role::new("owner").allow("project", ["*"])),
     );
     let acme = emulator.create_organization("acme");
     let globex = emulator.create_organization("globex");

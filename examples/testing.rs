@@ -15,8 +15,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use axum_stytch::rbac::{Policy, Role};
 use axum_stytch::testing::{Endpoint, StytchEmulator};
+use axum_stytch::testing::{Policy, Role};
 use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth};
 use http::{Request, StatusCode};
 use tower::ServiceExt as _;
@@ -44,7 +44,7 @@ async fn status(app: &Router, cookie: &str) -> StatusCode {
 async fn main() {
     // 1. An emulator and an app pointed at it (project, secret, URL and clock).
     let emulator = StytchEmulator::start().await;
-    emulator.set_policy(Policy::new().with_role(Role::new("analyst").allow("report", ["read"])));
+    emulator.set_policy(Policy::new().role(Role::new("analyst").allow("report", ["read"])));
     let org = emulator.create_organization("acme");
     let analyst =
         emulator.create_session(&emulator.create_member(&org, "a@acme.test", &["analyst"]));

@@ -350,7 +350,7 @@ impl StytchAuth {
         organization_id: &str,
         resource: &str,
         action: &str,
-    ) -> Result<crate::rbac::Verdict, crate::AuthRejection> {
+    ) -> Result<crate::Verdict, crate::AuthRejection> {
         let wanted = ResourceAction::new(resource, action);
         self.inner
             .policy

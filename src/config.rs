@@ -13,7 +13,7 @@ use crate::error::AuthRejection;
 
 /// A setting that cannot work, reported by [`StytchAuthBuilder::build`] or
 /// [`StytchAuth::from_env`](crate::StytchAuth::from_env).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The project id is empty.
@@ -29,14 +29,16 @@ pub enum ConfigError {
     MissingEnv(&'static str),
     /// The custom base URL cannot be used.
     #[error("invalid Stytch base URL {url:?}: {reason}")]
+    #[non_exhaustive]
     InvalidBaseUrl {
-        /// The URL given.
+        /// The URL given, with any `user:password@` part redacted.
         url: String,
         /// What is wrong with it.
         reason: String,
     },
     /// Another setting is out of range.
     #[error("invalid setting {setting}: {reason}")]
+    #[non_exhaustive]
     InvalidSetting {
         /// The builder method.
         setting: &'static str,
@@ -45,6 +47,7 @@ pub enum ConfigError {
     },
     /// The HTTP client could not be created.
     #[error("could not create the HTTP client: {0}")]
+    #[non_exhaustive]
     HttpClient(String),
 }
 

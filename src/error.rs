@@ -1,7 +1,7 @@
 //! Why a request was not let through, and the response that says so.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Json;
@@ -22,7 +22,9 @@ pub enum Reason {
     /// text. 401.
     InvalidCredentials,
     /// A session JWT that is malformed, forged, tampered with, signed with an
-    /// unknown key or another algorithm, or issued for another project. 401.
+    /// unknown key or another algorithm, or issued for another project; a session
+    /// token that cannot be a Stytch token; or a credential Stytch refused as invalid
+    /// (400). 401.
     InvalidToken,
     /// The session has ended: Stytch no longer knows a session whose JWT recorded an
     /// end that has passed. 401, cookies cleared.
@@ -40,7 +42,7 @@ pub enum Reason {
     LayerMissing,
     /// A guard or extractor is set up wrongly for this route (for example
     /// `organization_from_path` names a path parameter the route does not have, or a
-    /// [`Verdict`](crate::rbac::Verdict) is extracted where no guard ran). 500.
+    /// [`Verdict`](crate::Verdict) is extracted where no guard ran). 500.
     Misconfigured,
 }
 
@@ -152,7 +154,10 @@ pub struct AuthRejection {
     retry_after: Option<Duration>,
     /// A 401 challenges `Bearer` (bearer tokens enabled) rather than `Cookie`.
     bearer_challenge: bool,
-    custom: Option<Box<Response>>,
+    /// The error handler's response. A `Response` is not `Sync`; behind a `Mutex` (only
+    /// ever taken apart by `into_response`) the rejection is, so it converts into
+    /// `Box<dyn Error + Send + Sync>` and `anyhow::Error`.
+    custom: Option<Box<Mutex<Response>>>,
 }
 
 impl AuthRejection {
@@ -184,7 +189,7 @@ impl AuthRejection {
     /// Runs the user's error handler, if any, and keeps its response.
     pub(crate) fn customize(mut self, handler: Option<&ErrorHandler>, parts: &Parts) -> Self {
         if let Some(handler) = handler {
-            self.custom = handler(&self, parts).map(Box::new);
+            self.custom = handler(&self, parts).map(|r| Box::new(Mutex::new(r)));
         }
         self
     }
@@ -266,8 +271,37 @@ impl std::error::Error for AuthRejection {}
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         match self.custom {
-            Some(response) => *response,
+            Some(response) => response
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
             None => self.default_response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rejection, with or without the error handler's response, is an error type
+    /// that crosses threads: `?` into `Box<dyn Error + Send + Sync>` (or `anyhow`).
+    #[test]
+    fn rejections_are_send_and_sync_errors() {
+        fn boxed(e: AuthRejection) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            Box::new(e)
+        }
+        let parts = http::Request::new(()).into_parts().0;
+        let handler: ErrorHandler =
+            Arc::new(|_, _| Some((StatusCode::IM_A_TEAPOT, "custom").into_response()));
+        let custom =
+            AuthRejection::new(Reason::MissingCredentials).customize(Some(&handler), &parts);
+        assert_eq!(custom.into_response().status(), StatusCode::IM_A_TEAPOT);
+        let custom =
+            AuthRejection::new(Reason::MissingCredentials).customize(Some(&handler), &parts);
+        let error = boxed(custom);
+        assert!(
+            error.to_string().starts_with("missing_credentials"),
+            "{error}"
+        );
     }
 }

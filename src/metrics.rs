@@ -68,14 +68,31 @@ pub struct MetricsSnapshot {
     pub policy_fetches: u64,
     /// RBAC policy fetches that failed (project and organization).
     pub policy_fetch_failures: u64,
-    /// Requests the layer could not authenticate, by reason, counted when the layer
-    /// (or a guard, or a remote call) decided it, whether or not the route then
-    /// answered with a rejection: an anonymous request to a public route, or one
-    /// whose `Option<AuthenticatedMember>` was `None`, counts as `missing_credentials`.
-    pub failures: Vec<(Reason, u64)>,
+    /// By [`Reason`]; read with [`failures`](Self::failures) and
+    /// [`failures_for`](Self::failures_for).
+    failures: Vec<(Reason, u64)>,
 }
 
 impl MetricsSnapshot {
+    /// Requests the layer could not authenticate, by reason (every reason, zeros
+    /// included), counted when the layer (or a guard, or a remote call) decided it,
+    /// whether or not the route then answered with a rejection: an anonymous request
+    /// to a public route, or one whose `Option<AuthenticatedMember>` was `None`,
+    /// counts as `missing_credentials`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn report(auth: &axum_stytch::StytchAuth) {
+    /// let metrics = auth.metrics();
+    /// let refused: u64 = metrics.failures().map(|(_, n)| n).sum();
+    /// println!("{} cache hits, {refused} refused", metrics.cache_hits);
+    /// # }
+    /// ```
+    pub fn failures(&self) -> impl Iterator<Item = (Reason, u64)> + '_ {
+        self.failures.iter().copied()
+    }
+
     /// How many failures had `reason` (see [`failures`](Self::failures)).
     pub fn failures_for(&self, reason: Reason) -> u64 {
         self.failures

@@ -13,13 +13,13 @@ use std::time::{Duration, SystemTime};
 use http::HeaderValue;
 use tokio::sync::OnceCell;
 
+use crate::Verdict;
 use crate::auth::{StytchAuth, member_from_remote};
 use crate::client::ClientError;
 use crate::client::wire::{AuthenticateParams, AuthorizationCheck, SessionCredential};
 use crate::credentials::Source;
 use crate::error::Reason;
 use crate::member::AuthenticatedMember;
-use crate::rbac::Verdict;
 use crate::rbac::decision::Granting;
 use crate::rbac::resource_action::ResourceAction;
 
@@ -422,7 +422,7 @@ impl RemoteFailure {
         if error.is_session_not_found() {
             return Self::SessionGone;
         }
-        match (error.status(), error.error_type()) {
+        match (error.status().map(|s| s.as_u16()), error.error_type()) {
             (Some(403), Some("session_authorization_tenancy_error")) => Self::TenancyMismatch,
             (Some(403), Some("session_authorization_error")) => Self::PermissionDenied,
             (Some(400), _) | (Some(401), Some("jwt_invalid")) => Self::CredentialRefused,
@@ -473,10 +473,11 @@ fn failure_from_remote(error: &ClientError, session_ended: bool) -> Failure {
 mod tests {
     use super::*;
     use crate::client::ApiError;
+    use http::StatusCode;
 
     fn api(status: u16, error_type: &str) -> ClientError {
         ClientError::Api(ApiError {
-            status,
+            status: StatusCode::from_u16(status).unwrap(),
             error_type: error_type.into(),
             error_message: String::new(),
             request_id: None,
@@ -491,7 +492,7 @@ mod tests {
             (api(404, "not_found"), Reason::StytchUnavailable, false),
             (
                 ClientError::UnexpectedResponse {
-                    status: 404,
+                    status: StatusCode::NOT_FOUND,
                     detail: String::new(),
                 },
                 Reason::StytchUnavailable,
@@ -532,7 +533,7 @@ mod tests {
             (api(422, "unprocessable"), Reason::StytchUnavailable, false),
             (
                 ClientError::UnexpectedResponse {
-                    status: 401,
+                    status: StatusCode::UNAUTHORIZED,
                     detail: String::new(),
                 },
                 Reason::StytchUnavailable,
@@ -556,7 +557,7 @@ mod tests {
             ),
             (
                 ClientError::UnexpectedResponse {
-                    status: 200,
+                    status: StatusCode::OK,
                     detail: String::new(),
                 },
                 Reason::StytchUnavailable,

@@ -17,8 +17,9 @@ use axum::extract::Path;
 use axum::handler::Handler as _;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum_stytch::rbac::{Policy, Role, Verdict};
+use axum_stytch::Verdict;
 use axum_stytch::testing::{Endpoint, Fault, SessionTokens, StytchEmulator};
+use axum_stytch::testing::{Policy, Role};
 use axum_stytch::{AuthenticatedMember, Authorized, Clock as _, RequireAuthz, StytchAuth};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,8 +43,8 @@ const ROLE_IDS: [&str; 6] = [
 /// viewer: document/read; admin: document/*.
 fn policy() -> Policy {
     Policy::new()
-        .with_role(Role::new("viewer").allow("document", ["read"]))
-        .with_role(Role::new("admin").allow("document", ["*"]))
+        .role(Role::new("viewer").allow("document", ["read"]))
+        .role(Role::new("admin").allow("document", ["*"]))
 }
 
 /// A member of `org` with `roles` and a fresh session.
@@ -358,8 +359,8 @@ async fn viewer_granted_create_at_stytch() -> (Fixture, SessionTokens, Router) {
     assert_eq!(f.emu.requests(Endpoint::Policy), 1);
     f.emu.set_policy(
         Policy::new()
-            .with_role(Role::new("viewer").allow("document", ["read", "create"]))
-            .with_role(Role::new("admin").allow("document", ["*"])),
+            .role(Role::new("viewer").allow("document", ["read", "create"]))
+            .role(Role::new("admin").allow("document", ["*"])),
     );
     (f, viewer, app)
 }
@@ -463,7 +464,7 @@ async fn policy_and_role_changes_reach_token_sessions_at_once() {
 
     // Policy change: visible on the very next request, no clock advance.
     f.emu
-        .set_policy(policy().with_role(Role::new("editor").allow("document", ["read"])));
+        .set_policy(policy().role(Role::new("editor").allow("document", ["read"])));
     let res = get_with(&app, &path, &cookie).await;
     assert_ok(&res);
     assert_eq!(res.body, "listed");
@@ -1097,7 +1098,7 @@ async fn guard_answers_the_same_whether_it_decides_at_once_or_after_a_fetch() {
     })
     .await;
     f.emu
-        .set_policy(policy().with_role(Role::new("writer").allow("document", ["read", "write"])));
+        .set_policy(policy().role(Role::new("writer").allow("document", ["read", "write"])));
     let viewer = member(&f.emu, &f.org, "vw@acme.test", &["stytch_member", "viewer"]);
     let writer = member(&f.emu, &f.org, "wr@acme.test", &["viewer", "writer"]);
     let app = Router::new()

@@ -77,7 +77,7 @@ impl Flood {
             .filter(|(k, _)| *k == Kind::Valid)
             .map(|(_, n)| n)
             .sum();
-        let options = SessionOptions::default().with_duration(Duration::from_secs(3 * 3600));
+        let options = SessionOptions::default().duration(Duration::from_secs(3 * 3600));
         let valid = (0..valid_count)
             .map(|_| {
                 f.emu

@@ -909,7 +909,7 @@ async fn jwt_of_an_ended_session_is_refused_once_stytch_confirms_it() {
         let app = app(&f.auth);
         let session = f.emu.create_session_with(
             &f.member,
-            SessionOptions::default().with_duration(Duration::from_secs(120)),
+            SessionOptions::default().duration(Duration::from_secs(120)),
         );
         let cookie = jwt_cookie(&session.session_jwt);
         let res = get_with(&app, "/me", &cookie).await;
@@ -938,7 +938,7 @@ async fn jwt_of_a_session_extended_since_is_accepted_through_stytch() {
     let app = app(&f.auth);
     let session = f.emu.create_session_with(
         &f.member,
-        SessionOptions::default().with_duration(Duration::from_secs(120)),
+        SessionOptions::default().duration(Duration::from_secs(120)),
     );
     // The session token goes to Stytch, which extends the session to an hour.
     let res = get_bearer(&app, "/me", &session.session_token).await;

@@ -28,8 +28,8 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeyPair;
 use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use axum::Router;
-use axum_stytch::rbac::{Policy, Role};
 use axum_stytch::testing::{Endpoint, Fault, SessionOptions, SessionTokens, StytchEmulator};
+use axum_stytch::testing::{Policy, Role};
 use axum_stytch::{MetricsSnapshot, Reason};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -214,7 +214,7 @@ async fn burst(
 fn long_session(f: &Fixture) -> SessionTokens {
     f.emu.create_session_with(
         &f.member,
-        SessionOptions::default().with_duration(Duration::from_secs(6 * 3600)),
+        SessionOptions::default().duration(Duration::from_secs(6 * 3600)),
     )
 }
 
@@ -268,8 +268,8 @@ fn kid_of(jwt: &str) -> String {
 /// editor: document/create (the fixture's member is an editor); viewer: document/read.
 fn policy() -> Policy {
     Policy::new()
-        .with_role(Role::new("editor").allow("document", ["create", "read"]))
-        .with_role(Role::new("viewer").allow("document", ["read"]))
+        .role(Role::new("editor").allow("document", ["create", "read"]))
+        .role(Role::new("viewer").allow("document", ["read"]))
 }
 
 // ----------------------------------------------------------------------------------

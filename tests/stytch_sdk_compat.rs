@@ -10,8 +10,8 @@ mod common;
 use std::fmt::Debug;
 use std::time::Duration;
 
-use axum_stytch::rbac::{Policy, Resource, Role};
 use axum_stytch::testing::{Endpoint, SessionTokens, StytchEmulator};
+use axum_stytch::testing::{Policy, Resource, Role};
 use common::{app, cookies, fixture, get_with};
 use http::StatusCode;
 use stytch::b2b::rbac_organizations::GetOrgPolicyRequest;
@@ -76,17 +76,17 @@ fn assert_stytch_error<T: Debug>(result: stytch::Result<T>, status: u16, error_t
 
 fn policy() -> Policy {
     Policy::new()
-        .with_role(Role::new("viewer").allow("document", ["read"]))
-        .with_role(
+        .role(Role::new("viewer").allow("document", ["read"]))
+        .role(
             Role::new("editor")
                 .allow("document", ["read", "write"])
                 .allow("comment", ["create"]),
         )
-        .with_resource(Resource::new(
+        .resource(Resource::new(
             "document",
             ["create", "read", "write", "delete"],
         ))
-        .with_resource(Resource::new("comment", ["create"]))
+        .resource(Resource::new("comment", ["create"]))
 }
 
 #[tokio::test]

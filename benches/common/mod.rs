@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::handler::Handler as _;
 use axum::routing::get;
-use axum_stytch::rbac::{Policy, Resource, Role};
+use axum_stytch::testing::{Policy, Resource, Role};
 use axum_stytch::testing::{SessionOptions, StytchEmulator};
 use axum_stytch::{
     AuthenticatedMember, Authorized, Clock, RequireAuthz, StytchAuth, StytchAuthService,
@@ -171,10 +171,10 @@ pub fn policy() -> Policy {
     ];
     let mut policy = Policy::new();
     for (id, actions) in resources {
-        policy = policy.with_resource(Resource::new(id, actions.iter().copied()));
+        policy = policy.resource(Resource::new(id, actions.iter().copied()));
     }
     for role in project_roles() {
-        policy = policy.with_role(role);
+        policy = policy.role(role);
     }
     policy
 }
@@ -264,7 +264,7 @@ impl Fixture {
             // about 1.4 KiB, like a real Stytch B2B session JWT.
             let tokens = emulator.create_session_with(
                 &member,
-                SessionOptions::default().with_duration(Duration::from_secs(24 * 3600)),
+                SessionOptions::default().duration(Duration::from_secs(24 * 3600)),
             );
             all.push(Session {
                 member_session_id: tokens.member_session_id,

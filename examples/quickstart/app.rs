@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum_stytch::rbac::{Policy, Role, Verdict};
+use axum_stytch::Verdict;
+use axum_stytch::testing::{Policy, Role};
 use axum_stytch::testing::{SessionTokens, StytchEmulator};
 use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth};
 use serde_json::json;
@@ -14,8 +15,8 @@ use serde_json::json;
 /// The demo's RBAC policy: viewers read documents, admins do anything with them.
 pub fn demo_policy() -> Policy {
     Policy::new()
-        .with_role(Role::new("viewer").allow("document", ["read"]))
-        .with_role(Role::new("admin").allow("document", ["*"]))
+        .role(Role::new("viewer").allow("document", ["read"]))
+        .role(Role::new("admin").allow("document", ["*"]))
 }
 
 /// An emulator seeded with the organization `acme`, an admin and a viewer.

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use http::StatusCode;
+
 use super::wire::{AuthenticateParams, AuthorizationCheck, SessionCredential};
 use super::{ClientError, ClientSettings, Endpoint, StytchClient};
 use crate::rbac::{Policy, Role};
@@ -66,7 +68,7 @@ async fn authenticate_by_token_and_jwt() {
 #[tokio::test]
 async fn authenticate_with_duration_and_authorization_check() {
     let emu = StytchEmulator::start().await;
-    emu.set_policy(Policy::new().with_role(Role::new("editor").allow("document", ["read"])));
+    emu.set_policy(Policy::new().role(Role::new("editor").allow("document", ["read"])));
     let org = emu.create_organization("acme");
     let member = emu.create_member(&org, "a@acme.test", &["editor"]);
     let session = emu.create_session(&member);
@@ -92,14 +94,20 @@ async fn authenticate_with_duration_and_authorization_check() {
     let err = c.authenticate(&p).await.unwrap_err();
     assert_eq!(
         (err.status(), err.error_type()),
-        (Some(403), Some("session_authorization_error"))
+        (
+            Some(StatusCode::FORBIDDEN),
+            Some("session_authorization_error")
+        )
     );
 
     p.authorization_check = Some(check("organization-test-other", "read"));
     let err = c.authenticate(&p).await.unwrap_err();
     assert_eq!(
         (err.status(), err.error_type()),
-        (Some(403), Some("session_authorization_tenancy_error"))
+        (
+            Some(StatusCode::FORBIDDEN),
+            Some("session_authorization_tenancy_error")
+        )
     );
 }
 
@@ -119,7 +127,7 @@ async fn authenticate_errors() {
     };
     assert_eq!(
         (api.status, api.error_type.as_str()),
-        (404, "session_not_found")
+        (StatusCode::NOT_FOUND, "session_not_found")
     );
     assert!(api.request_id.as_deref().is_some_and(|r| !r.is_empty()));
     assert!(!err.is_unavailable());
@@ -131,7 +139,7 @@ async fn authenticate_errors() {
         )))
         .await
         .unwrap_err();
-    assert_eq!(err.status(), Some(401));
+    assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
 
     emu.revoke_session(&session.member_session_id);
     let err = client(&emu)
@@ -175,7 +183,13 @@ async fn faults_are_distinct_errors() {
     emu.inject_fault(EmuEndpoint::Authenticate, Fault::Garbage { times: 1 });
     let err = c.authenticate(&p).await.unwrap_err();
     assert!(
-        matches!(err, ClientError::UnexpectedResponse { status: 200, .. }),
+        matches!(
+            err,
+            ClientError::UnexpectedResponse {
+                status: StatusCode::OK,
+                ..
+            }
+        ),
         "{err:?}"
     );
 
@@ -189,7 +203,13 @@ async fn faults_are_distinct_errors() {
     );
     let err = c.authenticate(&p).await.unwrap_err();
     assert!(
-        matches!(err, ClientError::UnexpectedResponse { status: 502, .. }),
+        matches!(
+            err,
+            ClientError::UnexpectedResponse {
+                status: StatusCode::BAD_GATEWAY,
+                ..
+            }
+        ),
         "{err:?}"
     );
 
@@ -215,7 +235,7 @@ async fn faults_are_distinct_errors() {
 #[tokio::test]
 async fn jwks_policy_org_policy_and_revoke() {
     let emu = StytchEmulator::start().await;
-    emu.set_policy(Policy::new().with_role(Role::new("viewer").allow("document", ["read"])));
+    emu.set_policy(Policy::new().role(Role::new("viewer").allow("document", ["read"])));
     let org = emu.create_organization("acme");
     emu.set_organization_roles(&org, vec![Role::new("auditor").allow("report", ["read"])]);
     let member = emu.create_member(&org, "a@acme.test", &[]);
@@ -244,7 +264,7 @@ async fn jwks_policy_org_policy_and_revoke() {
     let org_policy = c.org_policy(&org).await.unwrap().org_policy;
     assert_eq!(org_policy.roles[0].role_id, "auditor");
     let err = c.org_policy("organization-test-unknown").await.unwrap_err();
-    assert_eq!(err.status(), Some(404));
+    assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
 
     c.revoke(&session.member_session_id).await.unwrap();
     assert!(emu.session(&session.member_session_id).unwrap().revoked);

@@ -2,15 +2,21 @@
 
 use std::time::Duration;
 
+use http::StatusCode;
+
 /// The longest wait a `Retry-After` from Stytch imposes on the layer.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// An error answered by the Stytch API (a non-2xx status with Stytch's error body).
+/// An error answered by the Stytch API (a non-2xx status with Stytch's error body),
+/// or by the layer on its behalf when it did not call Stytch: `too_many_requests`
+/// while Stytch's `Retry-After` runs, `too_many_calls_in_flight` past
+/// `max_concurrent_authentications`, and `session_not_found` for a credential Stytch
+/// already answered that for (`error_message` says so, and `request_id` is `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ApiError {
     /// The HTTP status.
-    pub status: u16,
+    pub status: StatusCode,
     /// Stytch's machine-readable error type, e.g. `session_not_found`.
     pub error_type: String,
     /// Stytch's human-readable message.
@@ -28,7 +34,9 @@ impl std::fmt::Display for ApiError {
         write!(
             f,
             "{}: {} ({})",
-            self.status, self.error_type, self.error_message
+            self.status.as_u16(),
+            self.error_type,
+            self.error_message
         )?;
         match &self.request_id {
             Some(id) => write!(f, ", request_id {id}"),
@@ -37,19 +45,22 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+impl std::error::Error for ApiError {}
+
 /// A failed call to the Stytch API.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     /// Stytch answered with an error.
     #[error("Stytch API error {0}")]
-    Api(ApiError),
+    Api(#[source] ApiError),
     /// Stytch answered with something that is not a Stytch response (not JSON, truncated,
     /// missing required fields).
-    #[error("unexpected response from Stytch (HTTP {status}): {detail}")]
+    #[error("unexpected response from Stytch (HTTP {}): {detail}", status.as_u16())]
+    #[non_exhaustive]
     UnexpectedResponse {
         /// The HTTP status.
-        status: u16,
+        status: StatusCode,
         /// What was wrong with it.
         detail: String,
     },
@@ -58,6 +69,7 @@ pub enum ClientError {
     Timeout,
     /// The call failed below HTTP (DNS, connect, TLS, connection reset).
     #[error("could not reach Stytch: {0}")]
+    #[non_exhaustive]
     Transport(String),
 }
 
@@ -66,7 +78,9 @@ impl ClientError {
     /// 429, garbage), as opposed to a definite answer about the request.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            ClientError::Api(e) => e.status == 429 || e.status >= 500,
+            ClientError::Api(e) => {
+                e.status == StatusCode::TOO_MANY_REQUESTS || e.status.as_u16() >= 500
+            }
             ClientError::UnexpectedResponse { .. }
             | ClientError::Timeout
             | ClientError::Transport(_) => true,
@@ -84,7 +98,8 @@ impl ClientError {
     /// Stytch's own "session not found" (404 `session_not_found`): the session is
     /// gone. A 404 of another kind (a proxy's page, a wrong base URL) is not.
     pub(crate) fn is_session_not_found(&self) -> bool {
-        self.status() == Some(404) && self.error_type() == Some("session_not_found")
+        self.status() == Some(StatusCode::NOT_FOUND)
+            && self.error_type() == Some("session_not_found")
     }
 
     /// What a credential Stytch already answered [`is_session_not_found`] for is
@@ -93,7 +108,7 @@ impl ClientError {
     /// [`is_session_not_found`]: Self::is_session_not_found
     pub(crate) fn remembered_session_not_found() -> Self {
         ClientError::Api(ApiError {
-            status: 404,
+            status: StatusCode::NOT_FOUND,
             error_type: "session_not_found".into(),
             error_message: "Stytch answered earlier that this session was not found".into(),
             request_id: None,
@@ -107,7 +122,7 @@ impl ClientError {
         let ClientError::Api(e) = self else {
             return None;
         };
-        let wait = match (e.status, e.retry_after) {
+        let wait = match (e.status.as_u16(), e.retry_after) {
             (429, wait) => wait.unwrap_or(Duration::from_secs(1)),
             (503, Some(wait)) => wait,
             _ => return None,
@@ -119,7 +134,7 @@ impl ClientError {
     /// ([`rate_limited_for`](Self::rate_limited_for)): `wait` is what remains of it.
     pub(crate) fn backing_off(wait: Duration) -> Self {
         ClientError::Api(ApiError {
-            status: 429,
+            status: StatusCode::TOO_MANY_REQUESTS,
             error_type: "too_many_requests".into(),
             error_message: "Stytch asked not to be called yet (Retry-After); not called".into(),
             request_id: None,
@@ -131,7 +146,7 @@ impl ClientError {
     /// were already in flight.
     pub(crate) fn too_many_in_flight() -> Self {
         ClientError::Api(ApiError {
-            status: 503,
+            status: StatusCode::SERVICE_UNAVAILABLE,
             error_type: "too_many_calls_in_flight".into(),
             error_message: "max_concurrent_authentications calls to Stytch already in flight; \
                             not called"
@@ -142,7 +157,7 @@ impl ClientError {
     }
 
     /// The HTTP status, when Stytch answered at all.
-    pub fn status(&self) -> Option<u16> {
+    pub fn status(&self) -> Option<StatusCode> {
         match self {
             ClientError::Api(e) => Some(e.status),
             ClientError::UnexpectedResponse { status, .. } => Some(*status),
@@ -168,7 +183,7 @@ mod tests {
 
     fn api(status: u16, retry_after: Option<u64>) -> ClientError {
         ClientError::Api(ApiError {
-            status,
+            status: StatusCode::from_u16(status).unwrap(),
             error_type: "x".into(),
             error_message: String::new(),
             request_id: None,

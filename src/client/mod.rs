@@ -213,7 +213,7 @@ impl StytchClient {
     ) -> Result<T, ClientError> {
         let request = reqwest::Request::try_from(request)?;
         let mut response = self.http.execute(request).await?;
-        let status = response.status().as_u16();
+        let status = response.status();
         let headers = std::mem::take(response.headers_mut());
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await? {

@@ -38,10 +38,11 @@ impl RetryAfter {
 mod tests {
     use super::*;
     use crate::client::error::ApiError;
+    use http::StatusCode;
 
     fn rate_limited(retry_after: Option<Duration>) -> ClientError {
         ClientError::Api(ApiError {
-            status: 429,
+            status: StatusCode::TOO_MANY_REQUESTS,
             error_type: "too_many_requests".into(),
             error_message: "slow down".into(),
             request_id: None,

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use http::{HeaderMap, Method, Request};
+use http::{HeaderMap, Method, Request, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -308,11 +308,11 @@ struct ErrorBody {
 
 /// Parses any response: 2xx into `T`, everything else into [`ClientError`].
 pub(crate) fn parse_response<T: DeserializeOwned>(
-    status: u16,
+    status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<T, ClientError> {
-    if (200..300).contains(&status) {
+    if status.is_success() {
         return serde_json::from_slice(body).map_err(|e| ClientError::UnexpectedResponse {
             status,
             detail: format!("body is not the expected JSON: {e}"),
@@ -471,8 +471,12 @@ mod tests {
 
     #[test]
     fn parses_authenticate_success() {
-        let r: AuthenticateResponse =
-            parse_response(200, &HeaderMap::new(), AUTHENTICATE_OK.as_bytes()).unwrap();
+        let r: AuthenticateResponse = parse_response(
+            StatusCode::OK,
+            &HeaderMap::new(),
+            AUTHENTICATE_OK.as_bytes(),
+        )
+        .unwrap();
         assert_eq!(r.session_token, "tok_abc");
         assert_eq!(r.session_jwt, "eyJ.x.y");
         let s = &r.member_session;
@@ -504,13 +508,19 @@ mod tests {
     #[test]
     fn authenticate_success_missing_fields_is_unexpected_response() {
         let err = parse_response::<AuthenticateResponse>(
-            200,
+            StatusCode::OK,
             &HeaderMap::new(),
             br#"{"request_id":"x"}"#,
         )
         .unwrap_err();
         assert!(
-            matches!(err, ClientError::UnexpectedResponse { status: 200, .. }),
+            matches!(
+                err,
+                ClientError::UnexpectedResponse {
+                    status: StatusCode::OK,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert!(err.is_unavailable());
@@ -520,11 +530,12 @@ mod tests {
     fn parses_stytch_error_bodies() {
         let body = br#"{"status_code":404,"request_id":"request-id-test-9","error_type":"session_not_found",
             "error_message":"Session could not be found.","error_url":"https://stytch.com/docs/api/errors/404"}"#;
-        let err = parse_response::<Empty>(404, &HeaderMap::new(), body).unwrap_err();
+        let err =
+            parse_response::<Empty>(StatusCode::NOT_FOUND, &HeaderMap::new(), body).unwrap_err();
         let ClientError::Api(api) = &err else {
             panic!("{err:?}")
         };
-        assert_eq!(api.status, 404);
+        assert_eq!(api.status, StatusCode::NOT_FOUND);
         assert_eq!(api.error_type, "session_not_found");
         assert_eq!(api.error_message, "Session could not be found.");
         assert_eq!(api.request_id.as_deref(), Some("request-id-test-9"));
@@ -537,7 +548,8 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         let body = br#"{"error":"too_many_requests","error_description":"slow down"}"#;
-        let err = parse_response::<Empty>(429, &headers, body).unwrap_err();
+        let err =
+            parse_response::<Empty>(StatusCode::TOO_MANY_REQUESTS, &headers, body).unwrap_err();
         let ClientError::Api(api) = &err else {
             panic!("{err:?}")
         };
@@ -555,9 +567,16 @@ mod tests {
             b"null",
             b"[1,2]",
         ] {
-            let err = parse_response::<Empty>(502, &HeaderMap::new(), body).unwrap_err();
+            let err = parse_response::<Empty>(StatusCode::BAD_GATEWAY, &HeaderMap::new(), body)
+                .unwrap_err();
             assert!(
-                matches!(err, ClientError::UnexpectedResponse { status: 502, .. }),
+                matches!(
+                    err,
+                    ClientError::UnexpectedResponse {
+                        status: StatusCode::BAD_GATEWAY,
+                        ..
+                    }
+                ),
                 "{err:?}"
             );
             assert!(err.to_string().contains("502"));
@@ -567,7 +586,7 @@ mod tests {
     #[test]
     fn parses_jwks_policy_and_org_policy() {
         let jwks: JwksResponse = parse_response(
-            200,
+            StatusCode::OK,
             &HeaderMap::new(),
             br#"{"keys":[{"kty":"RSA","alg":"RS256","use":"sig","key_ops":["verify"],"kid":"jwk-test-1",
                 "n":"AQAB","e":"AQAB","x5c":["MII"],"x5tS256":"abc="}],"request_id":"r","status_code":200}"#,
@@ -577,7 +596,7 @@ mod tests {
         assert_eq!(jwks.keys[0].use_.as_deref(), Some("sig"));
 
         let policy: PolicyResponse = parse_response(
-            200,
+            StatusCode::OK,
             &HeaderMap::new(),
             br#"{"request_id":"r","status_code":200,"policy":{
               "roles":[{"role_id":"editor","description":"","permissions":[{"resource_id":"documents","actions":["read","write"]}]}],
@@ -592,7 +611,7 @@ mod tests {
         );
 
         let org: OrgPolicyResponse = parse_response(
-            200,
+            StatusCode::OK,
             &HeaderMap::new(),
             br#"{"request_id":"r","status_code":200,"org_policy":{"roles":[]}}"#,
         )

@@ -16,9 +16,9 @@ use tower_service::Service;
 
 use pin_project_lite::pin_project;
 
+use crate::Verdict;
 use crate::error::{AuthRejection, Reason};
 use crate::extract::{context, reject, reject_authz};
-use crate::rbac::Verdict;
 use crate::rbac::resource_action::ResourceAction;
 use crate::request_auth::{AuthContext, Failure};
 
@@ -28,7 +28,7 @@ use crate::request_auth::{AuthContext, Failure};
 ///
 /// The organization checked is the member's own unless
 /// [`organization_from_path`](Self::organization_from_path) binds it to a path
-/// parameter. The [`Verdict`](crate::rbac::Verdict) is put in the request for the
+/// parameter. The [`Verdict`](crate::Verdict) is put in the request for the
 /// handler, and the [`AuthenticatedMember`](crate::AuthenticatedMember) extractor
 /// returns the member the guard checked without checking again. Requires the
 /// [`StytchAuth`](crate::StytchAuth) layer outside it.

@@ -3,11 +3,11 @@
 pub(crate) mod cache;
 pub(crate) mod decision;
 pub(crate) mod guard;
-mod policy;
+pub(crate) mod policy;
 pub(crate) mod resource_action;
 pub(crate) mod typed;
 mod verdict;
 
 pub(crate) use cache::PolicyCache;
-pub use policy::{Permission, Policy, Resource, Role, Scope};
+pub(crate) use policy::{Policy, Role};
 pub use verdict::Verdict;

@@ -1,8 +1,12 @@
-//! Stytch's RBAC policy document (`GET /v1/b2b/rbac/policy`).
+//! Stytch's RBAC policy document (`GET /v1/b2b/rbac/policy`). The layer parses it;
+//! users name these types only to give the emulator a policy, so they are public as
+//! `axum_stytch::testing::{Policy, Role, ..}` (feature `test-util`) and their builders
+//! exist only there.
 
 use serde::{Deserialize, Serialize};
 
-/// A project's RBAC policy: the roles and what each one may do.
+/// A project's RBAC policy: the roles and what each one may do, for
+/// [`StytchEmulator::set_policy`](crate::testing::StytchEmulator::set_policy).
 ///
 /// Only `roles` matters for member-session decisions; `resources` and
 /// `scopes` are kept so the emulator can serve a complete document.
@@ -10,11 +14,11 @@ use serde::{Deserialize, Serialize};
 /// # Examples
 ///
 /// ```
-/// use axum_stytch::rbac::{Policy, Role};
+/// use axum_stytch::testing::{Policy, Role};
 ///
 /// let policy = Policy::new()
-///     .with_role(Role::new("viewer").allow("document", ["read"]))
-///     .with_role(Role::new("admin").allow("document", ["*"]));
+///     .role(Role::new("viewer").allow("document", ["read"]))
+///     .role(Role::new("admin").allow("document", ["*"]));
 /// assert_eq!(policy.roles.len(), 2);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +35,7 @@ pub struct Policy {
     pub scopes: Vec<Scope>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Policy {
     /// An empty policy.
     pub fn new() -> Self {
@@ -38,13 +43,13 @@ impl Policy {
     }
 
     /// Adds a role (builder style).
-    pub fn with_role(mut self, role: Role) -> Self {
+    pub fn role(mut self, role: Role) -> Self {
         self.roles.push(role);
         self
     }
 
     /// Adds a resource definition (builder style).
-    pub fn with_resource(mut self, resource: Resource) -> Self {
+    pub fn resource(mut self, resource: Resource) -> Self {
         self.resources.push(resource);
         self
     }
@@ -64,6 +69,7 @@ pub struct Role {
     pub permissions: Vec<Permission>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Role {
     /// A role with no permissions.
     pub fn new(role_id: impl Into<String>) -> Self {
@@ -95,6 +101,7 @@ pub struct Permission {
     pub actions: Vec<String>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Permission {
     /// A permission for `actions` on `resource_id`.
     pub fn new<I, A>(resource_id: impl Into<String>, actions: I) -> Self
@@ -123,6 +130,7 @@ pub struct Resource {
     pub actions: Vec<String>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Resource {
     /// A resource with the given actions.
     pub fn new<I, A>(resource_id: impl Into<String>, actions: I) -> Self

@@ -19,7 +19,7 @@ use crate::request_auth::AuthContext;
 /// # Examples
 ///
 /// ```
-/// use axum_stytch::rbac::Verdict;
+/// use axum_stytch::Verdict;
 ///
 /// async fn create(verdict: Verdict) -> String {
 ///     format!("allowed by {:?}", verdict.granting_roles())
@@ -69,16 +69,6 @@ impl Verdict {
         self.decided.action()
     }
 }
-
-impl PartialEq for Verdict {
-    fn eq(&self, other: &Self) -> bool {
-        self.granting_roles() == other.granting_roles()
-            && self.organization_id() == other.organization_id()
-            && self.decided == other.decided
-    }
-}
-
-impl Eq for Verdict {}
 
 impl fmt::Debug for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -96,7 +96,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
 pub use crate::clock::MockClock;
-use crate::rbac::{Policy, Role};
+pub use crate::rbac::policy::{Permission, Policy, Resource, Role, Scope};
 use state::{Config, Shared};
 
 /// An in-process Stytch B2B API for tests.
@@ -637,25 +637,16 @@ impl EmulatorOptions {
 /// use std::time::Duration;
 /// use axum_stytch::testing::SessionOptions;
 ///
-/// let options = SessionOptions::default()
-///     .with_duration(Duration::from_secs(10 * 60))
-///     .with_custom_claim("tenant_tier", "gold");
-/// assert_eq!(options.factors.len(), 1);
+/// let options = SessionOptions::new()
+///     .duration(Duration::from_secs(10 * 60))
+///     .custom_claim("tenant_tier", "gold");
+/// # let _ = options;
 /// ```
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct SessionOptions {
-    /// Session lifetime from creation (default 60 minutes).
-    pub duration: Duration,
-    /// Initial custom claims (reserved names `iss sub aud exp nbf iat jti`
-    /// and `https://stytch.com/…` keys are ignored, `null` values skipped).
-    pub custom_claims: Option<Map<String, Value>>,
-    /// Authentication factors, as Stytch's `authentication_factors` objects
-    /// (`type`, `delivery_method`, `last_authenticated_at`, ...). Object factors without
-    /// `last_authenticated_at` get the session start time. Default: one
-    /// `{"type":"password","delivery_method":"knowledge"}` factor. An empty
-    /// list is allowed.
-    pub factors: Vec<Value>,
+    duration: Duration,
+    custom_claims: Option<Map<String, Value>>,
+    factors: Vec<Value>,
 }
 
 impl Default for SessionOptions {
@@ -669,29 +660,41 @@ impl Default for SessionOptions {
 }
 
 impl SessionOptions {
-    /// Sets the session lifetime (`Duration::MAX`: until the end of year 9999, a
-    /// session that does not expire). Default: 60 minutes.
-    pub fn with_duration(mut self, duration: Duration) -> Self {
+    /// The defaults: 60 minutes, no custom claims, one password factor.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the session lifetime from creation (`Duration::MAX`: until the end of year
+    /// 9999, a session that does not expire). Default: 60 minutes.
+    pub fn duration(mut self, duration: Duration) -> Self {
         self.duration = duration;
         self
     }
 
-    /// Replaces the initial custom claims. Default: none.
-    pub fn with_custom_claims(mut self, claims: Map<String, Value>) -> Self {
+    /// Replaces the initial custom claims. Reserved names (`iss sub aud exp nbf iat
+    /// jti`) and `https://stytch.com/…` keys are ignored, `null` values skipped.
+    /// Default: none.
+    pub fn custom_claims(mut self, claims: Map<String, Value>) -> Self {
         self.custom_claims = Some(claims);
         self
     }
 
-    /// Adds one initial custom claim.
-    pub fn with_custom_claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+    /// Adds one initial custom claim (the same rules as
+    /// [`custom_claims`](Self::custom_claims)).
+    pub fn custom_claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
         self.custom_claims
             .get_or_insert_with(Map::new)
             .insert(name.into(), value.into());
         self
     }
 
-    /// Replaces the authentication factors. Default: one password factor.
-    pub fn with_factors(mut self, factors: Vec<Value>) -> Self {
+    /// Replaces the authentication factors, as Stytch's `authentication_factors`
+    /// objects (`type`, `delivery_method`, `last_authenticated_at`, ...). Object
+    /// factors without `last_authenticated_at` get the session start time; an empty
+    /// list is allowed. Default: one `{"type":"password","delivery_method":"knowledge"}`
+    /// factor.
+    pub fn factors(mut self, factors: Vec<Value>) -> Self {
         self.factors = factors;
         self
     }
@@ -699,6 +702,7 @@ impl SessionOptions {
 
 /// Credentials of a freshly created session. `Debug` redacts the token and JWT.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct SessionTokens {
     /// `member-session-test-<uuid>`.
     pub member_session_id: String,

@@ -14,7 +14,7 @@ use super::keys::{JwtRejection, KeySet, SigningKey};
 use super::wire;
 use super::{Endpoint, Fault, SessionInfo, SessionOptions, SessionTokens};
 use crate::clock::{Clock, MockClock};
-use crate::rbac::{Permission, Policy, Resource, Role};
+use crate::rbac::policy::{Permission, Policy, Resource, Role};
 
 /// Error type answered for a session JWT that is malformed, not signed by a
 /// served key, or issued for another project/issuer.
@@ -927,12 +927,12 @@ mod tests {
 
     #[test]
     fn default_policy_is_kept_unless_overridden() {
-        let p = with_default_policy(Policy::new().with_role(Role::new("editor")));
+        let p = with_default_policy(Policy::new().role(Role::new("editor")));
         let ids: Vec<_> = p.roles.iter().map(|r| r.role_id.as_str()).collect();
         assert_eq!(ids, ["stytch_admin", "stytch_member", "editor"]);
         assert_eq!(p.resources.len(), 5);
 
-        let p = with_default_policy(Policy::new().with_role(Role::new("stytch_member")));
+        let p = with_default_policy(Policy::new().role(Role::new("stytch_member")));
         let member = p
             .roles
             .iter()
@@ -1008,7 +1008,7 @@ mod tests {
     fn granting_roles_merge_project_and_org_roles() {
         let now = SystemTime::now();
         let mut s = State::new(config(), now);
-        s.set_policy(Policy::new().with_role(Role::new("reader").allow("doc", ["read"])));
+        s.set_policy(Policy::new().role(Role::new("reader").allow("doc", ["read"])));
         let org = s.create_organization("acme", now);
         s.set_organization_roles(&org, vec![Role::new("writer").allow("doc", ["*"])]);
         let roles: Vec<String> = ["stytch_member", "reader", "writer", "ghost"]

@@ -451,10 +451,9 @@ async fn duration_and_custom_claims() {
 #[tokio::test]
 async fn a_session_that_never_expires_and_a_clock_moved_forever() {
     let f = fixture().await;
-    let forever = f.emu.create_session_with(
-        &f.member,
-        SessionOptions::default().with_duration(Duration::MAX),
-    );
+    let forever = f
+        .emu
+        .create_session_with(&f.member, SessionOptions::default().duration(Duration::MAX));
     let end = crate::timestamp::from_unix(u64::MAX);
     assert_eq!(
         f.emu
@@ -489,9 +488,9 @@ async fn authorization_check_rules() {
     let f = fixture().await;
     f.emu.set_policy(
         Policy::new()
-            .with_role(Role::new("editor").allow("documents", ["read", "write"]))
-            .with_role(Role::new("reader").allow("documents", ["read"]))
-            .with_role(Role::new("owner").allow("documents", ["*"])),
+            .role(Role::new("editor").allow("documents", ["read", "write"]))
+            .role(Role::new("reader").allow("documents", ["read"]))
+            .role(Role::new("owner").allow("documents", ["*"])),
     );
     let check = |org: &str, resource: &str, action: &str| {
         json!({"session_token": f.tokens.session_token, "authorization_check":
@@ -753,9 +752,9 @@ async fn options_and_debug_redaction() {
     let tokens = emu.create_session_with(
         &member,
         SessionOptions::default()
-            .with_duration(Duration::from_secs(30))
-            .with_custom_claim("tier", "gold")
-            .with_factors(vec![]),
+            .duration(Duration::from_secs(30))
+            .custom_claim("tier", "gold")
+            .factors(vec![]),
     );
     assert!(tokens.member_session_id.starts_with("member-session-live-"));
     assert_eq!(tokens.session_token.len(), 44);
