@@ -246,13 +246,29 @@ impl StytchAuth {
     }
 
     /// Fetches the JWKS now instead of on the first request, whatever the cooldowns.
-    /// Returns whether it worked; on failure, requests that need the keys try again
-    /// once `jwks_refresh_cooldown` has passed.
+    /// On failure, requests that need the keys try again once `jwks_refresh_cooldown`
+    /// has passed.
     ///
     /// Call it before reporting ready (a readiness probe), and call it again until it
     /// works: otherwise one failed fetch on the first request answers 503 to every
     /// request that needs the keys for the whole cooldown (30 s by default).
-    pub async fn warm_up(&self) -> bool {
+    ///
+    /// # Errors
+    ///
+    /// Why there are no keys: Stytch unreachable or slow, its error, or a JWKS without
+    /// a usable RS256 signing key ([`ClientError::UnexpectedResponse`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn start(auth: axum_stytch::StytchAuth) {
+    /// while let Err(error) = auth.warm_up().await {
+    ///     eprintln!("Stytch's keys are not loaded yet: {error}");
+    ///     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    /// }
+    /// # }
+    /// ```
+    pub async fn warm_up(&self) -> Result<(), ClientError> {
         self.inner.jwks.refresh().await
     }
 
@@ -886,7 +902,7 @@ mod tests {
         let member_id = emu.create_member(&org, "ada@acme.example", &["stytch_member"]);
         let session = emu.create_session(&member_id);
         let auth = emu.auth_builder().build().expect("a valid configuration");
-        assert!(auth.warm_up().await);
+        auth.warm_up().await.expect("the keys");
         let cookie = format!("stytch_session_jwt={}", session.session_jwt);
         let headers = credentials::cookie_headers(&[cookie.as_bytes()]);
         let outcome = || begin_ready(&auth, &headers).describe();
@@ -973,7 +989,7 @@ mod tests {
             AuthContext::Verified { member, .. } => Some(member),
             AuthContext::Deferred(_) => None,
         };
-        assert!(auth.warm_up().await);
+        auth.warm_up().await.expect("the keys");
         let member = verified(&auth).expect("a valid JWT");
         let tokens = auth.inner.tokens.as_ref().expect("a token cache");
 

@@ -61,7 +61,8 @@ impl World {
         let (f, bearer_app) = rt.block_on(async {
             let f = fixture().await;
             let bearer = f.emu.auth_builder().bearer_tokens(true).build().unwrap();
-            assert!(f.auth.warm_up().await && bearer.warm_up().await);
+            f.auth.warm_up().await.expect("the keys");
+            bearer.warm_up().await.expect("the keys");
             let bearer_app = app(&bearer);
             (f, bearer_app)
         });

@@ -513,9 +513,14 @@ async fn jwks_of_undersized_rsa_keys_is_a_failed_fetch() {
     assert_member(&res, &f.member, "warm-up");
     undersized.start(&f.emu, Endpoint::Jwks);
     f.emu.clock().advance(Duration::from_secs(1));
+    let error = f
+        .auth
+        .warm_up()
+        .await
+        .expect_err("a key set without a usable key is a failed refresh");
     assert!(
-        !f.auth.warm_up().await,
-        "a key set without a usable key is a failed refresh"
+        error.to_string().contains("no usable RS256 signing key"),
+        "{error}"
     );
     assert_eq!(metrics(&f).jwks_fetch_failures, 1);
     let fresh = f.emu.mint_jwt(&f.session.member_session_id);
@@ -615,7 +620,10 @@ async fn keys_rotating_under_traffic_cost_one_refresh_and_old_tokens_keep_workin
     // background refresh a request would start cannot be awaited from here).
     f.emu.retire_key(&old_kid);
     f.emu.clock().advance(Duration::from_secs(JWKS_REFRESH + 1));
-    assert!(f.auth.warm_up().await, "refresh after the retirement");
+    f.auth
+        .warm_up()
+        .await
+        .expect("refresh after the retirement");
     assert_eq!(f.emu.requests(Endpoint::Jwks), 3);
     let res = get_with(
         &app,
@@ -725,7 +733,10 @@ async fn a_new_kid_joining_a_refresh_answered_before_the_rotation_forces_one_mor
     let cookie = cookies_signed_by(&f, std::slice::from_ref(&session), &new_kid);
     let res = get_with(&app, "/me", &cookie[0]).await;
     assert_member(&res, &f.member, "new kid after a stale refresh");
-    assert!(warm_up.await.expect("warm-up task"));
+    warm_up
+        .await
+        .expect("warm-up task")
+        .expect("the warm-up's fetch");
     assert_eq!(
         f.emu.requests(Endpoint::Jwks),
         requests + 2,

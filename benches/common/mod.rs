@@ -215,7 +215,7 @@ impl Fixture {
             .token_cache_capacity(capacity)
             .build()
             .expect("a valid configuration");
-        assert!(auth.warm_up().await, "JWKS warm-up");
+        auth.warm_up().await.expect("JWKS warm-up");
         auth
     }
 

@@ -41,8 +41,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "Using your Stytch project {} (no emulator).",
             auth.project_id()
         );
-        if !auth.warm_up().await {
-            println!("warning: could not fetch the JWKS yet; requests will retry");
+        if let Err(error) = auth.warm_up().await {
+            println!("warning: could not fetch the JWKS yet ({error}); requests will retry");
         }
         (app::router(auth, None), None)
     } else {

@@ -156,6 +156,20 @@ impl ClientError {
         })
     }
 
+    /// A copy of an error shared by the callers of one call. (Not `Clone`, so that a
+    /// variant may carry a source error one day.)
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            ClientError::Api(e) => ClientError::Api(e.clone()),
+            ClientError::UnexpectedResponse { status, detail } => ClientError::UnexpectedResponse {
+                status: *status,
+                detail: detail.clone(),
+            },
+            ClientError::Timeout => ClientError::Timeout,
+            ClientError::Transport(detail) => ClientError::Transport(detail.clone()),
+        }
+    }
+
     /// The HTTP status, when Stytch answered at all.
     pub fn status(&self) -> Option<StatusCode> {
         match self {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 
 use super::keys::KeySet;
-use crate::client::StytchClient;
+use crate::client::{ClientError, StytchClient};
 use crate::clock::{SharedClock, unix_seconds};
 use crate::metrics::Metrics;
 use crate::single_flight::SingleFlight;
@@ -34,8 +34,20 @@ pub(crate) enum KeyError {
     Unavailable,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct FetchFailed;
+/// Why no key set came of a fetch (shared by every caller of the flight).
+#[derive(Debug, Clone)]
+struct FetchFailed(Arc<ClientError>);
+
+impl FetchFailed {
+    /// No fetch was made: the last one failed within the cooldown.
+    fn not_fetched() -> Self {
+        Self::transport("JWKS not fetched: the last fetch failed within the cooldown")
+    }
+
+    fn transport(detail: &str) -> Self {
+        Self(Arc::new(ClientError::Transport(detail.to_owned())))
+    }
+}
 
 /// Why the keys are fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,10 +172,11 @@ impl JwksCache {
 
     /// Fetches the keys now (used for warm-up), whatever the cooldowns. Joins a fetch
     /// in progress.
-    pub(crate) async fn refresh(self: &Arc<Self>) -> bool {
-        self.fetch(self.current.load_full(), Trigger::WarmUp)
-            .await
-            .is_ok()
+    pub(crate) async fn refresh(self: &Arc<Self>) -> Result<(), ClientError> {
+        match self.fetch(self.current.load_full(), Trigger::WarmUp).await {
+            Ok(_) => Ok(()),
+            Err(FetchFailed(error)) => Err(error.duplicate()),
+        }
     }
 
     /// When a client refused for missing keys should try again: the failed-fetch cooldown.
@@ -233,15 +246,17 @@ impl JwksCache {
                     // Another unknown kid's refresh ran within the cooldown: answer with
                     // the keys there are.
                     now if trigger == Trigger::UnknownKid && !this.claim_forced_refresh() => {
-                        now.ok_or(FetchFailed)
+                        now.ok_or_else(FetchFailed::not_fetched)
                     }
                     // Another fetch failed since this one was decided on.
-                    _ if trigger == Trigger::Due && this.failed_recently() => Err(FetchFailed),
+                    _ if trigger == Trigger::Due && this.failed_recently() => {
+                        Err(FetchFailed::not_fetched())
+                    }
                     _ => this.fetch_now().await,
                 }
             })
             .await
-            .unwrap_or(Err(FetchFailed))
+            .unwrap_or_else(|| Err(FetchFailed::transport("JWKS fetch task failed")))
     }
 
     async fn fetch_now(&self) -> Result<Arc<KeySet>, FetchFailed> {
@@ -261,7 +276,10 @@ impl JwksCache {
                     tracing::error!(
                         "JWKS answered without a usable RS256 key; keeping the previous keys"
                     );
-                    Err(FetchFailed)
+                    Err(FetchFailed(Arc::new(ClientError::UnexpectedResponse {
+                        status: http::StatusCode::OK,
+                        detail: "the JWKS has no usable RS256 signing key".into(),
+                    })))
                 } else {
                     tracing::debug!(keys = set.len(), "JWKS refreshed");
                     Ok(Arc::new(set))
@@ -269,7 +287,7 @@ impl JwksCache {
             }
             Err(error) => {
                 tracing::warn!(%error, "JWKS fetch failed");
-                Err(FetchFailed)
+                Err(FetchFailed(Arc::new(error)))
             }
         };
         match &outcome {
@@ -301,7 +319,7 @@ mod tests {
         let emu = StytchEmulator::start().await;
         let auth = emu.auth_builder().build().expect("a valid configuration");
         let jwks = &auth.inner.jwks;
-        assert!(jwks.refresh().await);
+        jwks.refresh().await.expect("the keys");
         let seen = jwks.current.load_full();
         emu.inject_fault(
             Endpoint::Jwks,
@@ -320,5 +338,11 @@ mod tests {
         );
         assert!(jwks.fetch(seen, Trigger::WarmUp).await.is_err());
         assert_eq!(emu.requests(Endpoint::Jwks), asked + 1, "a warm-up fetches");
+        // The warm-up says why.
+        let error = jwks.refresh().await.expect_err("Stytch answers 500");
+        assert_eq!(
+            error.status(),
+            Some(http::StatusCode::INTERNAL_SERVER_ERROR)
+        );
     }
 }

@@ -470,7 +470,7 @@ async fn a_session_that_never_expires_and_a_clock_moved_forever() {
     let auth = f.emu.auth_builder().build().unwrap();
     let cookie = format!("stytch_session_jwt={}", forever.session_jwt);
     let headers = crate::credentials::cookie_headers(&[cookie.as_bytes()]);
-    assert!(auth.warm_up().await);
+    auth.warm_up().await.expect("the keys");
     let member = match auth.begin(&headers) {
         crate::auth::Begin::Ready(ctx) => ctx.member().await.unwrap(),
         crate::auth::Begin::NeedsKeys(_) => panic!("keys are loaded"),
