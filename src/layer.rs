@@ -85,7 +85,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -150,27 +150,25 @@ fn with_cookies<B>(mut response: Response<B>, state: &RequestAuth) -> Response<B
     response
 }
 
-type BoxedResponse<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
-
 pin_project! {
     /// Response future of [`StytchAuthService`]: the inner service's future, boxed only
     /// when the request had to wait for Stytch's keys.
-    pub struct ResponseFuture<F, B, E> {
+    pub struct ResponseFuture<F: Future> {
         #[pin]
-        kind: Kind<F, B, E>,
+        kind: Kind<F>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B, E> {
+    enum Kind<F: Future> {
         Verified { #[pin] fut: F },
         Deferred { #[pin] fut: F, state: Arc<RequestAuth> },
-        AwaitingKeys { fut: BoxedResponse<B, E> },
+        AwaitingKeys { fut: Pin<Box<dyn Future<Output = F::Output> + Send>> },
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B, E>
+impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
@@ -188,7 +186,7 @@ where
     }
 }
 
-impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
+impl<F: Future> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

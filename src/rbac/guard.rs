@@ -347,7 +347,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = GuardFuture<S::Future, S::Error>;
+    type Future = GuardFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -391,22 +391,22 @@ where
 pin_project! {
     /// Response future of [`GuardService`]: the inner service's future when the
     /// decision was made at once, boxed only when it had to wait.
-    pub struct GuardFuture<F, E> {
+    pub struct GuardFuture<F: Future> {
         #[pin]
-        kind: Kind<F, E>,
+        kind: Kind<F>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, E> {
+    enum Kind<F: Future> {
         Allowed { #[pin] fut: F },
-        Refused { #[pin] fut: std::future::Ready<Result<Response, E>> },
-        Checking { fut: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>> },
+        Refused { #[pin] fut: std::future::Ready<F::Output> },
+        Checking { fut: Pin<Box<dyn Future<Output = F::Output> + Send>> },
     }
 }
 
-impl<F, E> Future for GuardFuture<F, E>
+impl<F, E> Future for GuardFuture<F>
 where
     F: Future<Output = Result<Response, E>>,
 {
@@ -421,7 +421,7 @@ where
     }
 }
 
-impl<F, E> fmt::Debug for GuardFuture<F, E> {
+impl<F: Future> fmt::Debug for GuardFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuardFuture").finish_non_exhaustive()
     }
