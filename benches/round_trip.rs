@@ -58,7 +58,7 @@ fn benches(c: &mut Criterion) {
     let rt = common::runtime();
     let fixture = rt.block_on(Fixture::new(SESSIONS, TOKENS));
     let cookies = fixture.cookie_values();
-    let auth = |capacity: u64| -> StytchAuth { rt.block_on(fixture.auth(capacity)) };
+    let auth = |capacity: usize| -> StytchAuth { rt.block_on(fixture.auth(capacity)) };
 
     let bare = common::bare_app();
     let cached_auth = auth(10_000);

@@ -61,7 +61,7 @@ fn benches(c: &mut Criterion) {
         cookies[0].len()
     );
 
-    let build = |capacity: u64| {
+    let build = |capacity: usize| {
         let auth = rt.block_on(fixture.auth(capacity));
         let service = auth
             .layer()

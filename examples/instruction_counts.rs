@@ -54,7 +54,7 @@ const SCENARIOS: [&str; 9] = [
 ];
 const SESSIONS: usize = 64;
 const TOKENS: usize = 128;
-const FRESH_CACHE_CAPACITY: u64 = 16;
+const FRESH_CACHE_CAPACITY: usize = 16;
 const WARM_UP_REQUESTS: usize = 300;
 /// Counted loops per scenario, each dumped by callgrind as a part of its own.
 const CHUNKS: usize = 5;
@@ -220,7 +220,7 @@ fn measure(scenario: &str, requests: usize) {
         .expect("a tokio runtime");
     let fixture = rt.block_on(common::Fixture::new(SESSIONS, TOKENS));
     let cookies = fixture.cookie_values();
-    let auth = |capacity: u64| -> StytchAuth { rt.block_on(fixture.auth(capacity)) };
+    let auth = |capacity: usize| -> StytchAuth { rt.block_on(fixture.auth(capacity)) };
     let mut counted: Option<StytchAuth> = None;
     let (app, cycle): (App, bool) = match scenario {
         "bare" => (common::bare_app().into(), false),

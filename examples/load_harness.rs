@@ -73,7 +73,7 @@ const SCENARIOS: [&str; 9] = [
     "aws_lc_direct",
 ];
 const SESSIONS: usize = 64;
-const FRESH_CACHE_CAPACITY: u64 = 64;
+const FRESH_CACHE_CAPACITY: usize = 64;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() {

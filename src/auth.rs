@@ -310,7 +310,27 @@ impl StytchAuth {
     /// When Stytch cannot be reached or refuses the call. The session is refused on
     /// this instance anyway, but only for an hour (or until `revocation_capacity`
     /// newer logouts push it out), and other instances still accept it: retry the
-    /// logout to end the session at Stytch.
+    /// logout to end the session at Stytch. The browser's cookies are best cleared
+    /// either way ([`clear_cookies`](Self::clear_cookies)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::extract::State;
+    /// use axum::http::StatusCode;
+    /// use axum::response::{IntoResponse, Response};
+    /// use axum_stytch::{AuthenticatedMember, StytchAuth};
+    ///
+    /// async fn logout(State(auth): State<StytchAuth>, member: AuthenticatedMember) -> Response {
+    ///     match auth.logout(&member).await {
+    ///         Ok(cookies) => (cookies, StatusCode::NO_CONTENT).into_response(),
+    ///         Err(error) => {
+    ///             tracing::warn!(%error, "Stytch could not revoke the session");
+    ///             (auth.clear_cookies(), StatusCode::BAD_GATEWAY).into_response()
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub async fn logout(
         &self,
         member: &AuthenticatedMember,
@@ -360,6 +380,26 @@ impl StytchAuth {
     /// JSON rejection: the [`error_handler`](crate::StytchAuthBuilder::error_handler)
     /// is not applied here (it needs the request's parts); map it in the handler if
     /// your app renders its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::extract::{Path, State};
+    /// use axum_stytch::{AuthRejection, AuthenticatedMember, StytchAuth};
+    ///
+    /// // The document's organization is known only once it is loaded.
+    /// async fn delete_document(
+    ///     State(auth): State<StytchAuth>,
+    ///     member: AuthenticatedMember,
+    ///     Path(id): Path<String>,
+    /// ) -> Result<String, AuthRejection> {
+    ///     let owner_organization = load_owner(&id);
+    ///     auth.authorize(&member, &owner_organization, "document", "delete")
+    ///         .await?;
+    ///     Ok(format!("deleted {id}"))
+    /// }
+    /// # fn load_owner(_: &str) -> String { String::new() }
+    /// ```
     pub async fn authorize(
         &self,
         member: &AuthenticatedMember,

@@ -3,14 +3,13 @@
 
 use std::hash::Hash;
 
-/// A cache size for `entries` from the builder: at least one entry, saturating on
-/// 32-bit targets.
-pub(crate) fn capacity(entries: u64) -> usize {
-    usize::try_from(entries.max(1)).unwrap_or(usize::MAX)
+/// A cache size for `entries` from the builder: at least one entry.
+pub(crate) fn capacity(entries: usize) -> usize {
+    entries.max(1)
 }
 
 /// A cache of at most `entries` (at least one), with quick_cache's default hasher.
-pub(crate) fn new<K, V>(entries: u64) -> quick_cache::sync::Cache<K, V>
+pub(crate) fn new<K, V>(entries: usize) -> quick_cache::sync::Cache<K, V>
 where
     K: Eq + Hash,
     V: Clone,

@@ -112,11 +112,11 @@ pub struct StytchAuthBuilder {
     pub(crate) jwks_refresh_interval: Duration,
     pub(crate) jwks_refresh_cooldown: Duration,
     pub(crate) jwks_max_stale: Duration,
-    pub(crate) token_cache_capacity: u64,
-    pub(crate) revocation_capacity: u64,
+    pub(crate) token_cache_capacity: usize,
+    pub(crate) revocation_capacity: usize,
     pub(crate) policy_refresh_interval: Duration,
     pub(crate) policy_grace: Duration,
-    pub(crate) org_policy_capacity: u64,
+    pub(crate) org_policy_capacity: usize,
     pub(crate) error_handler: Option<crate::error::ErrorHandler>,
 }
 
@@ -130,10 +130,10 @@ impl fmt::Debug for StytchAuthBuilder {
                 &self.base_url.as_deref().map(crate::client::redacted_url),
             )
             .field("max_token_age", &self.max_token_age)
-            .field("leeway", &self.leeway)
-            .field("jwt_cookie", &self.jwt_cookie)
-            .field("token_cookie", &self.token_cookie)
-            .field("bearer", &self.bearer)
+            .field("clock_leeway", &self.leeway)
+            .field("session_jwt_cookie", &self.jwt_cookie)
+            .field("session_token_cookie", &self.token_cookie)
+            .field("bearer_tokens", &self.bearer)
             .field("session_duration", &self.session_duration)
             .finish_non_exhaustive()
     }
@@ -143,9 +143,9 @@ impl fmt::Debug for StytchAuthBuilder {
 pub(crate) const MAX_POLICY_REFRESH: Duration = Duration::from_secs(300);
 
 /// The most entries a cache or list of the layer may be given: far beyond any need
-/// (10,000,000 verified JWTs take about 20 GB), and a typo such as `u64::MAX` is
+/// (10,000,000 verified JWTs take about 20 GB), and a typo such as `usize::MAX` is
 /// refused rather than allocated.
-const MAX_ENTRIES: u64 = 10_000_000;
+const MAX_ENTRIES: usize = 10_000_000;
 
 impl StytchAuthBuilder {
     pub(crate) fn new(project_id: impl Into<String>, secret: impl Into<String>) -> Self {
@@ -371,7 +371,7 @@ impl StytchAuthBuilder {
 
     /// Most verified JWTs remembered (a repeated JWT then costs no RSA work).
     /// Default: 10,000. `0` disables the cache. At most 10,000,000.
-    pub fn token_cache_capacity(mut self, entries: u64) -> Self {
+    pub fn token_cache_capacity(mut self, entries: usize) -> Self {
         self.token_cache_capacity = entries;
         self
     }
@@ -380,7 +380,7 @@ impl StytchAuthBuilder {
     /// on this instance; also the most credentials remembered as unknown to Stytch
     /// (refused without asking again). Each is remembered for an hour; when full, the
     /// oldest are forgotten first. Default: 10,000 each. At most 10,000,000.
-    pub fn revocation_capacity(mut self, entries: u64) -> Self {
+    pub fn revocation_capacity(mut self, entries: usize) -> Self {
         self.revocation_capacity = entries;
         self
     }
@@ -406,7 +406,7 @@ impl StytchAuthBuilder {
     /// 10,000,000. Set it above the number of organizations active at once: an
     /// organization evicted from the cache has its custom roles fetched again (and
     /// its guarded requests wait for them) when its members come back.
-    pub fn org_policy_capacity(mut self, entries: u64) -> Self {
+    pub fn org_policy_capacity(mut self, entries: usize) -> Self {
         self.org_policy_capacity = entries;
         self
     }
@@ -604,11 +604,13 @@ mod tests {
                 b.jwks_refresh_cooldown(Duration::from_millis(999))
             }),
             // Allocated up front: refused rather than an abort at build().
-            ("token_cache_capacity", |b| b.token_cache_capacity(u64::MAX)),
+            ("token_cache_capacity", |b| {
+                b.token_cache_capacity(usize::MAX)
+            }),
             ("revocation_capacity", |b| {
                 b.revocation_capacity(MAX_ENTRIES + 1)
             }),
-            ("org_policy_capacity", |b| b.org_policy_capacity(u64::MAX)),
+            ("org_policy_capacity", |b| b.org_policy_capacity(usize::MAX)),
         ];
         for (setting, change) in cases {
             assert_refused(change(builder()), setting, setting);

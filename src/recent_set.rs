@@ -29,7 +29,7 @@ struct State<K> {
 }
 
 impl<K: Hash + Eq + Clone> RecentSet<K> {
-    pub(crate) fn new(capacity: u64, ttl: Duration) -> Self {
+    pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
         Self {
             state: Mutex::new(State {
                 added: HashMap::new(),

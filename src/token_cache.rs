@@ -117,12 +117,13 @@ pub(crate) struct TokenCache {
 
 impl TokenCache {
     /// A cache of at most `capacity` tokens (at least 1).
-    pub(crate) fn new(capacity: u64) -> Self {
-        let capacity = capacity.max(1);
+    pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = crate::bounded_cache::capacity(capacity);
         Self {
             entries: Cache::with(
-                crate::bounded_cache::capacity(capacity),
                 capacity,
+                // Each entry weighs 1.
+                u64::try_from(capacity).unwrap_or(u64::MAX),
                 UnitWeighter,
                 TailHashBuilder::default(),
                 DefaultLifecycle::default(),

@@ -204,7 +204,7 @@ fn rss_mb() -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flood_of_5000_tokens_stays_within_the_cache_capacity() {
-    const CAPACITY: u64 = 100;
+    const CAPACITY: usize = 100;
     const VALID: usize = 500;
     let f = fixture_with(|b| b.token_cache_capacity(CAPACITY)).await;
     let app = app(&f.auth);

@@ -489,7 +489,7 @@ async fn a_renewal_answered_after_its_session_logged_out_clears_the_cookies() {
 /// logouts, never the one just made.
 #[tokio::test]
 async fn a_full_denylist_still_refuses_the_latest_logouts() {
-    const CAPACITY: u64 = 8;
+    const CAPACITY: usize = 8;
     let f = fixture_with(|b| b.revocation_capacity(CAPACITY)).await;
     let app = app(&f.auth);
     let logout = |tokens: &axum_stytch::testing::SessionTokens| {
@@ -506,7 +506,7 @@ async fn a_full_denylist_still_refuses_the_latest_logouts() {
         let tokens = f.emu.create_session(&f.member);
         logged_out.push(logout(&tokens).await);
         // Every logout so far that fits in the denylist is still refused.
-        let remembered = logged_out.iter().rev().take(CAPACITY as usize);
+        let remembered = logged_out.iter().rev().take(CAPACITY);
         for cookie in remembered {
             let res = get_with(&app, "/me", cookie).await;
             assert_rejected(&res, StatusCode::UNAUTHORIZED, Reason::SessionRevoked);

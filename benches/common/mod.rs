@@ -207,7 +207,7 @@ pub struct Fixture {
 impl Fixture {
     /// A `StytchAuth` on this emulator with a `capacity`-entry verified-token cache,
     /// its JWKS already loaded, and a [`FrozenClock`] at the emulator's time.
-    pub async fn auth(&self, capacity: u64) -> StytchAuth {
+    pub async fn auth(&self, capacity: usize) -> StytchAuth {
         let auth = self
             .emulator
             .auth_builder()

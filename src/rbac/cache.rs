@@ -287,7 +287,7 @@ impl PolicyCache {
         clock: SharedClock,
         ttl: Duration,
         grace: Duration,
-        org_capacity: u64,
+        org_capacity: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
