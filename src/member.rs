@@ -32,16 +32,29 @@ pub struct AuthenticationFactor {
     details: Map<String, Value>,
 }
 
+/// Stytch's `authentication_factors` array (`#[serde(deserialize_with)]`). The wire
+/// shape stays crate-private: `AuthenticationFactor` itself is not `Deserialize`.
+pub(crate) fn deserialize_factors<'de, D>(d: D) -> Result<Vec<AuthenticationFactor>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let factors = Vec::<WireFactor>::deserialize(d)?;
+    Ok(factors.into_iter().map(|f| f.0).collect())
+}
+
+/// One factor object as Stytch sends it.
+struct WireFactor(AuthenticationFactor);
+
 /// One pass over the factor object: `type`, `delivery_method` and
 /// `last_authenticated_at` typed, the rest kept in `details`.
-impl<'de> Deserialize<'de> for AuthenticationFactor {
+impl<'de> Deserialize<'de> for WireFactor {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use crate::jwt::claims::{Key, set_once};
         use serde::de::{self, MapAccess, Visitor};
 
         struct FactorVisitor;
         impl<'de> Visitor<'de> for FactorVisitor {
-            type Value = AuthenticationFactor;
+            type Value = WireFactor;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an authentication factor object")
@@ -68,12 +81,12 @@ impl<'de> Deserialize<'de> for AuthenticationFactor {
                         }
                     }
                 }
-                Ok(AuthenticationFactor {
+                Ok(WireFactor(AuthenticationFactor {
                     kind: kind.ok_or_else(|| de::Error::missing_field("type"))?,
                     delivery_method: delivery.unwrap_or_default(),
                     last_authenticated_at: last.flatten(),
                     details,
-                })
+                }))
             }
         }
         d.deserialize_map(FactorVisitor)

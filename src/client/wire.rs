@@ -230,7 +230,7 @@ pub(crate) struct MemberSession {
     pub(crate) started_at: SystemTime,
     #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub(crate) expires_at: SystemTime,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::member::deserialize_factors")]
     pub(crate) authentication_factors: Vec<AuthenticationFactor>,
     pub(crate) organization_id: String,
     #[serde(default)]

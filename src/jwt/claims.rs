@@ -80,7 +80,7 @@ pub(crate) struct SessionClaim {
     pub(crate) started_at: SystemTime,
     #[serde(default, deserialize_with = "crate::timestamp::deserialize_opt")]
     pub(crate) expires_at: Option<SystemTime>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::member::deserialize_factors")]
     pub(crate) authentication_factors: Vec<AuthenticationFactor>,
     /// Absent in sessions without RBAC roles: such a session has no permissions.
     #[serde(default)]
