@@ -7,23 +7,27 @@ use crate::credentials::{self, CredentialSettings};
 use crate::rbac::Role;
 use crate::rbac::decision::{CompiledRoles, Granting, decide};
 
+/// Where the layer looks for credentials.
+#[derive(Debug)]
+pub struct Settings(CredentialSettings);
+
 /// The default credential settings (cookie names, no bearer, 4096-byte cap).
-pub fn default_credential_settings() -> CredentialSettings {
-    CredentialSettings::new(
+pub fn default_credential_settings() -> Settings {
+    Settings(CredentialSettings::new(
         "stytch_session_jwt".into(),
         "stytch_session".into(),
         false,
         crate::cookies::BROWSER_COOKIE_LIMIT,
-    )
+    ))
 }
 
 /// Reads `(jwt, token)` from the headers, both validated (what the layer does on a
 /// token-cache miss); `None` when the credentials are refused.
 pub fn extract_credentials<'a>(
     headers: &'a HeaderMap,
-    settings: &CredentialSettings,
+    settings: &Settings,
 ) -> Option<(Option<&'a str>, Option<&'a str>)> {
-    let creds = credentials::extract(headers, settings).ok()?;
+    let creds = credentials::extract(headers, &settings.0).ok()?;
     let jwt = creds.jwt.map(|jwt| jwt.validate()).transpose().ok()?;
     let token = creds.token.map(|token| token.validate()).transpose().ok()?;
     Some((jwt, token))
@@ -34,9 +38,9 @@ pub fn extract_credentials<'a>(
 /// the credentials are refused (oversized, repeated).
 pub fn find_credentials(
     headers: &HeaderMap,
-    settings: &CredentialSettings,
+    settings: &Settings,
 ) -> Option<(Option<usize>, Option<usize>)> {
-    let creds = credentials::extract(headers, settings).ok()?;
+    let creds = credentials::extract(headers, &settings.0).ok()?;
     let len = |v: credentials::RawValue<'_>| v.as_bytes().len();
     Some((creds.jwt.map(len), creds.token.map(len)))
 }
@@ -50,6 +54,7 @@ pub fn parse_token_unverified(token: &str) -> Option<String> {
 }
 
 /// Roles compiled for decisions.
+#[derive(Debug)]
 pub struct Roles(CompiledRoles);
 
 impl Roles {
