@@ -7,13 +7,20 @@ use crate::error::{AuthRejection, Reason};
 use crate::member::AuthenticatedMember;
 use crate::rbac::resource_action::ResourceAction;
 use crate::request_auth::{AuthContext, Failure};
+use crate::warn_limiter::WarnLimiter;
 
 /// The request's authentication state, or the 500 that says the layer is missing.
 pub(crate) fn context(parts: &Parts) -> Result<&AuthContext, AuthRejection> {
+    // Without the layer there is no configured clock: the system's decides only when
+    // to log again (every request of such a route fails the same way).
+    static LAYER_MISSING: WarnLimiter = WarnLimiter::new();
     parts.extensions.get::<AuthContext>().ok_or_else(|| {
-        tracing::error!(
-            "AuthenticatedMember or RequireAuthz used on a route without the StytchAuth layer"
-        );
+        if LAYER_MISSING.allow(crate::clock::unix_seconds(std::time::SystemTime::now())) {
+            tracing::error!(
+                "AuthenticatedMember or RequireAuthz used on a route without the StytchAuth \
+                 layer (logged at most once a minute)"
+            );
+        }
         AuthRejection::new(Reason::LayerMissing)
     })
 }

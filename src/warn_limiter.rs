@@ -14,6 +14,13 @@ pub(crate) struct WarnLimiter {
 }
 
 impl WarnLimiter {
+    /// A limiter that has logged nothing yet (for a `static`).
+    pub(crate) const fn new() -> Self {
+        Self {
+            last: AtomicU64::new(0),
+        }
+    }
+
     /// Whether to log the warning at `now` (unix seconds): true when none was logged
     /// in the last minute, for one caller only when several ask at once.
     pub(crate) fn allow(&self, now: u64) -> bool {
