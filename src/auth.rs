@@ -256,7 +256,10 @@ impl StytchAuth {
     /// # Errors
     ///
     /// Why there are no keys: Stytch unreachable or slow, its error, or a JWKS without
-    /// a usable RS256 signing key ([`ClientError::UnexpectedResponse`]).
+    /// a usable RS256 signing key ([`ClientError::UnexpectedResponse`]). A fetch in
+    /// progress is joined; when that one did not ask Stytch (it was within a
+    /// cooldown), the warm-up asks on its own, and only a runtime shutting down leaves
+    /// it without an answer ([`ClientError::Transport`]).
     ///
     /// # Examples
     ///
@@ -349,7 +352,7 @@ impl StytchAuth {
             Ok(runtime) => runtime
                 .spawn(revoke.in_current_span())
                 .await
-                .unwrap_or_else(|e| Err(ClientError::Transport(format!("revoke task: {e}")))),
+                .unwrap_or_else(|e| Err(ClientError::transport(format!("revoke task: {e}")))),
             Err(_) => revoke.await,
         };
         match revoked {
@@ -833,8 +836,8 @@ impl StytchAuth {
             })
             .await
             .unwrap_or_else(|| {
-                Err(Arc::new(ClientError::Transport(
-                    "authentication task failed".into(),
+                Err(Arc::new(ClientError::transport(
+                    "authentication task failed",
                 )))
             })
     }

@@ -46,9 +46,12 @@ pub enum ConfigError {
         reason: String,
     },
     /// The HTTP client could not be created.
-    #[error("could not create the HTTP client: {0}")]
+    #[error("could not create the HTTP client: {detail}")]
     #[non_exhaustive]
-    HttpClient(String),
+    HttpClient {
+        /// What failed.
+        detail: String,
+    },
 }
 
 /// A `Domain` cookie attribute value: dot-separated labels of ASCII letters, digits,

@@ -53,9 +53,11 @@ pub struct MetricsSnapshot {
     pub cache_hits: u64,
     /// Calls to Stytch's `sessions/authenticate` (coalesced calls count once).
     pub remote_authentications: u64,
-    /// Requests that waited for a `sessions/authenticate` call another request had
-    /// already started (same credential, same check), instead of making their own:
-    /// what coalescing saved.
+    /// Times a request waited for a `sessions/authenticate` call another request had
+    /// already started (same credential, same check) instead of starting its own: what
+    /// coalescing saved. Counted whether or not that call then reached Stytch (it may
+    /// end without asking: a credential Stytch already said is gone, a rate limit, or
+    /// the cap on calls in flight).
     pub coalesced_authentications: u64,
     /// Renewed session credentials Stytch returned for cookie requests. The response
     /// carries them unless the handler set the session cookies itself.

@@ -551,7 +551,7 @@ mod tests {
             ),
             (ClientError::Timeout, Reason::StytchUnavailable, false),
             (
-                ClientError::Transport("refused".into()),
+                ClientError::transport("refused"),
                 Reason::StytchUnavailable,
                 false,
             ),

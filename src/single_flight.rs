@@ -156,10 +156,15 @@ mod tests {
                 .await
             }));
         }
-        // Every caller joins before the work finishes.
-        while sf.joined() < 49 {
+        // Every caller joins before the work finishes (or the test fails, rather than
+        // wait forever for callers that each started their own work).
+        for _ in 0..1000 {
+            if sf.joined() == 49 {
+                break;
+            }
             tokio::task::yield_now().await;
         }
+        assert_eq!(sf.joined(), 49, "callers that joined the call in progress");
         gate.notify_one();
         for j in joins {
             assert_eq!(j.await.unwrap(), Some(42));

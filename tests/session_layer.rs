@@ -764,7 +764,8 @@ async fn thousand_concurrent_requests_on_a_cold_cache_fetch_the_jwks_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_concurrent_requests_with_one_token_share_one_authenticate() {
-    let f = fixture().await;
+    // The held call must outlast `wait_until` below, however slow the machine.
+    let f = fixture_with(|b| b.request_timeout(Duration::from_secs(60))).await;
     // The first call stays in flight until every request has joined it.
     f.emu.inject_fault(Endpoint::Authenticate, Fault::Hold);
     let app = app(&f.auth);

@@ -53,7 +53,7 @@ impl std::error::Error for ApiError {}
 pub enum ClientError {
     /// Stytch answered with an error.
     #[error("Stytch API error {0}")]
-    Api(#[source] ApiError),
+    Api(ApiError),
     /// Stytch answered with something that is not a Stytch response (not JSON, truncated,
     /// missing required fields).
     #[error("unexpected response from Stytch (HTTP {}): {detail}", status.as_u16())]
@@ -68,9 +68,12 @@ pub enum ClientError {
     #[error("request to Stytch timed out")]
     Timeout,
     /// The call failed below HTTP (DNS, connect, TLS, connection reset).
-    #[error("could not reach Stytch: {0}")]
+    #[error("could not reach Stytch: {detail}")]
     #[non_exhaustive]
-    Transport(String),
+    Transport {
+        /// What failed.
+        detail: String,
+    },
 }
 
 impl ClientError {
@@ -83,7 +86,7 @@ impl ClientError {
             }
             ClientError::UnexpectedResponse { .. }
             | ClientError::Timeout
-            | ClientError::Transport(_) => true,
+            | ClientError::Transport { .. } => true,
         }
     }
 
@@ -166,7 +169,14 @@ impl ClientError {
                 detail: detail.clone(),
             },
             ClientError::Timeout => ClientError::Timeout,
-            ClientError::Transport(detail) => ClientError::Transport(detail.clone()),
+            ClientError::Transport { detail } => ClientError::transport(detail.clone()),
+        }
+    }
+
+    /// A failure below HTTP, or of the task that made the call.
+    pub(crate) fn transport(detail: impl Into<String>) -> Self {
+        ClientError::Transport {
+            detail: detail.into(),
         }
     }
 
@@ -186,7 +196,7 @@ impl From<reqwest::Error> for ClientError {
             ClientError::Timeout
         } else {
             // Without the URL: it carries no secret, but keeps messages short and stable.
-            ClientError::Transport(e.without_url().to_string())
+            ClientError::transport(e.without_url().to_string())
         }
     }
 }

@@ -149,7 +149,9 @@ impl StytchClient {
             .timeout(settings.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+            .map_err(|e| ConfigError::HttpClient {
+                detail: e.to_string(),
+            })?;
         Ok(Self {
             http,
             base_url: endpoint.base_url.clone(),

@@ -64,7 +64,7 @@ mod tests {
         assert!(backoff.refusal(20_999).is_some());
         assert!(backoff.refusal(21_000).is_none());
         // Other failures start no wait.
-        backoff.observe(&ClientError::Transport("reset".into()), 30_000);
+        backoff.observe(&ClientError::transport("reset"), 30_000);
         assert!(backoff.refusal(30_000).is_none());
     }
 

@@ -34,19 +34,14 @@ pub(crate) enum KeyError {
     Unavailable,
 }
 
-/// Why no key set came of a fetch (shared by every caller of the flight).
+/// Why no key set came of a flight (shared by every caller): Stytch's answer, or
+/// `None` when the flight did not ask (within a cooldown, or its task was dropped
+/// with the runtime).
 #[derive(Debug, Clone)]
-struct FetchFailed(Arc<ClientError>);
+struct FetchFailed(Option<Arc<ClientError>>);
 
 impl FetchFailed {
-    /// No fetch was made: the last one failed within the cooldown.
-    fn not_fetched() -> Self {
-        Self::transport("JWKS not fetched: the last fetch failed within the cooldown")
-    }
-
-    fn transport(detail: &str) -> Self {
-        Self(Arc::new(ClientError::Transport(detail.to_owned())))
-    }
+    const NOT_FETCHED: Self = Self(None);
 }
 
 /// Why the keys are fetched.
@@ -171,11 +166,21 @@ impl JwksCache {
     }
 
     /// Fetches the keys now (used for warm-up), whatever the cooldowns. Joins a fetch
-    /// in progress.
+    /// in progress; when that one did not ask Stytch, fetches once more on its own.
     pub(crate) async fn refresh(self: &Arc<Self>) -> Result<(), ClientError> {
-        match self.fetch(self.current.load_full(), Trigger::WarmUp).await {
-            Ok(_) => Ok(()),
-            Err(FetchFailed(error)) => Err(error.duplicate()),
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.fetch(self.current.load_full(), Trigger::WarmUp).await {
+                Ok(_) => return Ok(()),
+                Err(FetchFailed(Some(error))) => return Err(error.duplicate()),
+                Err(FetchFailed(None)) if attempts < 2 => {}
+                Err(FetchFailed(None)) => {
+                    return Err(ClientError::transport(
+                        "the JWKS fetch was not made (the runtime is shutting down?)",
+                    ));
+                }
+            }
         }
     }
 
@@ -246,17 +251,17 @@ impl JwksCache {
                     // Another unknown kid's refresh ran within the cooldown: answer with
                     // the keys there are.
                     now if trigger == Trigger::UnknownKid && !this.claim_forced_refresh() => {
-                        now.ok_or_else(FetchFailed::not_fetched)
+                        now.ok_or(FetchFailed::NOT_FETCHED)
                     }
                     // Another fetch failed since this one was decided on.
                     _ if trigger == Trigger::Due && this.failed_recently() => {
-                        Err(FetchFailed::not_fetched())
+                        Err(FetchFailed::NOT_FETCHED)
                     }
                     _ => this.fetch_now().await,
                 }
             })
             .await
-            .unwrap_or_else(|| Err(FetchFailed::transport("JWKS fetch task failed")))
+            .unwrap_or(Err(FetchFailed::NOT_FETCHED))
     }
 
     async fn fetch_now(&self) -> Result<Arc<KeySet>, FetchFailed> {
@@ -276,10 +281,12 @@ impl JwksCache {
                     tracing::error!(
                         "JWKS answered without a usable RS256 key; keeping the previous keys"
                     );
-                    Err(FetchFailed(Arc::new(ClientError::UnexpectedResponse {
-                        status: http::StatusCode::OK,
-                        detail: "the JWKS has no usable RS256 signing key".into(),
-                    })))
+                    Err(FetchFailed(Some(Arc::new(
+                        ClientError::UnexpectedResponse {
+                            status: http::StatusCode::OK,
+                            detail: "the JWKS has no usable RS256 signing key".into(),
+                        },
+                    ))))
                 } else {
                     tracing::debug!(keys = set.len(), "JWKS refreshed");
                     Ok(Arc::new(set))
@@ -287,7 +294,7 @@ impl JwksCache {
             }
             Err(error) => {
                 tracing::warn!(%error, "JWKS fetch failed");
-                Err(FetchFailed(Arc::new(error)))
+                Err(FetchFailed(Some(Arc::new(error))))
             }
         };
         match &outcome {

@@ -121,6 +121,8 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Held calls are answered first: the server's graceful shutdown waits for them.
+        self.shared.lock().clear_faults();
         let sender = self
             .shutdown
             .lock()
@@ -487,9 +489,9 @@ pub enum Endpoint {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Fault {
-    /// Every call waits, unanswered, until [`StytchEmulator::release`] (or
-    /// [`StytchEmulator::clear_faults`]) for this endpoint; it is then answered as it
-    /// would have been. Keeps calls in flight for exactly as long as a test needs,
+    /// Every call waits, unanswered, until [`StytchEmulator::release`] for this
+    /// endpoint, [`StytchEmulator::clear_faults`], or the emulator's last handle is
+    /// dropped; it is then answered as it would have been. Keeps calls in flight for exactly as long as a test needs,
     /// where a [`Fault::Delay`] would depend on the machine's speed.
     /// [`StytchEmulator::requests`] counts held calls, so a test can wait for them
     /// to arrive.

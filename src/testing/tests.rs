@@ -812,3 +812,27 @@ async fn member_object_shape() {
     );
     assert_eq!(body["status_code"], 200);
 }
+
+/// A call held by `Fault::Hold` is answered when the emulator is dropped, instead of
+/// keeping the server (and a client without a timeout) waiting forever.
+#[tokio::test]
+async fn dropping_the_emulator_answers_held_calls() {
+    let emu = StytchEmulator::start().await;
+    let url = format!(
+        "{}/v1/b2b/sessions/jwks/{}",
+        emu.base_url(),
+        emu.project_id()
+    );
+    emu.inject_fault(Endpoint::Jwks, Fault::Hold);
+    let call = tokio::spawn(reqwest::get(url));
+    while emu.requests(Endpoint::Jwks) == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!call.is_finished());
+    drop(emu);
+    let answered = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the held call was answered")
+        .expect("the call's task");
+    assert_eq!(answered.expect("an answer").status(), 200);
+}
