@@ -147,7 +147,8 @@ pub(crate) type ErrorHandler =
 /// 60 s): when `sessions/authenticate` failed, Stytch's own when it sent one, else 1 s;
 /// when the JWKS could not be fetched, the
 /// [`jwks_refresh_cooldown`](crate::StytchAuthBuilder::jwks_refresh_cooldown) (30 s);
-/// when the RBAC policy could not be, its 5 s retry backoff.
+/// when the RBAC policy could not be, the time until it may be fetched again (what is
+/// left of the 5 s retry backoff after a failed fetch, or of Stytch's `Retry-After`).
 pub struct AuthRejection {
     reason: Reason,
     permission: Option<(String, String)>,

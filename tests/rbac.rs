@@ -178,7 +178,8 @@ fn assert_unauthorized(res: &TestResponse, reason: &str) {
 }
 
 #[track_caller]
-fn assert_unavailable(res: &TestResponse) {
+/// Asserts a 503 `stytch_unavailable`; returns its `Retry-After` (seconds).
+fn assert_unavailable(res: &TestResponse) -> u64 {
     assert_eq!(
         res.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -190,6 +191,7 @@ fn assert_unavailable(res: &TestResponse) {
         res.headers.contains_key(RETRY_AFTER),
         "503 without Retry-After"
     );
+    res.retry_after_secs()
 }
 
 /// Sends `POST path` until it answers 200, for a background refresh (real I/O to
@@ -599,9 +601,11 @@ async fn a_rate_limited_policy_fetch_stops_every_organizations_fetch() {
     assert_eq!(f.emu.requests(Endpoint::OrganizationPolicy), 1);
     assert_eq!(f.emu.requests(Endpoint::Policy), 1);
     assert_eq!(f.auth.metrics().policy_fetch_failures, 1);
-    // Denied by the project policy, custom roles unknown: not a 403.
+    // Denied by the project policy, custom roles unknown: not a 403, and to be retried
+    // once Stytch's Retry-After is over (not after the 5 s retry backoff).
     let viewer = member(&f.emu, &orgs[5], "vi@org.test", &["viewer"]);
-    assert_unavailable(&send(&app, "POST", "/documents", Some(&jwt(&viewer))).await);
+    let res = send(&app, "POST", "/documents", Some(&jwt(&viewer))).await;
+    assert_eq!(assert_unavailable(&res), 30);
     assert_eq!(f.emu.requests(Endpoint::OrganizationPolicy), 1);
 
     // Past the Retry-After: fetched again.
@@ -638,14 +642,15 @@ async fn policy_endpoint_down_past_the_grace_fails_closed_then_recovers() {
     assert_unavailable(&res);
     // A member the stale policy would deny is not told 403 either.
     let res = send(&app, "POST", "/documents", Some(&jwt_cookie(&fresh))).await;
-    assert_unavailable(&res);
+    assert_eq!(assert_unavailable(&res), 5, "the retry backoff");
     let failed = f.emu.requests(Endpoint::Policy);
     assert_eq!(failed, 2, "one failed attempt, then the retry backoff");
 
     // Stytch is back, but the failed attempt is less than 5 s old: no new attempt.
     f.emu.clear_faults();
+    clock.advance(Duration::from_secs(2));
     let res = get_with(&app, &path, &jwt_cookie(&fresh)).await;
-    assert_unavailable(&res);
+    assert_eq!(assert_unavailable(&res), 3, "what is left of the backoff");
     assert_eq!(
         f.emu.requests(Endpoint::Policy),
         failed,
@@ -653,7 +658,7 @@ async fn policy_endpoint_down_past_the_grace_fails_closed_then_recovers() {
     );
 
     // Past the retry backoff: fetched again and allowed.
-    clock.advance(Duration::from_secs(6));
+    clock.advance(Duration::from_secs(4));
     let fresh = f.emu.mint_jwt(&viewer.member_session_id);
     assert_ok(&get_with(&app, &path, &jwt_cookie(&fresh)).await);
     assert_eq!(f.emu.requests(Endpoint::Policy), failed + 1);

@@ -19,9 +19,25 @@ impl RetryAfter {
     /// when calls may be made. A deadline further away than any backoff (by more than
     /// [`STEP_BACK`]) means the clock stepped back: calls may be made.
     pub(crate) fn refusal(&self, now_ms: u64) -> Option<ClientError> {
+        let left_ms = self.left_ms(now_ms);
+        (left_ms > 0).then(|| ClientError::backing_off(Duration::from_secs(left_ms.div_ceil(1000))))
+    }
+
+    /// What is left at `now_ms` of the wait Stytch asked for (zero when calls may be
+    /// made).
+    pub(crate) fn remaining(&self, now_ms: u64) -> Duration {
+        Duration::from_millis(self.left_ms(now_ms))
+    }
+
+    /// Milliseconds left of the wait at `now_ms`; 0 when there is none, or when the
+    /// clock stepped back (further away than any backoff by more than [`STEP_BACK`]).
+    fn left_ms(&self, now_ms: u64) -> u64 {
         let left_ms = self.until_ms.load(Ordering::Acquire).saturating_sub(now_ms);
-        (left_ms > 0 && u128::from(left_ms) <= (MAX_BACKOFF + STEP_BACK).as_millis())
-            .then(|| ClientError::backing_off(Duration::from_secs(left_ms.div_ceil(1000))))
+        if u128::from(left_ms) <= (MAX_BACKOFF + STEP_BACK).as_millis() {
+            left_ms
+        } else {
+            0
+        }
     }
 
     /// Records a failed call's answer at `now_ms`: a rate limit starts the wait.

@@ -146,6 +146,16 @@ impl<T: Send + Sync + 'static> Slot<T> {
         self.failed_within(clock, RETRY_BACKOFF)
     }
 
+    /// What is left at `now` (unix seconds) of the backoff after the last failed fetch.
+    fn backoff_left(&self, now: u64) -> Duration {
+        let last = self.last_failure.load(Ordering::Acquire);
+        if crate::clock::within(last, RETRY_BACKOFF, now) {
+            RETRY_BACKOFF.saturating_sub(Duration::from_secs(now.saturating_sub(last)))
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// Refreshes in the background, unless a fetch is in flight or a failed one is
     /// less than [`RETRY_BACKOFF`] old.
     fn spawn_refresh<F, Fut>(
@@ -391,16 +401,53 @@ impl PolicyCache {
             self.project_roles(),
             self.organization_roles(organization_id)
         );
-        let project =
-            project.ok_or_else(|| deny(Reason::StytchUnavailable, wanted, organization_id))?;
-        decide_with(
-            &project,
-            org.as_deref().map(|o| &o.value),
-            member,
-            organization_id,
-            wanted,
-            now,
-        )
+        let decided = match &project {
+            Some(project) => decide_with(
+                project,
+                org.as_deref().map(|o| &o.value),
+                member,
+                organization_id,
+                wanted,
+                now,
+            ),
+            None => Err(deny(Reason::StytchUnavailable, wanted, organization_id)),
+        };
+        decided.map_err(|failure| {
+            if failure.reason == Reason::StytchUnavailable {
+                let wait = self.retry_after(organization_id, project.is_none(), org.is_none());
+                failure.retry_after(wait)
+            } else {
+                failure
+            }
+        })
+    }
+
+    /// When a decision that lacked the project policy (`project`) or the
+    /// organization's custom roles (`organization`) can next have them fetched: the
+    /// longest of the failed fetches' backoffs and Stytch's `Retry-After`; at least 1 s.
+    fn retry_after(&self, organization_id: &str, project: bool, organization: bool) -> Duration {
+        let now_ms = self.clock.unix_millis();
+        let now = now_ms / 1000;
+        let none = [Duration::ZERO; 2];
+        let project_waits = if project {
+            [
+                self.project.backoff_left(now),
+                self.fetcher.project_rate_limit.remaining(now_ms),
+            ]
+        } else {
+            none
+        };
+        let organization_waits = if organization {
+            let slot = self.organizations.get(organization_id);
+            [
+                slot.map_or(Duration::ZERO, |slot| slot.backoff_left(now)),
+                self.fetcher.org_rate_limit.remaining(now_ms),
+            ]
+        } else {
+            none
+        };
+        let longest = project_waits.into_iter().chain(organization_waits).max();
+        longest.unwrap_or_default().max(Duration::from_secs(1))
     }
 }
 
@@ -477,12 +524,7 @@ fn deny(reason: Reason, wanted: &ResourceAction, organization_id: &str) -> Failu
         organization_id,
         "stytch rbac decision"
     );
-    let failure = Failure::new(reason);
-    if reason == Reason::StytchUnavailable {
-        failure.retry_after(RETRY_BACKOFF)
-    } else {
-        failure
-    }
+    Failure::new(reason)
 }
 
 #[cfg(test)]
