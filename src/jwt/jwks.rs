@@ -352,4 +352,45 @@ mod tests {
             Some(http::StatusCode::INTERNAL_SERVER_ERROR)
         );
     }
+
+    /// A warm-up that joins a fetch which then decides not to ask Stytch (a refresh
+    /// within the failure cooldown) asks on its own: its answer is Stytch's.
+    #[tokio::test]
+    async fn a_warm_up_that_joined_a_fetch_that_did_not_ask_fetches_itself() {
+        let emu = StytchEmulator::start().await;
+        let auth = emu.auth_builder().build().expect("a valid configuration");
+        let jwks = &auth.inner.jwks;
+        emu.inject_fault(
+            Endpoint::Jwks,
+            Fault::Status {
+                status: 500,
+                times: 1,
+            },
+        );
+        assert!(
+            jwks.refresh().await.is_err(),
+            "the failure starts the cooldown"
+        );
+        let asked = emu.requests(Endpoint::Jwks);
+        // A refresh in flight (its task not run yet, on this one-thread runtime) that
+        // will find the cooldown running.
+        let mut due = Box::pin(jwks.fetch(None, Trigger::Due));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(due.as_mut().poll(&mut cx).is_pending());
+        jwks.refresh().await.expect("the warm-up's own fetch");
+        assert_eq!(
+            jwks.flight.joined(),
+            1,
+            "the warm-up joined the refresh first"
+        );
+        assert_eq!(
+            emu.requests(Endpoint::Jwks),
+            asked + 1,
+            "one fetch: the warm-up's"
+        );
+        assert!(
+            matches!(due.await, Err(FetchFailed(None))),
+            "the refresh did not ask"
+        );
+    }
 }
