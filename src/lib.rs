@@ -122,7 +122,7 @@ mod cookies;
 mod credentials;
 mod error;
 mod extract;
-#[cfg(feature = "test-util")]
+#[cfg(feature = "__internals")]
 #[doc(hidden)]
 pub mod internals;
 mod jwt;
