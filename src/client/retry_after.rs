@@ -73,8 +73,10 @@ mod tests {
         backoff.observe(&rate_limited(Some(Duration::from_secs(3))), 10_000);
         let refused = backoff.refusal(10_500).expect("within the wait");
         assert_eq!(refused.rate_limited_for(), Some(Duration::from_secs(3)));
+        assert_eq!(backoff.remaining(10_500), Duration::from_millis(2_500));
         assert!(backoff.refusal(12_999).is_some());
         assert!(backoff.refusal(13_000).is_none(), "over");
+        assert_eq!(backoff.remaining(13_000), Duration::ZERO);
         // Without Retry-After: one second.
         backoff.observe(&rate_limited(None), 20_000);
         assert!(backoff.refusal(20_999).is_some());
@@ -95,5 +97,6 @@ mod tests {
             backoff.refusal(1_000_000 - 60_001).is_none(),
             "stepped back"
         );
+        assert_eq!(backoff.remaining(1_000_000 - 60_001), Duration::ZERO);
     }
 }
