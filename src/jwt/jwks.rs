@@ -168,19 +168,16 @@ impl JwksCache {
     /// Fetches the keys now (used for warm-up), whatever the cooldowns. Joins a fetch
     /// in progress; when that one did not ask Stytch, fetches once more on its own.
     pub(crate) async fn refresh(self: &Arc<Self>) -> Result<(), ClientError> {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match self.fetch(self.current.load_full(), Trigger::WarmUp).await {
-                Ok(_) => return Ok(()),
-                Err(FetchFailed(Some(error))) => return Err(error.duplicate()),
-                Err(FetchFailed(None)) if attempts < 2 => {}
-                Err(FetchFailed(None)) => {
-                    return Err(ClientError::transport(
-                        "the JWKS fetch was not made (the runtime is shutting down?)",
-                    ));
-                }
-            }
+        let fetched = match self.fetch(self.current.load_full(), Trigger::WarmUp).await {
+            Err(FetchFailed(None)) => self.fetch(self.current.load_full(), Trigger::WarmUp).await,
+            fetched => fetched,
+        };
+        match fetched {
+            Ok(_) => Ok(()),
+            Err(FetchFailed(Some(error))) => Err(error.duplicate()),
+            Err(FetchFailed(None)) => Err(ClientError::transport(
+                "the JWKS fetch was not made (the runtime is shutting down?)",
+            )),
         }
     }
 
