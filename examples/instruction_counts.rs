@@ -41,7 +41,7 @@ use axum::http::{HeaderValue, Request, StatusCode, header::COOKIE};
 use axum_stytch::{StytchAuth, StytchAuthService};
 use tower::ServiceExt as _;
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 11] = [
     "bare",
     "repeated",
     "repeated_outer",
@@ -51,6 +51,8 @@ const SCENARIOS: [&str; 9] = [
     "fresh",
     "jsonwebtoken",
     "aws_lc_direct",
+    "aws_lc_cached",
+    "extension_only",
 ];
 const SESSIONS: usize = 64;
 const TOKENS: usize = 128;
@@ -245,15 +247,15 @@ fn measure(scenario: &str, requests: usize) {
             common::member_app(counted.insert(auth(FRESH_CACHE_CAPACITY))).into(),
             true,
         ),
-        "jsonwebtoken" | "aws_lc_direct" => {
+        "jsonwebtoken" | "aws_lc_direct" | "aws_lc_cached" | "extension_only" => {
             // exp is checked against the system clock: a leeway for the run's length.
             let refs = rt.block_on(common::reference::References::new(&fixture, 3600));
-            let app = if scenario == "jsonwebtoken" {
-                refs.jsonwebtoken
-            } else {
-                refs.aws_lc_direct
-            };
-            (app.into(), true)
+            match scenario {
+                "jsonwebtoken" => (refs.jsonwebtoken.into(), true),
+                "aws_lc_direct" => (refs.aws_lc_direct.into(), true),
+                "aws_lc_cached" => (refs.aws_lc_cached.into(), false),
+                _ => (refs.extension_only.into(), false),
+            }
         }
         other => panic!("unknown scenario {other:?}; one of {SCENARIOS:?}"),
     };

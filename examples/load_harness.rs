@@ -8,7 +8,7 @@
 //! The harness starts itself again as a server child process pinned to one core
 //! (`LOAD_SERVER_CPU`, default 0). The child starts the in-process Stytch emulator,
 //! mints thousands of distinct session JWTs (~1.4 KB each), loads the JWKS and the
-//! RBAC policy, and serves nine apps on 127.0.0.1, one port each:
+//! RBAC policy, and serves eleven apps on 127.0.0.1, one port each:
 //!
 //! | scenario | app | requests |
 //! |---|---|---|
@@ -21,6 +21,8 @@
 //! | `rbac_extractor` | the same permission checked by the handler's `Authorized<ReadDocument>` extractor, no guard layer | one JWT, repeated |
 //! | `jsonwebtoken` | hand-written middleware: `jsonwebtoken::decode` per request | 4,096 distinct JWTs, cycled |
 //! | `aws_lc_direct` | hand-written middleware: aws-lc-rs RS256 on a key parsed once per `kid`, minimal claims (the per-request floor) | 4,096 distinct JWTs, cycled |
+//! | `aws_lc_cached` | `aws_lc_direct` behind a `RwLock<HashMap>` of verified tokens, `exp` checked on a hit (the "hand-written middleware + a cache") | one JWT, repeated |
+//! | `extension_only` | `Router::layer(Extension(member))` with a member verified at start-up: no cookie read, no lookup (what any member-providing layer costs) | one JWT, repeated (unread) |
 //!
 //! The parent is the load generator, pinned to another core (`LOAD_CLIENT_CPU`,
 //! default 1): a closed-loop HTTP/1.1 keep-alive client on raw TCP (64 connections, one
@@ -61,7 +63,7 @@ use axum_stytch::testing::{EmulatorOptions, MockClock, StytchEmulator};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 11] = [
     "bare",
     "repeated",
     "repeated_outer",
@@ -71,6 +73,8 @@ const SCENARIOS: [&str; 9] = [
     "rbac_extractor",
     "jsonwebtoken",
     "aws_lc_direct",
+    "aws_lc_cached",
+    "extension_only",
 ];
 const SESSIONS: usize = 64;
 const FRESH_CACHE_CAPACITY: usize = 64;
@@ -248,6 +252,8 @@ mod server {
         let rbac_extractor = common::rbac_extractor_app(&rbac_extractor_auth);
         let jsonwebtoken = references.jsonwebtoken;
         let aws_lc_direct = references.aws_lc_direct;
+        let aws_lc_cached = references.aws_lc_cached;
+        let extension_only = references.extension_only;
 
         // Load the RBAC policy (and check every app answers 200) before any load.
         let cookie = common::cookie_header(fixture.repeated(), &fixture.sessions[0].session_token);
@@ -260,6 +266,8 @@ mod server {
             ("rbac_extractor", &rbac_extractor),
             ("jsonwebtoken", &jsonwebtoken),
             ("aws_lc_direct", &aws_lc_direct),
+            ("aws_lc_cached", &aws_lc_cached),
+            ("extension_only", &extension_only),
         ] {
             assert_answers_ok(name, app.clone(), &cookie).await;
         }
@@ -275,6 +283,7 @@ mod server {
         ];
         let counters = references.jsonwebtoken_counters;
         let direct_counters = references.aws_lc_direct_counters;
+        let cached_counters = references.aws_lc_cached_counters;
         let stats = Router::new().route(
             "/stats",
             get(move || {
@@ -294,6 +303,7 @@ mod server {
                 for (name, c) in [
                     ("jsonwebtoken", &counters),
                     ("aws_lc_direct", &direct_counters),
+                    ("aws_lc_cached", &cached_counters),
                 ] {
                     out.push_str(&format!(
                         "{name} {} 0 0 {} 0 0\n",
@@ -315,6 +325,8 @@ mod server {
             ("rbac_extractor", rbac_extractor),
             ("jsonwebtoken", jsonwebtoken),
             ("aws_lc_direct", aws_lc_direct),
+            ("aws_lc_cached", aws_lc_cached),
+            ("extension_only", extension_only),
             ("stats", stats),
         ] {
             ports.push(serve_on_loopback(name, app).await);
@@ -741,6 +753,16 @@ mod client {
                 "aws_lc_direct",
                 "jsonwebtoken",
                 "what verifying every request can reach",
+            ),
+            (
+                "repeated",
+                "aws_lc_cached",
+                "the layer against the hand-written cached floor",
+            ),
+            (
+                "repeated",
+                "extension_only",
+                "the layer against handing over a ready member",
             ),
         ] {
             if let (Some(r), Some(c)) = (pair(a, b, rps), pair(a, b, cost)) {
