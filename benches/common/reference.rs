@@ -1,9 +1,14 @@
 //! The hand-written middlewares axum-stytch is compared with, shared by the load
 //! harness and the instruction counts: what an application writes by hand with
 //! `jsonwebtoken`, the per-request floor with aws-lc-rs directly, and that floor with
-//! a cache of verified tokens (the issue's "hand-written middleware + a cache of
-//! already-verified tokens"), and a layer that only hands the handler a member
-//! verified beforehand: what any member-providing `Router::layer` costs.
+//! a cache of verified tokens (our version of the issue's "hand-written middleware + a
+//! cache of already-verified tokens"), and axum's own `Extension` layer handing the
+//! handler a member verified beforehand.
+//!
+//! Each app is prepared with `with_state(())`, as `axum::serve` prepares a `Router` and
+//! as `benches/common`'s apps are: the harness serves them through
+//! `axum::ServiceExt::into_make_service`, which does not, and an unprepared `Router`
+//! turns its handler into a service on every request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,10 +29,12 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use super::{BODY, Fixture};
 
-/// Requests a hand-written middleware let through and refused.
+/// Requests a hand-written middleware let through (after a verification, or from its
+/// cache) and refused.
 #[derive(Clone, Default)]
 pub struct HandCounters {
     pub verified: Arc<AtomicU64>,
+    pub hits: Arc<AtomicU64>,
     pub rejected: Arc<AtomicU64>,
 }
 
@@ -42,18 +49,16 @@ pub struct References {
     /// `aws_lc_direct` behind a map of verified tokens: the issue's "hand-written
     /// middleware + a cache of already-verified tokens", written the usual way
     /// (`from_fn`, the `Cookie` header split at every `;`).
-    /// `verified` counts verifications and cache hits alike.
     pub aws_lc_cached: Router,
     pub aws_lc_cached_counters: HandCounters,
-    /// `Router::layer(Extension(member))`: no cookie read, no lookup, the repeated
-    /// token's claims verified once at start-up and cloned into every request. The
-    /// ceiling for any middleware that gives the handler a member through
-    /// `Router::layer`.
+    /// `Router::layer(Extension(member))`, axum's own layer for handing a value to
+    /// handlers: no cookie read, no lookup, the repeated token's claims verified once
+    /// at start-up and cloned into every request.
     pub extension_only: Router,
 }
 
 impl References {
-    /// Both apps for `fixture`'s project. `exp` is checked against the system clock
+    /// The apps for `fixture`'s project. `exp` is checked against the system clock
     /// with `leeway_secs` (the emulator's clock is frozen while the system's runs on).
     pub async fn new(fixture: &Fixture, leeway_secs: u64) -> References {
         let jwks: JwkSet = fixture.jwks().await;
@@ -87,18 +92,22 @@ impl References {
             jsonwebtoken_counters: hand.counters.clone(),
             jsonwebtoken: Router::new()
                 .route("/", get(hello_hand))
-                .layer(middleware::from_fn_with_state(hand, hand_written)),
+                .layer(middleware::from_fn_with_state(hand, hand_written))
+                .with_state(()),
             aws_lc_direct_counters: direct.counters.clone(),
             aws_lc_direct: Router::new()
                 .route("/", get(hello_hand))
-                .layer(middleware::from_fn_with_state(direct, aws_lc_direct)),
+                .layer(middleware::from_fn_with_state(direct, aws_lc_direct))
+                .with_state(()),
             aws_lc_cached_counters: cached.direct.counters.clone(),
             aws_lc_cached: Router::new()
                 .route("/", get(hello_hand))
-                .layer(middleware::from_fn_with_state(cached, aws_lc_cached)),
+                .layer(middleware::from_fn_with_state(cached, aws_lc_cached))
+                .with_state(()),
             extension_only: Router::new()
                 .route("/", get(hello_hand))
-                .layer(axum::Extension(HandMember(member))),
+                .layer(axum::Extension(HandMember(member)))
+                .with_state(()),
         }
     }
 }
@@ -194,7 +203,7 @@ async fn hand_written(State(state): State<HandState>, req: Request, next: Next) 
         let key = DecodingKey::from_jwk(jwk).ok()?;
         jsonwebtoken::decode::<HandClaims>(jwt, &key, &state.validation).ok()
     });
-    let claims = verified.map(|data| Arc::new(data.claims));
+    let claims = verified.map(|data| (Arc::new(data.claims), Via::Verified));
     admit(&state.counters, claims, req, next).await
 }
 
@@ -203,7 +212,8 @@ async fn hand_written(State(state): State<HandState>, req: Request, next: Next) 
 /// checked. No cache, no remote fallback, no rich member.
 async fn aws_lc_direct(State(state): State<DirectState>, req: Request, next: Next) -> Response {
     let verified = session_jwt_cookie(req.headers()).and_then(|jwt| verify_direct(&state, jwt));
-    admit(&state.counters, verified.map(Arc::new), req, next).await
+    let claims = verified.map(|claims| (Arc::new(claims), Via::Verified));
+    admit(&state.counters, claims, req, next).await
 }
 
 /// A hand-written cache of verified tokens: [`aws_lc_direct`] behind a map of the tokens it
@@ -213,7 +223,8 @@ async fn aws_lc_cached(State(state): State<CachedState>, req: Request, next: Nex
     let verified = session_jwt_cookie(req.headers()).and_then(|jwt| {
         let hit = state.verified.read().ok()?.get(jwt).cloned();
         if let Some(claims) = hit {
-            return (claims.exp + state.direct.leeway_secs > unix_now()?).then_some(claims);
+            let fresh = claims.exp + state.direct.leeway_secs > unix_now()?;
+            return fresh.then_some((claims, Via::Cache));
         }
         let claims = Arc::new(verify_direct(&state.direct, jwt)?);
         let mut verified = state.verified.write().ok()?;
@@ -221,7 +232,7 @@ async fn aws_lc_cached(State(state): State<CachedState>, req: Request, next: Nex
             verified.clear();
         }
         verified.insert(jwt.into(), claims.clone());
-        Some(claims)
+        Some((claims, Via::Verified))
     });
     admit(&state.direct.counters, verified, req, next).await
 }
@@ -245,16 +256,26 @@ fn verify_direct(state: &DirectState, jwt: &str) -> Option<HandClaims> {
     .then_some(claims)
 }
 
+/// How a hand-written middleware admitted a request.
+enum Via {
+    Verified,
+    Cache,
+}
+
 /// Runs the handler with the member, or answers 401.
 async fn admit(
     counters: &HandCounters,
-    claims: Option<Arc<HandClaims>>,
+    claims: Option<(Arc<HandClaims>, Via)>,
     mut req: Request,
     next: Next,
 ) -> Response {
     match claims {
-        Some(claims) => {
-            counters.verified.fetch_add(1, Ordering::Relaxed);
+        Some((claims, via)) => {
+            let counter = match via {
+                Via::Verified => &counters.verified,
+                Via::Cache => &counters.hits,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             req.extensions_mut().insert(HandMember(claims));
             next.run(req).await
         }

@@ -18,7 +18,7 @@ ROUNDS=${2:-3}
 shift $(( $# > 2 ? 2 : $# ))
 SCENARIOS=("$@")
 if [ ${#SCENARIOS[@]} -eq 0 ]; then
-  SCENARIOS=(bare repeated repeated_outer fresh rbac rbac_handler rbac_extractor jsonwebtoken aws_lc_direct)
+  SCENARIOS=(bare repeated repeated_outer fresh rbac rbac_handler rbac_extractor jsonwebtoken aws_lc_direct aws_lc_cached extension_only)
 fi
 [ "${SCENARIOS[0]}" = bare ] || SCENARIOS=(bare "${SCENARIOS[@]}")
 command -v wrk >/dev/null || { echo "wrk not found (apt-get install wrk)" >&2; exit 1; }
