@@ -758,7 +758,7 @@ mod client {
             (
                 "repeated",
                 "aws_lc_cached",
-                "the layer against the hand-written cached floor",
+                "the layer against a hand-written middleware + cache",
             ),
             (
                 "repeated",

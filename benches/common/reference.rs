@@ -46,8 +46,8 @@ pub struct References {
     /// aws-lc-rs on a key parsed once per `kid`: the floor.
     pub aws_lc_direct: Router,
     pub aws_lc_direct_counters: HandCounters,
-    /// `aws_lc_direct` behind a map of verified tokens: the issue's "hand-written
-    /// middleware + a cache of already-verified tokens", written the usual way
+    /// `aws_lc_direct` behind a map of verified tokens: our version of the issue's
+    /// "hand-written middleware + a cache of already-verified tokens", written the usual way
     /// (`from_fn`, the `Cookie` header split at every `;`).
     pub aws_lc_cached: Router,
     pub aws_lc_cached_counters: HandCounters,
