@@ -3,20 +3,20 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderMap;
 use tracing::Instrument as _;
 
 use crate::client::wire::{AuthenticateParams, AuthenticateResponse, SessionCredential};
 use crate::client::{ClientError, ClientSettings, Endpoint, RetryAfter, StytchClient};
-use crate::clock::SharedClock;
+use crate::clock::{Reading, SharedClock};
 use crate::config::{ConfigError, StytchAuthBuilder};
 use crate::cookies::{CookieSettings, SessionCookies};
 use crate::credentials::{self, CredentialSettings};
 use crate::error::{ErrorHandler, Reason};
 use crate::jwt::claims::SessionClaims;
-use crate::jwt::jwks::{JwksCache, JwksSettings, KeyError};
+use crate::jwt::jwks::{JwksCache, JwksSettings, KeyError, OnRetired};
 use crate::jwt::keys::KeySet;
 use crate::jwt::known_headers::KnownHeaders;
 use crate::jwt::verify::{ClaimRules, Rejected, Standing, Token};
@@ -78,7 +78,7 @@ pub(crate) struct Inner {
     /// Header segments of validly signed JWTs, parsed once.
     headers: KnownHeaders,
     /// Verified JWTs, by the whole token.
-    tokens: Option<TokenCache>,
+    tokens: Option<Arc<TokenCache>>,
     /// Sessions logged out through this instance, by member_session_id.
     revoked: RecentSet<String>,
     /// Session tokens and stale JWTs Stytch answered "not found" for: asked once only.
@@ -157,6 +157,17 @@ impl StytchAuth {
         let metrics = Arc::new(Metrics::default());
         let mut issuers = vec![format!("stytch.com/{}", b.project_id)];
         issuers.extend(endpoint.custom_issuer.clone());
+        // Entries expire by the injected clock, checked on every read.
+        let tokens = (b.token_cache_capacity > 0 && !b.max_token_age.is_zero())
+            .then(|| Arc::new(TokenCache::new(b.token_cache_capacity)));
+        // A key Stytch retired takes the tokens it verified out of the cache.
+        let on_retired: OnRetired = match &tokens {
+            Some(tokens) => {
+                let tokens = Arc::clone(tokens);
+                Box::new(move |retired| tokens.remove_keys(retired))
+            }
+            None => Box::new(|_| {}),
+        };
         let jwks = JwksCache::new(
             client.clone(),
             b.clock.clone(),
@@ -166,10 +177,8 @@ impl StytchAuth {
                 max_stale: b.jwks_max_stale,
             },
             Arc::clone(&metrics),
+            on_retired,
         );
-        // Entries expire by the injected clock, checked on every read.
-        let tokens = (b.token_cache_capacity > 0 && !b.max_token_age.is_zero())
-            .then(|| TokenCache::new(b.token_cache_capacity));
         let revoked = RecentSet::new(b.revocation_capacity, REMEMBERED_FOR);
         let dead = RecentSet::new(b.revocation_capacity, REMEMBERED_FOR);
         let policy = PolicyCache::new(
@@ -292,12 +301,11 @@ impl StytchAuth {
         session_token: &str,
         expires_at: SystemTime,
     ) -> SessionCookies {
-        SessionCookies::new(self.inner.cookies.set(
-            session_jwt,
-            session_token,
-            expires_at,
-            self.inner.clock.now(),
-        ))
+        SessionCookies::new(
+            self.inner
+                .cookies
+                .set(session_jwt, session_token, expires_at),
+        )
     }
 
     /// Ends the member's session: revokes it at Stytch, refuses its JWTs on this
@@ -341,7 +349,7 @@ impl StytchAuth {
         let session_id = member.member_session_id().to_owned();
         self.inner
             .revoked
-            .insert(session_id.clone(), self.inner.clock.now());
+            .insert(session_id.clone(), self.inner.clock.read());
         if let Some(tokens) = &self.inner.tokens {
             tokens.remove_session(&session_id);
         }
@@ -478,9 +486,9 @@ impl StytchAuth {
             return Begin::Ready(self.by_session_token(token, source));
         };
         // A hit is byte-identical to a token that was validated and verified.
-        let now = self.inner.clock.now();
-        if let Some(member) = self.cached(raw_jwt.as_bytes(), now) {
-            return Begin::Ready(self.verified(member, now));
+        let now = self.inner.clock.read();
+        if let Some(member) = self.cached(raw_jwt.as_bytes(), now.mono) {
+            return Begin::Ready(self.verified(member, now.wall));
         }
         let Ok(jwt) = raw_jwt.validate() else {
             return Begin::Ready(self.failed(Failure::new(Reason::InvalidCredentials), source));
@@ -506,7 +514,7 @@ impl StytchAuth {
         if !is_plausible_session_token(token) {
             return self.failed(Failure::new(Reason::InvalidToken), source);
         }
-        if self.is_dead(token, self.inner.clock.now()) {
+        if self.is_dead(token) {
             return self.failed_clearing(Reason::SessionRevoked, source);
         }
         self.remote(
@@ -523,7 +531,9 @@ impl StytchAuth {
         match self.inner.jwks.key_set_for(&kid).await {
             Ok(set) => match Token::parse(&jwt, Some(&self.inner.headers)) {
                 // Keys may have taken a while: the time is read again.
-                Ok(parsed) => self.verify_with(&set, &jwt, &parsed, source, self.inner.clock.now()),
+                Ok(parsed) => {
+                    self.verify_with(&set, &jwt, &parsed, source, self.inner.clock.read())
+                }
                 Err(rejected) => self.rejected(rejected, source),
             },
             Err(KeyError::UnknownKid) => self.rejected(Rejected::UnknownKid, source),
@@ -543,7 +553,7 @@ impl StytchAuth {
         jwt: &str,
         token: &Token<'_>,
         source: credentials::Source,
-        now: SystemTime,
+        Reading { wall: now, mono }: Reading,
     ) -> AuthContext {
         let Some(key) = set.get(&token.kid) else {
             return self.rejected(Rejected::UnknownKid, source);
@@ -561,23 +571,33 @@ impl StytchAuth {
             Err(rejected) => return self.rejected(rejected, source),
         };
         // Read before the denylist check, stored with the cache entry.
-        let epoch = self.inner.tokens.as_ref().map_or(0, TokenCache::epoch);
-        if self.is_revoked(&claims.session.id, now) {
+        let epoch = self.inner.tokens.as_ref().map_or(0, |t| t.epoch());
+        if self.is_revoked(&claims.session.id) {
             return self.failed_clearing(Reason::SessionRevoked, source);
         }
         match self.inner.rules.check(&claims, now) {
             Ok(Standing::Fresh { valid_until }) => {
                 let member = member_from_claims(claims);
                 if let Some(tokens) = &self.inner.tokens {
-                    tokens.insert(jwt, member.clone(), valid_until, epoch);
-                    // A logout that ran since the check above must not leave this entry
-                    // behind (`logout` denylists, starts a new epoch, then purges; hits
-                    // in between check again, as the entry's epoch is the old one). The
-                    // session's other entries are that logout's to purge, or carry the
-                    // old epoch too: dropping this one is enough.
-                    if self.is_revoked(member.member_session_id(), now) {
+                    // Trusted for the time it has left, counted in real time.
+                    let left = crate::timestamp::from_unix(valid_until)
+                        .duration_since(now)
+                        .unwrap_or_default();
+                    let until = mono.checked_add(left).unwrap_or(mono);
+                    tokens.insert(jwt, member.clone(), Arc::clone(&token.kid), until, epoch);
+                    // A logout or a key retirement that ran since the checks above must
+                    // not leave this entry behind (each first denylists the session or
+                    // stores the new key set, then starts a new epoch, then purges; hits
+                    // in between check again, as the entry's epoch is the old one).
+                    // Their other entries are theirs to purge, or carry the old epoch
+                    // too: dropping this one is enough.
+                    if self.is_revoked(member.member_session_id()) {
                         tokens.remove(jwt.as_bytes());
                         return self.failed_clearing(Reason::SessionRevoked, source);
+                    }
+                    if !self.inner.jwks.holds(&token.kid) {
+                        tokens.remove(jwt.as_bytes());
+                        return self.rejected(Rejected::UnknownKid, source);
                     }
                 }
                 tracing::debug!(path = "local", outcome = "ok", "stytch session verified");
@@ -590,7 +610,7 @@ impl StytchAuth {
                     self.warn_clock_behind();
                 }
                 let session_ended = claims.session.expires_at.is_some_and(|end| end <= now);
-                if self.is_dead(jwt, now) {
+                if self.is_dead(jwt) {
                     return self.failed_clearing(session_gone(session_ended), source);
                 }
                 self.remote(
@@ -608,17 +628,21 @@ impl StytchAuth {
         }
     }
 
-    /// The member of a cached verified JWT. No denylist lookup unless a logout ran
-    /// since the entry was last checked: `logout` purges the session's tokens, and an
-    /// entry a verification inserted around a logout carries the epoch before it.
-    fn cached(&self, jwt: &[u8], now: SystemTime) -> Option<AuthenticatedMember> {
+    /// The member of a cached verified JWT. No denylist or key set lookup unless a
+    /// logout or a key retirement ran since the entry was last checked: each purges the
+    /// tokens concerned, and an entry a verification inserted around one carries the
+    /// epoch before it.
+    fn cached(&self, jwt: &[u8], now: Instant) -> Option<AuthenticatedMember> {
         let tokens = self.inner.tokens.as_ref()?;
-        let member = match tokens.get(jwt, crate::clock::unix_seconds(now))? {
+        let member = match tokens.get(jwt, now)? {
             Lookup::Checked(member) => member,
             Lookup::Unchecked(entry) => {
                 let epoch = tokens.epoch();
-                if self.is_revoked(entry.member().member_session_id(), now) {
-                    // Verified again, the token is refused as revoked.
+                if self.is_revoked(entry.member().member_session_id())
+                    || !self.inner.jwks.holds(entry.kid())
+                {
+                    // Verified again, the token is refused (revoked, or its key
+                    // retired).
                     tokens.remove(jwt);
                     return None;
                 }
@@ -728,15 +752,19 @@ impl StytchAuth {
     fn remember_dead(&self, credential: &SessionCredential) {
         self.inner
             .dead
-            .insert(Arc::from(credential.value()), self.inner.clock.now());
+            .insert(Arc::from(credential.value()), self.inner.clock.read());
     }
 
-    fn is_dead(&self, credential: &str, now: SystemTime) -> bool {
-        self.inner.dead.contains(credential, now)
+    fn is_dead(&self, credential: &str) -> bool {
+        self.inner
+            .dead
+            .contains(credential, self.inner.clock.read())
     }
 
-    pub(crate) fn is_revoked(&self, member_session_id: &str, now: SystemTime) -> bool {
-        self.inner.revoked.contains(member_session_id, now)
+    pub(crate) fn is_revoked(&self, member_session_id: &str) -> bool {
+        self.inner
+            .revoked
+            .contains(member_session_id, self.inner.clock.read())
     }
 
     fn rejected(&self, rejected: Rejected, source: credentials::Source) -> AuthContext {
@@ -787,7 +815,7 @@ impl StytchAuth {
                 // Remembered and checked inside the call, not by its callers: a caller
                 // that finds no call in progress finds the credential remembered once an
                 // earlier call for it has ended (and does not ask Stytch again).
-                if this.is_dead(params.credential.value(), this.inner.clock.now()) {
+                if this.is_dead(params.credential.value()) {
                     return Err(Arc::new(ClientError::remembered_session_not_found()));
                 }
                 // Stytch rate-limited the project: every credential waits it out.
@@ -1041,14 +1069,21 @@ mod tests {
         // ... the whole logout runs: denylist, new epoch, purge ...
         let _clearing = auth.logout(&member).await.expect("logout");
         // ... and then the verification inserts its entry.
-        tokens.insert(&session.session_jwt, member, u64::MAX, before);
+        let until = crate::Clock::monotonic(&emu.clock()) + Duration::from_secs(300);
+        let kid: Arc<str> = Arc::from(emu.signing_kid());
+        tokens.insert(&session.session_jwt, member, kid, until, before);
 
         assert!(
             verified(&auth).is_none(),
             "a logged-out session's JWT was accepted from the cache"
         );
         assert!(
-            tokens.get(session.session_jwt.as_bytes(), 0).is_none(),
+            tokens
+                .get(
+                    session.session_jwt.as_bytes(),
+                    crate::Clock::monotonic(&emu.clock())
+                )
+                .is_none(),
             "the refused entry is gone"
         );
     }

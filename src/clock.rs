@@ -2,10 +2,17 @@
 //!
 //! Every expiry, TTL and age decision in this crate reads the time from a
 //! [`Clock`], so tests can move time forward without sleeping.
+//!
+//! A clock gives two readings. The wall clock ([`Clock::now`]) is what tokens, sessions
+//! and Stytch speak in; it can step (an NTP correction, a VM resumed, an operator's
+//! fix). The monotonic reading ([`Clock::monotonic`]) only measures real time passing:
+//! how long something may be trusted or remembered *from now on* is counted with it,
+//! so that no step of the wall clock stretches a cached JWT's trust or shortens a
+//! logout.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A source of the current wall-clock time.
 ///
@@ -29,8 +36,15 @@ use std::time::{Duration, SystemTime};
 /// }
 /// ```
 pub trait Clock: Send + Sync + 'static {
-    /// The current time.
+    /// The current wall-clock time.
     fn now(&self) -> SystemTime;
+
+    /// A monotonic reading: it only moves forward, with real time, whatever the wall
+    /// clock does. Default: [`Instant::now`]. A test clock moves it when time is
+    /// meant to pass, and not when the wall clock steps.
+    fn monotonic(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 /// The operating system's clock ([`SystemTime::now`]).
@@ -47,6 +61,17 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> SystemTime {
         (**self).now()
     }
+
+    fn monotonic(&self) -> Instant {
+        (**self).monotonic()
+    }
+}
+
+/// Both readings of a clock, taken together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reading {
+    pub(crate) wall: SystemTime,
+    pub(crate) mono: Instant,
 }
 
 /// Shared, type-erased clock handle used inside the crate.
@@ -60,6 +85,19 @@ impl SharedClock {
 
     pub(crate) fn now(&self) -> SystemTime {
         self.0.now()
+    }
+
+    /// The monotonic reading ([`Clock::monotonic`]).
+    pub(crate) fn monotonic(&self) -> Instant {
+        self.0.monotonic()
+    }
+
+    /// Both readings.
+    pub(crate) fn read(&self) -> Reading {
+        Reading {
+            wall: self.now(),
+            mono: self.monotonic(),
+        }
     }
 
     /// Seconds since the Unix epoch, saturating at 0 for times before it.
@@ -125,13 +163,22 @@ pub use mock::MockClock;
 mod mock {
     use super::Clock;
     use std::sync::{Arc, Mutex, PoisonError};
-    use std::time::{Duration, SystemTime};
+    use std::time::{Duration, Instant, SystemTime};
+
+    /// The most [`MockClock::advance`] moves the monotonic reading in all (a
+    /// millennium): an `Instant` cannot hold an unbounded offset.
+    const MAX_ELAPSED: Duration = Duration::from_secs(1_000 * 366 * 24 * 3600);
 
     /// A clock that only moves when told to. Cheap to clone; clones share time.
     ///
     /// Available with the `test-util` feature. The [`StytchEmulator`] owns
     /// one; hand the same clock to [`StytchAuthBuilder::clock`] so that the
     /// emulator and the middleware agree on the time.
+    ///
+    /// [`advance`](Self::advance) is time passing: both readings move.
+    /// [`set`](Self::set) is a step of the wall clock (an NTP correction, a VM
+    /// resumed): the wall reading jumps, the monotonic one stays, as on a real
+    /// machine.
     ///
     /// [`StytchEmulator`]: crate::testing::StytchEmulator
     /// [`StytchAuthBuilder::clock`]: crate::StytchAuthBuilder::clock
@@ -143,13 +190,25 @@ mod mock {
     /// use axum_stytch::{Clock, testing::MockClock};
     ///
     /// let clock = MockClock::new();
-    /// let before = clock.now();
+    /// let (before, started) = (clock.now(), clock.monotonic());
     /// clock.advance(Duration::from_secs(301));
     /// assert_eq!(clock.now().duration_since(before).unwrap().as_secs(), 301);
+    /// // The wall clock steps back an hour: no time passed.
+    /// clock.set(clock.now() - Duration::from_secs(3600));
+    /// assert_eq!(clock.monotonic() - started, Duration::from_secs(301));
     /// ```
     #[derive(Debug, Clone)]
     pub struct MockClock {
-        now: Arc<Mutex<SystemTime>>,
+        state: Arc<Mutex<State>>,
+        /// The monotonic reading at creation.
+        origin: Instant,
+    }
+
+    #[derive(Debug)]
+    struct State {
+        wall: SystemTime,
+        /// Time passed since creation ([`MockClock::advance`]).
+        elapsed: Duration,
     }
 
     impl MockClock {
@@ -162,19 +221,29 @@ mod mock {
         /// A clock frozen at `time`.
         pub fn at(time: SystemTime) -> Self {
             Self {
-                now: Arc::new(Mutex::new(time)),
+                state: Arc::new(Mutex::new(State {
+                    wall: time,
+                    elapsed: Duration::ZERO,
+                })),
+                origin: Instant::now(),
             }
         }
 
-        /// Moves the clock forward by `by` (at most to the end of year 9999).
+        /// Lets `by` pass: both readings move forward (the wall clock at most to the
+        /// end of year 9999).
         pub fn advance(&self, by: Duration) {
-            let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-            *now = crate::timestamp::saturating_add(*now, by);
+            let mut state = self.lock();
+            state.wall = crate::timestamp::saturating_add(state.wall, by);
+            state.elapsed = state.elapsed.saturating_add(by).min(MAX_ELAPSED);
         }
 
-        /// Sets the clock to `time` (which may be in the past).
+        /// Steps the wall clock to `time` (which may be in the past): no time passes.
         pub fn set(&self, time: SystemTime) {
-            *self.now.lock().unwrap_or_else(PoisonError::into_inner) = time;
+            self.lock().wall = time;
+        }
+
+        fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+            self.state.lock().unwrap_or_else(PoisonError::into_inner)
         }
     }
 
@@ -186,7 +255,11 @@ mod mock {
 
     impl Clock for MockClock {
         fn now(&self) -> SystemTime {
-            *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+            self.lock().wall
+        }
+
+        fn monotonic(&self) -> Instant {
+            self.origin + self.lock().elapsed
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Writing the session cookies back to the browser.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::response::{IntoResponseParts, ResponseParts};
 use axum_extra::extract::cookie::{Cookie, SameSite as CookieSameSite};
@@ -35,9 +35,18 @@ pub(crate) struct CookieSettings {
     pub(crate) same_site: SameSite,
 }
 
+/// How long a browser keeps a cookie.
+#[derive(Debug, Clone, Copy)]
+enum Lifetime {
+    /// Until the session ends, by Stytch's clock (`Expires=`).
+    Until(SystemTime),
+    /// Deleted at once (`Max-Age=0`).
+    Removed,
+}
+
 impl CookieSettings {
-    fn build(&self, name: &str, value: &str, max_age: Duration) -> HeaderValue {
-        let mut cookie = Cookie::build((name.to_owned(), value.to_owned()))
+    fn build(&self, name: &str, value: &str, lifetime: Lifetime) -> HeaderValue {
+        let cookie = Cookie::build((name.to_owned(), value.to_owned()))
             .path(self.path.clone())
             .secure(self.secure)
             .http_only(self.http_only)
@@ -45,10 +54,11 @@ impl CookieSettings {
                 SameSite::Strict => CookieSameSite::Strict,
                 SameSite::Lax => CookieSameSite::Lax,
                 SameSite::None => CookieSameSite::None,
-            })
-            .max_age(time::Duration::seconds(
-                i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
-            ));
+            });
+        let mut cookie = match lifetime {
+            Lifetime::Until(end) => cookie.expires(http_date(end)),
+            Lifetime::Removed => cookie.max_age(time::Duration::ZERO),
+        };
         if let Some(domain) = &self.domain {
             cookie = cookie.domain(domain.clone());
         }
@@ -61,15 +71,16 @@ impl CookieSettings {
         value
     }
 
-    /// `Set-Cookie` values that store a session, expiring with it.
+    /// `Set-Cookie` values that store a session, expiring with it: `Expires=` the
+    /// session's end as Stytch stated it (as Stytch's browser SDK writes it), so that
+    /// this server's clock, ahead or behind, does not shorten or end a session Stytch
+    /// just confirmed (a `Max-Age` counted from our clock would).
     pub(crate) fn set(
         &self,
         session_jwt: &str,
         session_token: &str,
         expires_at: SystemTime,
-        now: SystemTime,
     ) -> Vec<HeaderValue> {
-        let max_age = expires_at.duration_since(now).unwrap_or(Duration::ZERO);
         let mut values = Vec::with_capacity(2);
         for (name, value) in [
             (&self.jwt_name, session_jwt),
@@ -95,7 +106,7 @@ impl CookieSettings {
                     "session cookie larger than browsers keep (custom session claims make the JWT grow)"
                 );
             }
-            values.push(self.build(name, value, max_age));
+            values.push(self.build(name, value, Lifetime::Until(expires_at)));
         }
         values.retain(|v| !v.is_empty());
         values
@@ -104,8 +115,8 @@ impl CookieSettings {
     /// `Set-Cookie` values that delete both session cookies.
     pub(crate) fn clear(&self) -> Vec<HeaderValue> {
         vec![
-            self.build(&self.jwt_name, "", Duration::ZERO),
-            self.build(&self.token_name, "", Duration::ZERO),
+            self.build(&self.jwt_name, "", Lifetime::Removed),
+            self.build(&self.token_name, "", Lifetime::Removed),
         ]
     }
 
@@ -119,6 +130,14 @@ impl CookieSettings {
             .trim_ascii();
         name == self.jwt_name.as_bytes() || name == self.token_name.as_bytes()
     }
+}
+
+/// `t` as a cookie date: whole seconds, from the Unix epoch (earlier times) to the end
+/// of year 9999 (later ones).
+fn http_date(t: SystemTime) -> time::OffsetDateTime {
+    let secs = crate::clock::unix_seconds(t).min(crate::timestamp::MAX_UNIX_SECS);
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 /// `Set-Cookie` headers for the session cookies, as response parts.
@@ -197,10 +216,12 @@ mod tests {
         }
     }
 
+    use std::time::Duration;
+
     #[test]
-    fn set_carries_documented_attributes_and_max_age() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let values = settings().set("h.p.s", "tok", now + Duration::from_secs(3600), now);
+    fn set_carries_documented_attributes_and_the_session_end() {
+        let end = SystemTime::UNIX_EPOCH + Duration::from_secs(4_600);
+        let values = settings().set("h.p.s", "tok", end);
         let texts: Vec<_> = values
             .iter()
             .map(|v| v.to_str().unwrap().to_owned())
@@ -216,10 +237,28 @@ mod tests {
                 "SameSite=Lax",
                 "Secure",
                 "Path=/",
-                "Max-Age=3600",
+                "Expires=Thu, 01 Jan 1970 01:16:40 GMT",
             ] {
                 assert!(text.contains(attr), "{text} lacks {attr}");
             }
+            assert!(!text.contains("Max-Age"), "{text}");
+        }
+    }
+
+    /// The end as a cookie date whatever its range: before the epoch, and after year
+    /// 9999 (a session that does not end), are clamped rather than dropped.
+    #[test]
+    fn session_ends_out_of_range_are_clamped() {
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(10);
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX) * 1_000);
+        for (end, shown) in [
+            (before, "Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
+            (far, "Expires=Fri, 31 Dec 9999 23:59:59 GMT"),
+        ] {
+            let values = settings().set("h.p.s", "tok", end);
+            assert_eq!(values.len(), 2);
+            let text = values[0].to_str().unwrap();
+            assert!(text.contains(shown), "{text}");
         }
     }
 
@@ -230,9 +269,9 @@ mod tests {
         // 18 + 4078 = 4096 bytes is kept by browsers; one more is not.
         let (fits, over) = ("a".repeat(4078), "b".repeat(4079));
         let (values, text) = crate::test_logs::capture(|logged| {
-            let fits = settings().set(&fits, "tok", later, now);
+            let fits = settings().set(&fits, "tok", later);
             assert!(logged().is_empty(), "no warning at the limit");
-            let values = [fits, settings().set(&over, "tok", later, now)];
+            let values = [fits, settings().set(&over, "tok", later)];
             (values, logged())
         });
         assert!(
@@ -279,7 +318,7 @@ mod tests {
             "back\\slash",
             "é",
         ] {
-            let values = s.set(bad, "tok", later, now);
+            let values = s.set(bad, "tok", later);
             assert_eq!(values.len(), 1, "{bad:?}: only the valid cookie is written");
             assert!(
                 values[0]
@@ -287,19 +326,25 @@ mod tests {
                     .unwrap()
                     .starts_with("stytch_session=tok;")
             );
-            assert!(s.set("h.p.s", bad, later, now).len() == 1, "{bad:?}");
+            assert!(s.set("h.p.s", bad, later).len() == 1, "{bad:?}");
         }
         assert!(
-            s.set("h.p.s", "tok", later, now)
+            s.set("h.p.s", "tok", later)
                 .iter()
                 .all(HeaderValue::is_sensitive)
         );
     }
 
+    /// An ended session's cookies expire in the past: the browser drops them.
     #[test]
-    fn expired_session_gets_zero_max_age() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let values = settings().set("j", "t", now - Duration::from_secs(5), now);
-        assert!(values[0].to_str().unwrap().contains("Max-Age=0"));
+    fn an_ended_session_gets_an_expiry_in_the_past() {
+        let ended = SystemTime::UNIX_EPOCH + Duration::from_secs(995);
+        let values = settings().set("j", "t", ended);
+        assert!(
+            values[0]
+                .to_str()
+                .unwrap()
+                .contains("Expires=Thu, 01 Jan 1970 00:16:35 GMT")
+        );
     }
 }

@@ -5,12 +5,19 @@
 //! eviction favours entries that are read, and a denylist entry is typically never
 //! read again, so a full cache may evict the session logged out a moment ago and let
 //! its JWT verify again. Time comes from the caller (the injected clock).
+//!
+//! A key is forgotten only once `ttl` has passed on both of the clock's readings: the
+//! monotonic one, so that a wall clock stepping forward (a slow clock corrected by
+//! NTP) does not forget a logout early, and the wall one, so that a wall clock
+//! stepping back keeps it too.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use crate::clock::Reading;
 
 /// At most `capacity` keys, each for `ttl` after it was (last) added.
 pub(crate) struct RecentSet<K> {
@@ -21,7 +28,7 @@ pub(crate) struct RecentSet<K> {
 
 struct State<K> {
     /// Key → (sequence number of its latest insert, when).
-    added: HashMap<K, (u64, SystemTime)>,
+    added: HashMap<K, (u64, Reading)>,
     /// Inserts, oldest first. A key added again appears again; its older occurrence
     /// is stale (its sequence number no longer matches) and is skipped.
     order: VecDeque<(K, u64)>,
@@ -42,7 +49,7 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
     }
 
     /// Adds `key` at `now`, forgetting expired keys and, when full, the oldest.
-    pub(crate) fn insert(&self, key: K, now: SystemTime) {
+    pub(crate) fn insert(&self, key: K, now: Reading) {
         let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let state = &mut *guard;
         let seq = state.next;
@@ -52,8 +59,7 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
         while let Some((front, front_seq)) = state.order.front() {
             match state.added.get(front) {
                 Some(&(latest, at)) if latest == *front_seq => {
-                    let expired = now.duration_since(at).unwrap_or(Duration::ZERO) >= self.ttl;
-                    if !expired && state.added.len() <= self.capacity {
+                    if !self.expired(at, now) && state.added.len() <= self.capacity {
                         break;
                     }
                     state.added.remove(front);
@@ -72,8 +78,8 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
         }
     }
 
-    /// Whether `key` was added less than `ttl` before `now`.
-    pub(crate) fn contains<Q>(&self, key: &Q, now: SystemTime) -> bool
+    /// Whether `key` was added less than `ttl` before `now` (by either reading).
+    pub(crate) fn contains<Q>(&self, key: &Q, now: Reading) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -82,7 +88,16 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
         state
             .added
             .get(key)
-            .is_some_and(|&(_, at)| now.duration_since(at).unwrap_or(Duration::ZERO) < self.ttl)
+            .is_some_and(|&(_, at)| !self.expired(at, now))
+    }
+
+    /// Whether a key added `at` is forgotten at `now`: `ttl` has passed by the
+    /// monotonic reading and by the wall clock (unknown, so not passed, when it stepped
+    /// back before `at`).
+    fn expired(&self, at: Reading, now: Reading) -> bool {
+        let real = now.mono.saturating_duration_since(at.mono);
+        let wall = now.wall.duration_since(at.wall).unwrap_or(Duration::ZERO);
+        real >= self.ttl && wall >= self.ttl
     }
 
     #[cfg(test)]
@@ -97,10 +112,23 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
 mod tests {
     use super::*;
 
+    use std::time::{Instant, SystemTime};
+
     const HOUR: Duration = Duration::from_secs(3600);
 
-    fn at(secs: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    /// A reading `secs` into a run whose wall clock never stepped.
+    fn at(secs: u64) -> Reading {
+        stepped(secs, secs)
+    }
+
+    /// A reading `real` seconds into a run, with the wall clock reading `wall`.
+    fn stepped(real: u64, wall: u64) -> Reading {
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let origin = *ORIGIN.get_or_init(Instant::now);
+        Reading {
+            wall: SystemTime::UNIX_EPOCH + Duration::from_secs(wall),
+            mono: origin + Duration::from_secs(real),
+        }
     }
 
     #[test]
@@ -126,6 +154,31 @@ mod tests {
         // Expired keys are dropped on the next insert.
         set.insert("b".to_string(), at(10_000));
         assert_eq!(set.len(), 1);
+    }
+
+    /// A logout recorded while the wall clock was two hours behind is remembered for
+    /// its hour of real time once NTP corrects the clock a minute later; a wall clock
+    /// stepped back keeps it too.
+    #[test]
+    fn keys_outlive_wall_clock_steps_in_either_direction() {
+        let set = RecentSet::new(100, HOUR);
+        let behind = 100_000 - 7_200;
+        set.insert("a".to_string(), stepped(0, behind));
+        assert!(
+            set.contains("a", stepped(60, 100_060)),
+            "forgotten when corrected"
+        );
+        // Inserts after the correction do not drop it either.
+        set.insert("b".to_string(), stepped(70, 100_070));
+        assert!(set.contains("a", stepped(70, 100_070)));
+        assert!(set.contains("a", stepped(3_599, 103_599)));
+        assert!(
+            !set.contains("a", stepped(3_600, 103_600)),
+            "an hour has passed"
+        );
+        // Stepped back by a day, an hour later: the wall clock says no time passed.
+        set.insert("c".to_string(), stepped(10_000, 200_000));
+        assert!(set.contains("c", stepped(13_600, 200_000 - 86_400 + 3_600)));
     }
 
     #[test]

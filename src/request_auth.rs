@@ -51,13 +51,9 @@ impl Failure {
     }
 
     fn unavailable(error: &ClientError) -> Self {
-        let retry_after = match error {
-            ClientError::Api(api) => api.retry_after,
-            _ => None,
-        };
         Self {
             reason: Reason::StytchUnavailable,
-            retry_after,
+            retry_after: error.retry_after(),
             clear_cookies: false,
         }
     }
@@ -286,10 +282,9 @@ impl RequestAuth {
         let outcome = match result {
             // Logged out here, but Stytch may not have heard (a failed revoke).
             Ok(response)
-                if self.auth.is_revoked(
-                    &response.member_session.member_session_id,
-                    inner.clock.now(),
-                ) =>
+                if self
+                    .auth
+                    .is_revoked(&response.member_session.member_session_id) =>
             {
                 Err(self.fail(Failure::new(Reason::SessionRevoked).clearing_cookies()))
             }
@@ -305,7 +300,6 @@ impl RequestAuth {
                             &response.session_jwt,
                             &response.session_token,
                             response.member_session.expires_at,
-                            inner.clock.now(),
                         ),
                         member_session_id: member.member_session_id().to_owned(),
                     });
@@ -374,7 +368,7 @@ impl RequestAuth {
             CookieUpdate::Set {
                 values,
                 member_session_id,
-            } if !self.auth.is_revoked(&member_session_id, inner.clock.now()) => values,
+            } if !self.auth.is_revoked(&member_session_id) => values,
             CookieUpdate::Set { .. } | CookieUpdate::Clear => inner.cookies.clear(),
         })
     }
@@ -491,10 +485,7 @@ mod tests {
             (api(404, "session_not_found"), Reason::SessionRevoked, true),
             (api(404, "not_found"), Reason::StytchUnavailable, false),
             (
-                ClientError::UnexpectedResponse {
-                    status: StatusCode::NOT_FOUND,
-                    detail: String::new(),
-                },
+                ClientError::unexpected(StatusCode::NOT_FOUND, ""),
                 Reason::StytchUnavailable,
                 false,
             ),
@@ -532,10 +523,7 @@ mod tests {
             (api(408, "timeout"), Reason::StytchUnavailable, false),
             (api(422, "unprocessable"), Reason::StytchUnavailable, false),
             (
-                ClientError::UnexpectedResponse {
-                    status: StatusCode::UNAUTHORIZED,
-                    detail: String::new(),
-                },
+                ClientError::unexpected(StatusCode::UNAUTHORIZED, ""),
                 Reason::StytchUnavailable,
                 false,
             ),
@@ -556,10 +544,7 @@ mod tests {
                 false,
             ),
             (
-                ClientError::UnexpectedResponse {
-                    status: StatusCode::OK,
-                    detail: String::new(),
-                },
+                ClientError::unexpected(StatusCode::OK, ""),
                 Reason::StytchUnavailable,
                 false,
             ),

@@ -42,7 +42,7 @@ pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(
 }
 
 /// The end of year 9999 UTC, the latest time [`from_unix`] represents.
-const MAX_UNIX_SECS: u64 = 253_402_300_799;
+pub(crate) const MAX_UNIX_SECS: u64 = 253_402_300_799;
 
 /// `SystemTime` from whole seconds since the Unix epoch, capped at the end of year
 /// 9999 (a claim such as `exp: u64::MAX` must not overflow `SystemTime`).

@@ -5,22 +5,27 @@
 //! and claims verified are inserted, so every key is a Stytch-signed JWT: its last bytes
 //! are RSA signature bytes, uniformly distributed, and hashing just those is as good as
 //! hashing all ~1.5 KB (an attacker can choose lookup keys, but cannot place entries).
-//! Entries expire at their own deadline by the injected clock, checked on every read.
+//! Entries expire at their own deadline, counted on the injected clock's monotonic
+//! reading and checked on every read: a token is trusted from the cache for at most
+//! the time it had left when it was verified (at most `max_token_age`) of real time,
+//! whatever the wall clock does meanwhile (a step back does not stretch it).
 //!
 //! `quick_cache` rather than `moka`: a hit is one sharded read lock and a hash probe,
 //! with no per-read bookkeeping, which on the repeated-token path measured about
 //! 0.45 µs per request less (BENCHMARKS.md).
 //!
-//! Hits are not looked up in the logout denylist. Instead each entry carries the
-//! logout epoch read before its last denylist check, and every logout bumps the epoch
-//! (after denylisting, before purging the session's entries): an entry whose epoch is
-//! not the current one must be checked again ([`Lookup::Unchecked`]). So a JWT whose
-//! verification raced a logout, and was inserted after the purge, is never trusted
-//! without a check once `logout` has returned.
+//! Hits are not looked up in the logout denylist, nor in the key set. Instead each
+//! entry carries the epoch read before its last check, and every logout and every key
+//! retirement bumps the epoch (after denylisting the session or storing the new key
+//! set, before purging the entries concerned): an entry whose epoch is not the current
+//! one must be checked again ([`Lookup::Unchecked`]). So a JWT whose verification
+//! raced a logout or a key retirement, and was inserted after the purge, is never
+//! trusted without a check once the logout (or the key set's store) is done.
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{Equivalent, UnitWeighter};
@@ -81,9 +86,11 @@ impl Equivalent<Arc<str>> for RawToken<'_> {
 #[derive(Clone)]
 struct Entry {
     member: AuthenticatedMember,
-    /// Unix seconds from which the token is no longer trusted locally.
-    valid_until: u64,
-    /// The logout epoch read before the session was last checked against the denylist.
+    /// The `kid` of the key that verified the token.
+    kid: Arc<str>,
+    /// The monotonic reading from which the token is no longer trusted locally.
+    trusted_until: Instant,
+    /// The epoch read before the token was last checked (denylist, key set).
     checked_at: u64,
 }
 
@@ -91,17 +98,23 @@ struct Entry {
 pub(crate) enum Lookup {
     /// Checked against the denylist since the last logout: trust it.
     Checked(AuthenticatedMember),
-    /// A logout ran since the entry was last checked: check the member's session, then
-    /// [`TokenCache::mark_checked`] (or drop the entry with [`TokenCache::remove`]).
+    /// A logout or a key retirement happened since the entry was last checked: check
+    /// the member's session and the token's `kid`, then [`TokenCache::mark_checked`]
+    /// (or drop the entry with [`TokenCache::remove`]).
     Unchecked(Unchecked),
 }
 
-/// An entry to check against the denylist again.
+/// An entry to check against the denylist and the key set again.
 pub(crate) struct Unchecked(Entry);
 
 impl Unchecked {
     pub(crate) fn member(&self) -> &AuthenticatedMember {
         &self.0.member
+    }
+
+    /// The `kid` of the key that verified the token.
+    pub(crate) fn kid(&self) -> &str {
+        &self.0.kid
     }
 }
 
@@ -111,8 +124,8 @@ type Entries =
 /// Verified JWTs, size-bounded.
 pub(crate) struct TokenCache {
     entries: Entries,
-    /// Bumped by every logout.
-    logouts: AtomicU64,
+    /// Bumped by every logout and every key retirement.
+    epoch: AtomicU64,
 }
 
 impl TokenCache {
@@ -128,24 +141,24 @@ impl TokenCache {
                 TailHashBuilder::default(),
                 DefaultLifecycle::default(),
             ),
-            logouts: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         }
     }
 
-    /// The logout epoch: read it before checking a session against the denylist, and
-    /// store that value with the entry ([`insert`](Self::insert),
-    /// [`mark_checked`](Self::mark_checked)).
+    /// The epoch: read it before checking a session against the denylist (and a key
+    /// against the key set), and store that value with the entry
+    /// ([`insert`](Self::insert), [`mark_checked`](Self::mark_checked)).
     pub(crate) fn epoch(&self) -> u64 {
-        self.logouts.load(Ordering::Acquire)
+        self.epoch.load(Ordering::Acquire)
     }
 
-    /// The member of a verified `jwt` still valid at `now` (unix seconds). Takes the
-    /// raw cookie bytes: a hit is byte-identical to a token that was validated and
-    /// verified when it was inserted.
-    pub(crate) fn get(&self, jwt: &[u8], now: u64) -> Option<Lookup> {
+    /// The member of a verified `jwt` still trusted at the monotonic reading `now`.
+    /// Takes the raw cookie bytes: a hit is byte-identical to a token that was
+    /// validated and verified when it was inserted.
+    pub(crate) fn get(&self, jwt: &[u8], now: Instant) -> Option<Lookup> {
         let epoch = self.epoch();
         let entry = self.entries.get(&RawToken(jwt))?;
-        if now >= entry.valid_until {
+        if now >= entry.trusted_until {
             self.entries.remove(&RawToken(jwt));
             return None;
         }
@@ -156,20 +169,23 @@ impl TokenCache {
         })
     }
 
-    /// Remembers a verified `jwt` until `valid_until` (unix seconds); `checked_at` is
-    /// the [`epoch`](Self::epoch) read before its session was found not denylisted.
+    /// Remembers `jwt`, verified with the key `kid`, until the monotonic reading
+    /// `trusted_until`; `checked_at` is the [`epoch`](Self::epoch) read before its
+    /// session was found not denylisted.
     pub(crate) fn insert(
         &self,
         jwt: &str,
         member: AuthenticatedMember,
-        valid_until: u64,
+        kid: Arc<str>,
+        trusted_until: Instant,
         checked_at: u64,
     ) {
         self.entries.insert(
             Arc::from(jwt),
             Entry {
                 member,
-                valid_until,
+                kid,
+                trusted_until,
                 checked_at,
             },
         );
@@ -206,12 +222,20 @@ impl TokenCache {
     }
 
     /// Drops every token of a session (logout). Call it after the session is on the
-    /// denylist: it starts a new logout epoch first, so that an entry inserted by a
+    /// denylist: it starts a new epoch first, so that an entry inserted by a
     /// verification that checked the denylist before the logout is checked again.
     pub(crate) fn remove_session(&self, member_session_id: &str) {
-        self.logouts.fetch_add(1, Ordering::AcqRel);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.entries
             .retain(|_, e| e.member.member_session_id() != member_session_id);
+    }
+
+    /// Drops every token verified with one of the keys `retired` (no longer in the key
+    /// set). Call it after the new key set is stored: it starts a new epoch first, so
+    /// that an entry inserted by a verification with the old keys is checked again.
+    pub(crate) fn remove_keys(&self, retired: &[Arc<str>]) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.entries.retain(|_, e| !retired.contains(&e.kid));
     }
 
     #[cfg(test)]
@@ -224,7 +248,17 @@ impl TokenCache {
 mod tests {
     use super::*;
     use crate::member::{AuthMethod, MemberData};
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
+
+    /// The monotonic reading `secs` into the test.
+    fn t(secs: u64) -> Instant {
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *ORIGIN.get_or_init(Instant::now) + Duration::from_secs(secs)
+    }
+
+    fn kid(kid: &str) -> Arc<str> {
+        Arc::from(kid)
+    }
 
     fn member(session: &str) -> AuthenticatedMember {
         AuthenticatedMember::new(MemberData {
@@ -254,22 +288,22 @@ mod tests {
             hasher.hash_one(RawToken(a.as_bytes())),
             "raw lookups hash like the stored keys"
         );
-        cache.insert(&a, member("ms-a"), 100, cache.epoch());
+        cache.insert(&a, member("ms-a"), kid("k1"), t(100), cache.epoch());
         assert_eq!(checked(&cache, a.as_bytes(), 10).unwrap(), "ms-a");
         assert!(
-            cache.get(b.as_bytes(), 10).is_none(),
+            cache.get(b.as_bytes(), t(10)).is_none(),
             "same tail, different token"
         );
     }
 
     #[test]
-    fn entries_expire_by_the_given_clock() {
+    fn entries_expire_by_the_given_monotonic_reading() {
         let cache = TokenCache::new(100);
-        cache.insert("t.t.t", member("ms"), 100, cache.epoch());
-        assert!(cache.get(b"t.t.t", 99).is_some());
-        assert!(cache.get(b"t.t.t", 100).is_none());
+        cache.insert("t.t.t", member("ms"), kid("k1"), t(100), cache.epoch());
+        assert!(cache.get(b"t.t.t", t(99)).is_some());
+        assert!(cache.get(b"t.t.t", t(100)).is_none());
         assert!(
-            cache.get(b"t.t.t", 50).is_none(),
+            cache.get(b"t.t.t", t(50)).is_none(),
             "an expired entry is gone"
         );
     }
@@ -278,19 +312,19 @@ mod tests {
     fn logout_removes_every_token_of_the_session() {
         let cache = TokenCache::new(100);
         for (jwt, session) in [("a.a.a", "ms-1"), ("b.b.b", "ms-1"), ("c.c.c", "ms-2")] {
-            cache.insert(jwt, member(session), 100, cache.epoch());
+            cache.insert(jwt, member(session), kid("k1"), t(100), cache.epoch());
         }
         cache.remove_session("ms-1");
-        assert!(cache.get(b"a.a.a", 1).is_none() && cache.get(b"b.b.b", 1).is_none());
+        assert!(cache.get(b"a.a.a", t(1)).is_none() && cache.get(b"b.b.b", t(1)).is_none());
         assert!(
-            matches!(cache.get(b"c.c.c", 1), Some(Lookup::Unchecked(_))),
+            matches!(cache.get(b"c.c.c", t(1)), Some(Lookup::Unchecked(_))),
             "other sessions' tokens stay, to be checked once after the logout"
         );
     }
 
     /// The session id of a [`Lookup::Checked`] hit.
     fn checked(cache: &TokenCache, jwt: &[u8], now: u64) -> Option<String> {
-        match cache.get(jwt, now)? {
+        match cache.get(jwt, t(now))? {
             Lookup::Checked(m) => Some(m.member_session_id().to_owned()),
             Lookup::Unchecked(_) => panic!("an entry checked in this epoch"),
         }
@@ -304,8 +338,8 @@ mod tests {
         // ... a logout of another session runs (or of this one, racing) ...
         cache.remove_session("ms-other");
         // ... and the entry is inserted afterwards, with the epoch before the logout.
-        cache.insert("t.t.t", member("ms"), 100, before);
-        let Some(Lookup::Unchecked(entry)) = cache.get(b"t.t.t", 1) else {
+        cache.insert("t.t.t", member("ms"), kid("k1"), t(100), before);
+        let Some(Lookup::Unchecked(entry)) = cache.get(b"t.t.t", t(1)) else {
             panic!("an entry checked before the last logout must be checked again");
         };
         assert_eq!(entry.member().member_session_id(), "ms");
@@ -317,22 +351,44 @@ mod tests {
     #[test]
     fn marking_a_purged_entry_checked_does_not_bring_it_back() {
         let cache = TokenCache::new(100);
-        cache.insert("t.t.t", member("ms"), 100, cache.epoch());
+        cache.insert("t.t.t", member("ms"), kid("k1"), t(100), cache.epoch());
         cache.remove_session("ms-other");
-        let Some(Lookup::Unchecked(entry)) = cache.get(b"t.t.t", 1) else {
+        let Some(Lookup::Unchecked(entry)) = cache.get(b"t.t.t", t(1)) else {
             panic!("unchecked after a logout");
         };
         let epoch = cache.epoch();
         cache.remove_session("ms");
         cache.mark_checked(b"t.t.t", entry, epoch);
-        assert!(cache.get(b"t.t.t", 1).is_none());
+        assert!(cache.get(b"t.t.t", t(1)).is_none());
+    }
+
+    /// A key retired from the key set takes its tokens with it; the others are checked
+    /// once (a verification with the old keys may have raced the retirement).
+    #[test]
+    fn a_retired_key_removes_every_token_it_verified() {
+        let cache = TokenCache::new(100);
+        cache.insert("a.a.a", member("ms-1"), kid("old"), t(100), cache.epoch());
+        cache.insert("b.b.b", member("ms-2"), kid("new"), t(100), cache.epoch());
+        let before = cache.epoch();
+        cache.remove_keys(&[kid("old")]);
+        assert!(cache.get(b"a.a.a", t(1)).is_none());
+        let Some(Lookup::Unchecked(entry)) = cache.get(b"b.b.b", t(1)) else {
+            panic!("a token of another key is checked again once");
+        };
+        assert_eq!(entry.kid(), "new");
+        // Inserted by a verification that read the epoch before the retirement.
+        cache.insert("c.c.c", member("ms-3"), kid("old"), t(100), before);
+        assert!(matches!(
+            cache.get(b"c.c.c", t(1)),
+            Some(Lookup::Unchecked(_))
+        ));
     }
 
     #[test]
     fn size_is_bounded() {
         let cache = TokenCache::new(50);
         for i in 0..1_000 {
-            cache.insert(&format!("h.p.{i:0>64}"), member("ms"), 100, 0);
+            cache.insert(&format!("h.p.{i:0>64}"), member("ms"), kid("k1"), t(100), 0);
         }
         assert!(cache.len() <= 50, "{}", cache.len());
     }

@@ -63,6 +63,9 @@ pub enum ClientError {
         status: StatusCode,
         /// What was wrong with it.
         detail: String,
+        /// The `Retry-After` delay, when the answer carried one (a proxy's or a CDN's
+        /// 429 or 503 page).
+        retry_after: Option<Duration>,
     },
     /// The call did not complete within the configured timeout.
     #[error("request to Stytch timed out")]
@@ -120,17 +123,26 @@ impl ClientError {
     }
 
     /// How long Stytch asked not to be called again: its `Retry-After` (1 s when it
-    /// sent none) on a 429, or on a 503 that carries one; at most 60 s.
+    /// sent none) on a 429, or on a 503 that carries one; at most 60 s. A 429 that is
+    /// not Stytch's JSON (a CDN's or a WAF's page in front of it) counts the same: it
+    /// limits calls all the same.
     pub(crate) fn rate_limited_for(&self) -> Option<Duration> {
-        let ClientError::Api(e) = self else {
-            return None;
-        };
-        let wait = match (e.status.as_u16(), e.retry_after) {
+        let status = self.status()?;
+        let wait = match (status.as_u16(), self.retry_after()) {
             (429, wait) => wait.unwrap_or(Duration::from_secs(1)),
             (503, Some(wait)) => wait,
             _ => return None,
         };
         Some(wait.clamp(Duration::from_secs(1), MAX_BACKOFF))
+    }
+
+    /// The `Retry-After` the answer carried, if any.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ClientError::Api(e) => e.retry_after,
+            ClientError::UnexpectedResponse { retry_after, .. } => *retry_after,
+            ClientError::Timeout | ClientError::Transport { .. } => None,
+        }
     }
 
     /// The answer to a call not made because Stytch asked to wait
@@ -164,12 +176,26 @@ impl ClientError {
     pub(crate) fn duplicate(&self) -> Self {
         match self {
             ClientError::Api(e) => ClientError::Api(e.clone()),
-            ClientError::UnexpectedResponse { status, detail } => ClientError::UnexpectedResponse {
+            ClientError::UnexpectedResponse {
+                status,
+                detail,
+                retry_after,
+            } => ClientError::UnexpectedResponse {
                 status: *status,
                 detail: detail.clone(),
+                retry_after: *retry_after,
             },
             ClientError::Timeout => ClientError::Timeout,
             ClientError::Transport { detail } => ClientError::transport(detail.clone()),
+        }
+    }
+
+    /// An answer that is not a Stytch response (without `Retry-After`).
+    pub(crate) fn unexpected(status: StatusCode, detail: impl Into<String>) -> Self {
+        ClientError::UnexpectedResponse {
+            status,
+            detail: detail.into(),
+            retry_after: None,
         }
     }
 
@@ -227,6 +253,17 @@ mod tests {
         assert_eq!(secs(api(500, Some(4))), None);
         assert_eq!(secs(api(404, Some(4))), None);
         assert_eq!(secs(ClientError::Timeout), None);
+        // A 429 that is not Stytch's JSON (a CDN's page) limits calls all the same.
+        let page = |status: u16, retry_after: Option<u64>| ClientError::UnexpectedResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            detail: "not JSON".into(),
+            retry_after: retry_after.map(Duration::from_secs),
+        };
+        assert_eq!(secs(page(429, None)), Some(1));
+        assert_eq!(secs(page(429, Some(9))), Some(9));
+        assert_eq!(secs(page(503, Some(4))), Some(4));
+        assert_eq!(secs(page(503, None)), None);
+        assert_eq!(secs(page(502, Some(4))), None);
         let waiting = ClientError::backing_off(Duration::from_secs(3));
         assert!(waiting.is_unavailable());
         assert_eq!(waiting.rate_limited_for(), Some(Duration::from_secs(3)));

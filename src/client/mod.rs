@@ -220,10 +220,10 @@ impl StytchClient {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await? {
             if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(ClientError::UnexpectedResponse {
+                return Err(ClientError::unexpected(
                     status,
-                    detail: format!("response body over {MAX_RESPONSE_BYTES} bytes"),
-                });
+                    format!("response body over {MAX_RESPONSE_BYTES} bytes"),
+                ));
             }
             body.extend_from_slice(&chunk);
         }

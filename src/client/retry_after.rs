@@ -32,21 +32,36 @@ impl RetryAfter {
     /// Milliseconds left of the wait at `now_ms`; 0 when there is none, or when the
     /// clock stepped back (further away than any backoff by more than [`STEP_BACK`]).
     fn left_ms(&self, now_ms: u64) -> u64 {
-        let left_ms = self.until_ms.load(Ordering::Acquire).saturating_sub(now_ms);
-        if u128::from(left_ms) <= (MAX_BACKOFF + STEP_BACK).as_millis() {
-            left_ms
-        } else {
-            0
-        }
+        left_of(self.until_ms.load(Ordering::Acquire), now_ms)
     }
 
-    /// Records a failed call's answer at `now_ms`: a rate limit starts the wait.
+    /// Records a failed call's answer at `now_ms`: a rate limit starts the wait, or
+    /// extends it. A later answer never shortens a wait Stytch asked for (a 429 with
+    /// `Retry-After: 60`, then one without the header); a deadline left by a clock
+    /// that has since stepped back is replaced.
     pub(crate) fn observe(&self, error: &ClientError, now_ms: u64) {
-        if let Some(wait) = error.rate_limited_for() {
-            let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-            self.until_ms
-                .store(now_ms.saturating_add(wait_ms), Ordering::Release);
-        }
+        let Some(wait) = error.rate_limited_for() else {
+            return;
+        };
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let until = now_ms.saturating_add(wait_ms);
+        let _ = self
+            .until_ms
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                (now_ms.saturating_add(left_of(current, now_ms)) < until).then_some(until)
+            });
+    }
+}
+
+/// Milliseconds left at `now_ms` of a wait that ends at `until_ms`; 0 when it is over,
+/// or when it ends further away than any backoff by more than [`STEP_BACK`] (the
+/// clock stepped back since it was recorded).
+fn left_of(until_ms: u64, now_ms: u64) -> u64 {
+    let left_ms = until_ms.saturating_sub(now_ms);
+    if u128::from(left_ms) <= (MAX_BACKOFF + STEP_BACK).as_millis() {
+        left_ms
+    } else {
+        0
     }
 }
 
@@ -79,11 +94,39 @@ mod tests {
         assert_eq!(backoff.remaining(13_000), Duration::ZERO);
         // Without Retry-After: one second.
         backoff.observe(&rate_limited(None), 20_000);
+        assert!(backoff.refusal(20_000).is_some());
         assert!(backoff.refusal(20_999).is_some());
         assert!(backoff.refusal(21_000).is_none());
         // Other failures start no wait.
         backoff.observe(&ClientError::transport("reset"), 30_000);
         assert!(backoff.refusal(30_000).is_none());
+    }
+
+    /// A 429 with `Retry-After: 60` followed by one without the header (1 s) keeps the
+    /// 60 s wait; a longer one extends it.
+    #[test]
+    fn a_later_answer_never_shortens_the_wait() {
+        let backoff = RetryAfter::default();
+        backoff.observe(&rate_limited(Some(Duration::from_secs(60))), 100_000);
+        backoff.observe(&rate_limited(None), 100_500);
+        assert!(backoff.refusal(101_500).is_some(), "shortened to 1 s");
+        assert!(backoff.refusal(159_999).is_some());
+        assert!(backoff.refusal(160_000).is_none());
+        backoff.observe(&rate_limited(Some(Duration::from_secs(5))), 200_000);
+        backoff.observe(&rate_limited(Some(Duration::from_secs(30))), 201_000);
+        assert_eq!(backoff.remaining(201_000), Duration::from_secs(30));
+    }
+
+    /// A deadline recorded before the clock stepped back (it lies further ahead than
+    /// any backoff) does not keep a new rate limit from being recorded.
+    #[test]
+    fn a_rate_limit_after_a_step_back_is_recorded() {
+        let backoff = RetryAfter::default();
+        backoff.observe(&rate_limited(Some(Duration::from_secs(60))), 10_000_000);
+        let stepped = 10_000_000 - 3_600_000;
+        assert!(backoff.refusal(stepped).is_none());
+        backoff.observe(&rate_limited(Some(Duration::from_secs(5))), stepped);
+        assert_eq!(backoff.remaining(stepped), Duration::from_secs(5));
     }
 
     #[test]

@@ -313,9 +313,8 @@ pub(crate) fn parse_response<T: DeserializeOwned>(
     body: &[u8],
 ) -> Result<T, ClientError> {
     if status.is_success() {
-        return serde_json::from_slice(body).map_err(|e| ClientError::UnexpectedResponse {
-            status,
-            detail: format!("body is not the expected JSON: {e}"),
+        return serde_json::from_slice(body).map_err(|e| {
+            ClientError::unexpected(status, format!("body is not the expected JSON: {e}"))
         });
     }
     match serde_json::from_slice::<ErrorBody>(body) {
@@ -329,6 +328,7 @@ pub(crate) fn parse_response<T: DeserializeOwned>(
         Err(_) => Err(ClientError::UnexpectedResponse {
             status,
             detail: format!("error body is not a Stytch error ({} bytes)", body.len()),
+            retry_after: retry_after(headers),
         }),
     }
 }

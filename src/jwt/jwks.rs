@@ -67,6 +67,9 @@ fn holding(fetched: Result<Arc<KeySet>, FetchFailed>, kid: &str) -> Result<Arc<K
     }
 }
 
+/// Told the `kid`s of keys a new key set no longer holds, once that set is stored.
+pub(crate) type OnRetired = Box<dyn Fn(&[Arc<str>]) + Send + Sync>;
+
 pub(crate) struct JwksCache {
     client: StytchClient,
     clock: SharedClock,
@@ -78,6 +81,7 @@ pub(crate) struct JwksCache {
     last_forced: AtomicU64,
     /// Unix seconds of the last failed fetch (0: none since the last success).
     last_failure: AtomicU64,
+    on_retired: OnRetired,
 }
 
 impl JwksCache {
@@ -86,6 +90,7 @@ impl JwksCache {
         clock: SharedClock,
         settings: JwksSettings,
         metrics: Arc<Metrics>,
+        on_retired: OnRetired,
     ) -> Arc<Self> {
         Arc::new(Self {
             client,
@@ -96,7 +101,17 @@ impl JwksCache {
             flight: SingleFlight::new(),
             last_forced: AtomicU64::new(0),
             last_failure: AtomicU64::new(0),
+            on_retired,
         })
+    }
+
+    /// Whether the loaded key set holds `kid` (a key retired from Stytch's JWKS is no
+    /// longer held once the set without it is loaded).
+    pub(crate) fn holds(&self, kid: &str) -> bool {
+        self.current
+            .load()
+            .as_deref()
+            .is_some_and(|set| set.get(kid).is_some())
     }
 
     /// The key set that holds `kid`, fetching or refreshing as the rules allow.
@@ -278,12 +293,10 @@ impl JwksCache {
                     tracing::error!(
                         "JWKS answered without a usable RS256 key; keeping the previous keys"
                     );
-                    Err(FetchFailed(Some(Arc::new(
-                        ClientError::UnexpectedResponse {
-                            status: http::StatusCode::OK,
-                            detail: "the JWKS has no usable RS256 signing key".into(),
-                        },
-                    ))))
+                    Err(FetchFailed(Some(Arc::new(ClientError::unexpected(
+                        http::StatusCode::OK,
+                        "the JWKS has no usable RS256 signing key",
+                    )))))
                 } else {
                     tracing::debug!(keys = set.len(), "JWKS refreshed");
                     Ok(Arc::new(set))
@@ -296,8 +309,16 @@ impl JwksCache {
         };
         match &outcome {
             Ok(set) => {
-                self.current.store(Some(Arc::clone(set)));
+                let previous = self.current.swap(Some(Arc::clone(set)));
                 self.last_failure.store(0, Ordering::Release);
+                let retired = previous.map(|p| p.retired_in(set)).unwrap_or_default();
+                if !retired.is_empty() {
+                    tracing::info!(
+                        retired = ?retired,
+                        "Stytch retired signing keys: JWTs they signed are refused from now on"
+                    );
+                    (self.on_retired)(&retired);
+                }
             }
             Err(_) => {
                 self.metrics

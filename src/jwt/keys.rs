@@ -43,6 +43,15 @@ impl KeySet {
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
+
+    /// The `kid`s of `self` that `newer` no longer holds: keys Stytch retired.
+    pub(crate) fn retired_in(&self, newer: &KeySet) -> Vec<std::sync::Arc<str>> {
+        self.keys
+            .keys()
+            .filter(|kid| newer.get(kid).is_none())
+            .map(|kid| std::sync::Arc::from(kid.as_str()))
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for KeySet {
