@@ -96,6 +96,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
+use serde_json::Value;
+
 pub use self::faults::{Endpoint, Fault};
 pub use self::options::{EmulatorOptions, SessionInfo, SessionOptions, SessionTokens};
 pub use crate::clock::MockClock;
@@ -362,6 +364,70 @@ impl StytchEmulator {
     /// re-sign tokens with the real key.
     pub fn signing_key_pkcs8_der(&self) -> Vec<u8> {
         self.shared().project().signing_key_pkcs8_der()
+    }
+
+    /// Signs `claims` with the current signing key: a compact RS256 JWT with the
+    /// header of the JWTs the emulator mints, `{"alg":"RS256","kid":<kid>,"typ":"JWT"}`.
+    ///
+    /// Nothing is checked or added, so a test can re-sign tampered claims or forge a
+    /// token of another issuer with the real key. For another header, or a payload
+    /// that is not JSON, see [`sign_raw`](Self::sign_raw).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use axum_stytch::testing::StytchEmulator;
+    /// use serde_json::json;
+    ///
+    /// let emulator = StytchEmulator::start().await;
+    /// let org = emulator.create_organization("acme");
+    /// let member = emulator.create_member(&org, "ada@acme.test", &[]);
+    /// let session = emulator.create_session(&member);
+    ///
+    /// // Signed with the real key, but issued by another project: refused.
+    /// let forged = emulator.sign_claims(&json!({
+    ///     "iss": "stytch.com/project-test-other",
+    ///     "aud": [emulator.project_id()],
+    ///     "sub": member,
+    ///     "https://stytch.com/session": { "id": session.member_session_id },
+    /// }));
+    /// let response = reqwest::Client::new()
+    ///     .post(format!("{}/v1/b2b/sessions/authenticate", emulator.base_url()))
+    ///     .basic_auth(emulator.project_id(), Some(emulator.secret()))
+    ///     .json(&json!({ "session_jwt": forged }))
+    ///     .send()
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(response.status(), 401);
+    /// # }
+    /// ```
+    pub fn sign_claims(&self, claims: &Value) -> String {
+        self.shared().project().sign_claims(claims)
+    }
+
+    /// Signs a JWT of these `header` and `payload` texts, verbatim: each is
+    /// base64url-encoded (no padding) and RS256-signed with the current signing key.
+    ///
+    /// For what [`sign_claims`](Self::sign_claims) cannot produce: another `alg` or
+    /// `typ`, a missing or foreign `kid`, duplicate keys, text that is not JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use axum_stytch::testing::StytchEmulator;
+    ///
+    /// let emulator = StytchEmulator::start().await;
+    /// // Validly signed, but without a `kid`.
+    /// let jwt = emulator.sign_raw(r#"{"alg":"RS256","typ":"JWT"}"#, r#"{"sub":"x"}"#);
+    /// assert!(jwt.starts_with("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."));
+    /// # }
+    /// ```
+    pub fn sign_raw(&self, header: &str, payload: &str) -> String {
+        self.shared().project().sign_raw(header, payload)
     }
 
     /// Arms a fault for `endpoint`. One-shot faults queue up in order, and a call

@@ -1,5 +1,5 @@
 //! `GET /v1/b2b/sessions/jwks/{project_id}`, and the key ring behind it:
-//! rotation and retirement.
+//! rotation, retirement and signing with the current key.
 
 use std::time::SystemTime;
 
@@ -47,5 +47,15 @@ impl Project {
 
     pub(crate) fn signing_key_pkcs8_der(&self) -> Vec<u8> {
         self.keys.signing().pkcs8_der()
+    }
+
+    /// `claims` signed under the header of minted JWTs.
+    pub(crate) fn sign_claims(&self, claims: &Value) -> String {
+        self.keys.sign_raw(&self.keys.header(), &claims.to_string())
+    }
+
+    /// `header` and `payload` verbatim, signed with the current key.
+    pub(crate) fn sign_raw(&self, header: &str, payload: &str) -> String {
+        self.keys.sign_raw(header, payload)
     }
 }
