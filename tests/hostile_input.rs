@@ -10,11 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::hmac;
-use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{
-    KeyPair as _, RSA_PKCS1_SHA256, RSA_PKCS1_SHA384, RSA_PSS_SHA256, RsaEncoding,
-};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RSA_PKCS1_SHA384, RSA_PSS_SHA256};
 use axum::body::Body;
 use axum_stytch::testing::{Endpoint, StytchEmulator};
 use axum_stytch::{Clock as _, Reason};
@@ -36,9 +33,12 @@ fn decode_segment(segment: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD.decode(segment).unwrap()
 }
 
-/// The parts of a real session JWT, and the emulator's real signing key so that a
-/// test can change exactly one thing and keep a valid signature.
+/// The parts of a real session JWT, and the emulator (which signs with its real key)
+/// so that a test can change exactly one thing and keep a valid signature. The key
+/// itself is here for what the emulator does not sign: other algorithms, padded
+/// segments, HMAC keyed with the public key.
 struct Forge {
+    emu: StytchEmulator,
     emu_key: KeyPair,
     attacker_key: KeyPair,
     kid: String,
@@ -59,8 +59,8 @@ impl Forge {
             parts.next().unwrap(),
             parts.next().unwrap(),
         );
-        let claims = serde_json::from_slice(&decode_segment(&p)).unwrap();
         Self {
+            emu: emu.clone(),
             emu_key: KeyPair::from_pkcs8(&emu.signing_key_pkcs8_der()).unwrap(),
             attacker_key: KeyPair::generate(KeySize::Rsa2048).unwrap(),
             kid: emu.signing_kid(),
@@ -68,7 +68,7 @@ impl Forge {
             h,
             p,
             s,
-            claims,
+            claims: claims_of(jwt),
             now: emu
                 .clock()
                 .now()
@@ -86,18 +86,9 @@ impl Forge {
         self.claims.to_string()
     }
 
-    /// `input.<signature over input>` with `key` and `alg`.
-    fn sign_input(&self, key: &KeyPair, alg: &'static dyn RsaEncoding, input: &str) -> String {
-        let mut signature = vec![0; key.public_modulus_len()];
-        key.sign(alg, &SystemRandom::new(), input.as_bytes(), &mut signature)
-            .unwrap();
-        format!("{input}.{}", b64(signature))
-    }
-
     /// A JWT of these header and payload texts, RS256-signed with the real key.
     fn signed(&self, header: &str, payload: &str) -> String {
-        let input = format!("{}.{}", b64(header), b64(payload));
-        self.sign_input(&self.emu_key, &RSA_PKCS1_SHA256, &input)
+        self.emu.sign_raw(header, payload)
     }
 
     /// Real header, this payload text, real key.
@@ -270,7 +261,7 @@ fn hostile_cases(f: &Fixture, forge: &Forge, other_project_jwt: String) -> Vec<C
     });
     let attacker_sign = |header: &Value, claims: &Value| {
         let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
-        forge.sign_input(&forge.attacker_key, &RSA_PKCS1_SHA256, &input)
+        sign_input(&forge.attacker_key, &RSA_PKCS1_SHA256, &input)
     };
 
     // Two "id" keys inside the session claim (serde_json::Value cannot hold
@@ -397,12 +388,12 @@ fn hostile_cases(f: &Fixture, forge: &Forge, other_project_jwt: String) -> Vec<C
         jwt("RS384, really signed", {
             let header = json!({"alg": "RS384", "kid": kid, "typ": "JWT"}).to_string();
             let input = format!("{}.{p}", b64(header));
-            forge.sign_input(&forge.emu_key, &RSA_PKCS1_SHA384, &input)
+            sign_input(&forge.emu_key, &RSA_PKCS1_SHA384, &input)
         }),
         jwt("PS256, really signed", {
             let header = json!({"alg": "PS256", "kid": kid, "typ": "JWT"}).to_string();
             let input = format!("{}.{p}", b64(header));
-            forge.sign_input(&forge.emu_key, &RSA_PSS_SHA256, &input)
+            sign_input(&forge.emu_key, &RSA_PSS_SHA256, &input)
         }),
         jwt(
             "ES256 header",
@@ -510,11 +501,11 @@ fn hostile_cases(f: &Fixture, forge: &Forge, other_project_jwt: String) -> Vec<C
         jwt("padded signature (extra ==)", format!("{good}==")),
         jwt("padded header, re-signed", {
             let input = format!("{}.{p}", Forge::padded(&forge.header()));
-            forge.sign_input(&forge.emu_key, &RSA_PKCS1_SHA256, &input)
+            sign_input(&forge.emu_key, &RSA_PKCS1_SHA256, &input)
         }),
         jwt("padded payload, re-signed", {
             let input = format!("{h}.{}", Forge::padded(&forge.payload()));
-            forge.sign_input(&forge.emu_key, &RSA_PKCS1_SHA256, &input)
+            sign_input(&forge.emu_key, &RSA_PKCS1_SHA256, &input)
         }),
         // --- payload shape (validly signed) ---------------------------------------
         jwt("payload is a JSON array", forge.signed_payload("[1]")),

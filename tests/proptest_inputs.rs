@@ -77,7 +77,7 @@ impl World {
         };
         // Controls: the real credentials are accepted by both apps, so a 401 below is
         // about the input, not the setup.
-        let res = world.get(&world.app, "/me", &[(COOKIE, world.jwt_cookie())]);
+        let res = world.get(&world.app, "/me", &[(COOKIE, world.real_jwt_cookie())]);
         assert_eq!(res.status, StatusCode::OK, "{}", res.body);
         let bearer = format!("Bearer {}", world.f.session.session_jwt);
         let res = world.get(&world.bearer_app, "/me", &[(AUTHORIZATION, bearer.into())]);
@@ -85,8 +85,9 @@ impl World {
         world
     }
 
-    fn jwt_cookie(&self) -> Vec<u8> {
-        format!("{JWT_COOKIE}={}", self.f.session.session_jwt).into_bytes()
+    /// The fixture's real session JWT as a `Cookie` header.
+    fn real_jwt_cookie(&self) -> Vec<u8> {
+        jwt_cookie(&self.f.session.session_jwt).into_bytes()
     }
 
     fn get(&self, app: &Router, path: &str, headers: &[(HeaderName, Vec<u8>)]) -> TestResponse {
@@ -269,7 +270,7 @@ fn arbitrary_bearer_values_never_yield_a_member() {
         world.assert_no_member(&world.bearer_app, &[(AUTHORIZATION, header.clone())])?;
         world.assert_no_member(
             &world.bearer_app,
-            &[(AUTHORIZATION, header), (COOKIE, world.jwt_cookie())],
+            &[(AUTHORIZATION, header), (COOKIE, world.real_jwt_cookie())],
         )
     });
     world.assert_outbound_bounded();
@@ -310,7 +311,7 @@ fn mutated_valid_jwts_never_yield_a_member() {
     // Mutations of the payload and signature did reach the signature check.
     assert!(world.f.auth.metrics().local_verifications > 1);
     // The original still works after all that.
-    let res = world.get(&world.app, "/me", &[(COOKIE, world.jwt_cookie())]);
+    let res = world.get(&world.app, "/me", &[(COOKIE, world.real_jwt_cookie())]);
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
 }
 

@@ -21,8 +21,6 @@ use axum_stytch::Verdict;
 use axum_stytch::testing::{Endpoint, Fault, SessionTokens, StytchEmulator};
 use axum_stytch::testing::{Policy, Role};
 use axum_stytch::{AuthenticatedMember, Authorized, Clock as _, RequireAuthz, StytchAuth};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use http::StatusCode;
 use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
@@ -59,10 +57,6 @@ fn jwt(tokens: &SessionTokens) -> String {
 
 fn token(tokens: &SessionTokens) -> String {
     cookies(None, Some(&tokens.session_token))
-}
-
-fn jwt_cookie(jwt: &str) -> String {
-    cookies(Some(jwt), None)
 }
 
 /// The common app plus the routes these tests need, all behind the layer.
@@ -954,25 +948,9 @@ async fn member_with_only_the_default_role_is_denied() {
 
 /// Re-signs `jwt` with the emulator's signing key after `patch`ing its claims.
 fn resign(emu: &StytchEmulator, jwt: &str, patch: impl FnOnce(&mut Value)) -> String {
-    let mut parts = jwt.split('.');
-    let header = parts.next().unwrap();
-    let payload = parts.next().unwrap();
-    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap())
-        .expect("JWT payload is JSON");
+    let mut claims = claims_of(jwt);
     patch(&mut claims);
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
-    let signing_input = format!("{header}.{payload}");
-    let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(&emu.signing_key_pkcs8_der())
-        .expect("emulator key is PKCS#8 RSA");
-    let mut signature = vec![0u8; key.public_modulus_len()];
-    key.sign(
-        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        signing_input.as_bytes(),
-        &mut signature,
-    )
-    .expect("sign");
-    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    emu.sign_claims(&claims)
 }
 
 #[tokio::test]

@@ -14,9 +14,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeyPair;
-use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
@@ -30,7 +27,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use http::header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use tower::ServiceExt as _;
 
 const JWT_COOKIE: &str = "stytch_session_jwt";
@@ -38,10 +35,6 @@ const TOKEN_COOKIE: &str = "stytch_session";
 
 // ----------------------------------------------------------------------------------
 // Helpers
-
-fn jwt_cookie(jwt: &str) -> String {
-    cookies(Some(jwt), None)
-}
 
 fn token_cookie(token: &str) -> String {
     cookies(None, Some(token))
@@ -130,37 +123,6 @@ async fn get_bearer(app: &Router, path: &str, value: &str) -> TestResponse {
     get_with_headers(app, path, &[(AUTHORIZATION, &format!("Bearer {value}"))]).await
 }
 
-fn claims_of(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("three segments");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-fn kid_of(jwt: &str) -> String {
-    let header = jwt.split('.').next().unwrap();
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
-    header["kid"].as_str().unwrap().to_owned()
-}
-
-/// Signs `header.payload` (both JSON text) with RS256 and the emulator's current
-/// signing key, so only what the test changed differs from a real Stytch JWT.
-fn sign_with_emulator_key(emu: &StytchEmulator, header: &str, payload: &str) -> String {
-    let key = KeyPair::from_pkcs8(&emu.signing_key_pkcs8_der()).unwrap();
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let mut signature = vec![0; key.public_modulus_len()];
-    key.sign(
-        &RSA_PKCS1_SHA256,
-        &SystemRandom::new(),
-        input.as_bytes(),
-        &mut signature,
-    )
-    .unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
-}
-
 /// `jwt` with its header's `kid` replaced, re-signed with the real key.
 fn with_kid(emu: &StytchEmulator, jwt: &str, kid: &str) -> String {
     let header = json!({"alg": "RS256", "kid": kid, "typ": "JWT"}).to_string();
@@ -170,7 +132,7 @@ fn with_kid(emu: &StytchEmulator, jwt: &str, kid: &str) -> String {
             .unwrap(),
     )
     .unwrap();
-    sign_with_emulator_key(emu, &header, &payload)
+    emu.sign_raw(&header, &payload)
 }
 
 fn random_kid() -> String {
@@ -903,8 +865,7 @@ async fn zero_max_token_age_goes_remote_even_when_iat_is_slightly_ahead() {
     claims["iat"] = json!(now + 2);
     claims["nbf"] = json!(now + 2);
     claims["exp"] = json!(now + 302);
-    let header = json!({"alg": "RS256", "kid": f.emu.signing_kid(), "typ": "JWT"}).to_string();
-    let jwt = sign_with_emulator_key(&f.emu, &header, &claims.to_string());
+    let jwt = f.emu.sign_claims(&claims);
 
     let res = get_with(&app, "/me", &jwt_cookie(&jwt)).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);

@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeyPair;
 use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use axum::Router;
@@ -138,10 +137,6 @@ fn jwks_outages() -> Vec<(&'static str, Outage)> {
     ]
 }
 
-fn jwt_cookie(jwt: &str) -> String {
-    cookies(Some(jwt), None)
-}
-
 fn token_cookie(token: &str) -> String {
     cookies(None, Some(token))
 }
@@ -226,20 +221,14 @@ fn with_random_kid(jwt: &str, i: usize) -> String {
     format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header.to_string()))
 }
 
-/// Signs `payload` (a JWT payload segment, base64url) under `kid` with `pkcs8_der`.
+/// Signs `payload` (a JWT payload segment, base64url) under `kid` with `pkcs8_der`:
+/// a key saved before the emulator rotated it away and retired it, which
+/// `StytchEmulator::sign_raw` (the current key only) cannot sign with.
 fn sign(pkcs8_der: &[u8], kid: &str, payload_segment: &str) -> String {
     let key = KeyPair::from_pkcs8(pkcs8_der).unwrap();
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": kid}).to_string();
     let input = format!("{}.{payload_segment}", URL_SAFE_NO_PAD.encode(header));
-    let mut signature = vec![0; key.public_modulus_len()];
-    key.sign(
-        &RSA_PKCS1_SHA256,
-        &SystemRandom::new(),
-        input.as_bytes(),
-        &mut signature,
-    )
-    .unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    sign_input(&key, &RSA_PKCS1_SHA256, &input)
 }
 
 fn payload_of(jwt: &str) -> &str {
@@ -256,13 +245,6 @@ fn cookies_signed_by(f: &Fixture, sessions: &[SessionTokens], kid: &str) -> Vec<
             jwt_cookie(&jwt)
         })
         .collect()
-}
-
-fn kid_of(jwt: &str) -> String {
-    let header = jwt.split('.').next().unwrap();
-    let header: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
-    header["kid"].as_str().unwrap().to_owned()
 }
 
 /// editor: document/create (the fixture's member is an editor); viewer: document/read.

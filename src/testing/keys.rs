@@ -168,21 +168,30 @@ impl KeySet {
         self.keys.iter().map(SigningKey::jwk).collect()
     }
 
+    /// The header of the JWTs minted with the current key. Field order matters:
+    /// real tokens use exactly `alg`, `kid`, `typ`.
+    pub(crate) fn header(&self) -> String {
+        format!(
+            r#"{{"alg":"RS256","kid":{},"typ":"JWT"}}"#,
+            Value::String(self.signing().kid.clone())
+        )
+    }
+
     /// Signs `claims` with the current key and returns a compact JWS.
     pub(crate) fn mint(&self, claims: &Map<String, Value>) -> String {
-        let key = self.signing();
-        // Field order matters: real tokens use exactly alg, kid, typ.
-        let header = format!(
-            r#"{{"alg":"RS256","kid":{},"typ":"JWT"}}"#,
-            Value::String(key.kid.clone())
-        );
         let payload = serde_json::to_string(claims).expect("serialising a JSON map cannot fail");
+        self.sign_raw(&self.header(), &payload)
+    }
+
+    /// `base64url(header).base64url(payload).signature`: the two texts verbatim,
+    /// RS256-signed with the current key.
+    pub(crate) fn sign_raw(&self, header: &str, payload: &str) -> String {
         let signing_input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header),
             URL_SAFE_NO_PAD.encode(payload)
         );
-        let signature = key.sign(signing_input.as_bytes());
+        let signature = self.signing().sign(signing_input.as_bytes());
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 

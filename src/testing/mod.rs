@@ -81,23 +81,28 @@
 //! }
 //! ```
 
+mod endpoints;
+mod faults;
 mod keys;
+mod listener;
+mod model;
+mod options;
 mod server;
-mod state;
 mod wire;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use serde_json::{Map, Value, json};
-use tokio::sync::oneshot;
+use serde_json::Value;
 
+pub use self::faults::{Endpoint, Fault};
+pub use self::options::{EmulatorOptions, SessionInfo, SessionOptions, SessionTokens};
 pub use crate::clock::MockClock;
 pub use crate::rbac::policy::{Permission, Policy, Resource, Role, Scope};
-use state::{Config, Shared};
+use server::{Running, Shared};
 
 /// An in-process Stytch B2B API for tests.
 ///
@@ -110,28 +115,7 @@ use state::{Config, Shared};
 /// and such a call is a bug in the test.
 #[derive(Clone)]
 pub struct StytchEmulator {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    shared: Arc<Shared>,
-    addr: SocketAddr,
-    shutdown: Mutex<Option<oneshot::Sender<()>>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Held calls are answered first: the server's graceful shutdown waits for them.
-        self.shared.lock().clear_faults();
-        let sender = self
-            .shutdown
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(sender) = sender {
-            let _ = sender.send(());
-        }
-    }
+    inner: Arc<Running>,
 }
 
 impl fmt::Debug for StytchEmulator {
@@ -163,40 +147,13 @@ impl StytchEmulator {
     ///
     /// If no port can be bound on `127.0.0.1`.
     pub async fn start_with(options: EmulatorOptions) -> StytchEmulator {
-        let project_id = options
-            .project_id
-            .unwrap_or_else(|| format!("project-test-{}", uuid::Uuid::new_v4()));
-        let env = if project_id.starts_with("project-live-") {
-            "live"
-        } else {
-            "test"
-        };
-        let secret = options
-            .secret
-            .unwrap_or_else(|| format!("secret-{env}-{}", state::random_string(27)));
         let (tcp, addr) = server::bind()
             .await
             .expect("StytchEmulator could not bind a port on 127.0.0.1");
-        let issuer = match options.issuer {
-            Some(Issuer::Custom(issuer)) => issuer,
-            Some(Issuer::OwnOrigin) => format!("http://{addr}"),
-            None => format!("stytch.com/{project_id}"),
-        };
-        let clock = options.clock.unwrap_or_default();
-        let config = Config {
-            env,
-            project_id,
-            secret,
-            issuer,
-        };
-        let shared = Arc::new(Shared::new(config, clock));
-        let shutdown = server::spawn(tcp, Arc::clone(&shared));
+        let (config, clock) = options.into_config(addr);
+        let shared = Shared::new(config, clock);
         StytchEmulator {
-            inner: Arc::new(Inner {
-                shared,
-                addr,
-                shutdown: Mutex::new(Some(shutdown)),
-            }),
+            inner: Arc::new(server::spawn(tcp, addr, shared)),
         }
     }
 
@@ -266,7 +223,7 @@ impl StytchEmulator {
     /// The organization's name is its slug.
     pub fn create_organization(&self, slug: &str) -> String {
         let now = self.now();
-        self.shared().lock().create_organization(slug, now)
+        self.shared().project().create_organization(slug, now)
     }
 
     /// Creates an active member and returns its `member-test-<uuid>` id.
@@ -281,7 +238,7 @@ impl StytchEmulator {
     pub fn create_member(&self, organization_id: &str, email: &str, roles: &[&str]) -> String {
         let now = self.now();
         self.shared()
-            .lock()
+            .project()
             .create_member(organization_id, email, roles, now)
     }
 
@@ -293,7 +250,9 @@ impl StytchEmulator {
     /// If `member_id` is unknown.
     pub fn set_member_roles(&self, member_id: &str, roles: &[&str]) {
         let now = self.now();
-        self.shared().lock().set_member_roles(member_id, roles, now);
+        self.shared()
+            .project()
+            .set_member_roles(member_id, roles, now);
     }
 
     /// Starts a 60-minute session with one password factor, as if the member
@@ -314,7 +273,9 @@ impl StytchEmulator {
     /// If `member_id` is unknown.
     pub fn create_session_with(&self, member_id: &str, options: SessionOptions) -> SessionTokens {
         let now = self.now();
-        self.shared().lock().create_session(member_id, options, now)
+        self.shared()
+            .project()
+            .create_session(member_id, options, now)
     }
 
     /// Mints a fresh session JWT (issued at the emulator's current time,
@@ -330,7 +291,7 @@ impl StytchEmulator {
     /// If `member_session_id` is unknown.
     pub fn mint_jwt(&self, member_session_id: &str) -> String {
         let now = self.now();
-        self.shared().lock().mint_jwt(member_session_id, now)
+        self.shared().project().mint_jwt(member_session_id, now)
     }
 
     /// Revokes a session: remote authenticate answers 404 `session_not_found`
@@ -340,12 +301,12 @@ impl StytchEmulator {
     ///
     /// If `member_session_id` is unknown.
     pub fn revoke_session(&self, member_session_id: &str) {
-        self.shared().lock().revoke_session(member_session_id);
+        self.shared().project().revoke_session(member_session_id);
     }
 
     /// A snapshot of a session's state, or `None` for an unknown id.
     pub fn session(&self, member_session_id: &str) -> Option<SessionInfo> {
-        self.shared().lock().session_info(member_session_id)
+        self.shared().project().session_info(member_session_id)
     }
 
     /// Replaces the project's RBAC policy.
@@ -358,7 +319,7 @@ impl StytchEmulator {
     /// A layer that has already loaded the policy sees the change once its
     /// `policy_refresh_interval` has passed on the clock (see the module docs).
     pub fn set_policy(&self, policy: Policy) {
-        self.shared().lock().set_policy(policy);
+        self.shared().project().set_policy(policy);
     }
 
     /// Replaces an organization's custom roles (served by the organization
@@ -373,7 +334,7 @@ impl StytchEmulator {
     /// If `organization_id` is unknown.
     pub fn set_organization_roles(&self, organization_id: &str, roles: Vec<Role>) {
         self.shared()
-            .lock()
+            .project()
             .set_organization_roles(organization_id, roles);
     }
 
@@ -382,7 +343,7 @@ impl StytchEmulator {
     /// [`retire_key`](Self::retire_key). Returns the new kid.
     pub fn rotate_keys(&self) -> String {
         let now = self.now();
-        self.shared().lock().rotate_keys(now)
+        self.shared().project().rotate_keys(now)
     }
 
     /// Removes a key from the JWKS; JWTs signed with it stop verifying.
@@ -391,18 +352,82 @@ impl StytchEmulator {
     /// emulator always has a signing key. Unknown kids are ignored.
     pub fn retire_key(&self, kid: &str) {
         let now = self.now();
-        self.shared().lock().retire_key(kid, now);
+        self.shared().project().retire_key(kid, now);
     }
 
     /// The kid of the current signing key.
     pub fn signing_kid(&self) -> String {
-        self.shared().lock().signing_kid()
+        self.shared().project().signing_kid()
     }
 
     /// The current signing key as PKCS#8 DER, for tests that forge or
     /// re-sign tokens with the real key.
     pub fn signing_key_pkcs8_der(&self) -> Vec<u8> {
-        self.shared().lock().signing_key_pkcs8_der()
+        self.shared().project().signing_key_pkcs8_der()
+    }
+
+    /// Signs `claims` with the current signing key: a compact RS256 JWT with the
+    /// header of the JWTs the emulator mints, `{"alg":"RS256","kid":<kid>,"typ":"JWT"}`.
+    ///
+    /// Nothing is checked or added, so a test can re-sign tampered claims or forge a
+    /// token of another issuer with the real key. For another header, or a payload
+    /// that is not JSON, see [`sign_raw`](Self::sign_raw).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use axum_stytch::testing::StytchEmulator;
+    /// use serde_json::json;
+    ///
+    /// let emulator = StytchEmulator::start().await;
+    /// let org = emulator.create_organization("acme");
+    /// let member = emulator.create_member(&org, "ada@acme.test", &[]);
+    /// let session = emulator.create_session(&member);
+    ///
+    /// // Signed with the real key, but issued by another project: refused.
+    /// let forged = emulator.sign_claims(&json!({
+    ///     "iss": "stytch.com/project-test-other",
+    ///     "aud": [emulator.project_id()],
+    ///     "sub": member,
+    ///     "https://stytch.com/session": { "id": session.member_session_id },
+    /// }));
+    /// let response = reqwest::Client::new()
+    ///     .post(format!("{}/v1/b2b/sessions/authenticate", emulator.base_url()))
+    ///     .basic_auth(emulator.project_id(), Some(emulator.secret()))
+    ///     .json(&json!({ "session_jwt": forged }))
+    ///     .send()
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(response.status(), 401);
+    /// # }
+    /// ```
+    pub fn sign_claims(&self, claims: &Value) -> String {
+        self.shared().project().sign_claims(claims)
+    }
+
+    /// Signs a JWT of these `header` and `payload` texts, verbatim: each is
+    /// base64url-encoded (no padding) and RS256-signed with the current signing key.
+    ///
+    /// For what [`sign_claims`](Self::sign_claims) cannot produce: another `alg` or
+    /// `typ`, a missing or foreign `kid`, duplicate keys, text that is not JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use axum_stytch::testing::StytchEmulator;
+    ///
+    /// let emulator = StytchEmulator::start().await;
+    /// // Validly signed, but without a `kid`.
+    /// let jwt = emulator.sign_raw(r#"{"alg":"RS256","typ":"JWT"}"#, r#"{"sub":"x"}"#);
+    /// assert!(jwt.starts_with("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."));
+    /// # }
+    /// ```
+    pub fn sign_raw(&self, header: &str, payload: &str) -> String {
+        self.shared().project().sign_raw(header, payload)
     }
 
     /// Arms a fault for `endpoint`. One-shot faults queue up in order, and a call
@@ -435,18 +460,18 @@ impl StytchEmulator {
     /// # }
     /// ```
     pub fn inject_fault(&self, endpoint: Endpoint, fault: Fault) {
-        self.shared().lock().inject_fault(endpoint, fault);
+        self.shared().faults().inject(endpoint, fault);
     }
 
     /// Answers every call a [`Fault::Hold`] holds on `endpoint`, and holds no
     /// further call. The endpoint's other faults stay armed.
     pub fn release(&self, endpoint: Endpoint) {
-        self.shared().lock().release(endpoint);
+        self.shared().faults().release(endpoint);
     }
 
     /// Removes every armed fault on every endpoint, releasing held calls.
     pub fn clear_faults(&self) {
-        self.shared().lock().clear_faults();
+        self.shared().faults().clear();
     }
 
     /// While `true`, new TCP connections are reset right after being
@@ -459,291 +484,13 @@ impl StytchEmulator {
     /// How many requests reached `endpoint` (including those answered by a
     /// fault or rejected for bad credentials).
     pub fn requests(&self, endpoint: Endpoint) -> u64 {
-        self.shared().lock().requests(endpoint)
+        self.shared().faults().requests(endpoint)
     }
 
     /// Sets every request counter back to zero.
     pub fn reset_request_counts(&self) {
-        self.shared().lock().reset_request_counts();
+        self.shared().faults().reset_request_counts();
     }
-}
-
-/// The emulated endpoints, for [`StytchEmulator::inject_fault`] and
-/// [`StytchEmulator::requests`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Endpoint {
-    /// `POST /v1/b2b/sessions/authenticate`.
-    Authenticate,
-    /// `POST /v1/b2b/sessions/revoke`.
-    Revoke,
-    /// `GET /v1/b2b/sessions/jwks/{project_id}`.
-    Jwks,
-    /// `GET /v1/b2b/rbac/policy`.
-    Policy,
-    /// `GET /v1/b2b/rbac/organizations/{organization_id}`.
-    OrganizationPolicy,
-}
-
-/// A misbehaviour to inject into an endpoint.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Fault {
-    /// Every call waits, unanswered, until [`StytchEmulator::release`] for this
-    /// endpoint, [`StytchEmulator::clear_faults`], or the emulator's last handle is
-    /// dropped; it is then answered as it would have been. Keeps calls in flight for exactly as long as a test needs,
-    /// where a [`Fault::Delay`] would depend on the machine's speed.
-    /// [`StytchEmulator::requests`] counts held calls, so a test can wait for them
-    /// to arrive.
-    Hold,
-    /// Every call sleeps this long (real time, `tokio::time::sleep`) before
-    /// answering, until [`StytchEmulator::clear_faults`].
-    Delay(Duration),
-    /// The next `times` calls answer `status` with a five-field Stytch error
-    /// body (`429` also sends `Retry-After: 1`). A status outside
-    /// 100..=999 is answered as 500.
-    Status {
-        /// The HTTP status.
-        status: u16,
-        /// How many calls this answers.
-        times: u32,
-    },
-    /// The next `times` calls answer 429 `too_many_requests` with this
-    /// `Retry-After` (whole seconds).
-    RateLimited {
-        /// The `Retry-After` delay sent.
-        retry_after: Duration,
-        /// How many calls this answers.
-        times: u32,
-    },
-    /// The next `times` calls answer 200 with a body that is not valid JSON.
-    Garbage {
-        /// How many calls this answers.
-        times: u32,
-    },
-    /// The next `times` calls answer `status` with `body` verbatim
-    /// (`Content-Type: application/json`).
-    Body {
-        /// The HTTP status.
-        status: u16,
-        /// The raw response body.
-        body: String,
-        /// How many calls this answers.
-        times: u32,
-    },
-}
-
-/// Settings for [`StytchEmulator::start_with`].
-///
-/// # Examples
-///
-/// ```
-/// use axum_stytch::testing::{EmulatorOptions, MockClock, StytchEmulator};
-///
-/// # #[tokio::main] async fn main() {
-/// let clock = MockClock::new();
-/// let emulator = StytchEmulator::start_with(
-///     EmulatorOptions::new()
-///         .project_id("project-live-00000000-0000-0000-0000-000000000000")
-///         .secret("secret-live-abc")
-///         .clock(clock.clone()),
-/// )
-/// .await;
-/// assert_eq!(emulator.secret(), "secret-live-abc");
-/// assert!(emulator.create_organization("acme").starts_with("organization-live-"));
-/// # }
-/// ```
-#[derive(Clone, Default)]
-pub struct EmulatorOptions {
-    project_id: Option<String>,
-    secret: Option<String>,
-    clock: Option<MockClock>,
-    issuer: Option<Issuer>,
-}
-
-/// The `iss` of minted JWTs, when not Stytch's default.
-#[derive(Clone, Debug)]
-enum Issuer {
-    Custom(String),
-    /// The emulator's own origin, as a custom domain's.
-    OwnOrigin,
-}
-
-impl fmt::Debug for EmulatorOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmulatorOptions")
-            .field("project_id", &self.project_id)
-            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
-            .field("clock", &self.clock)
-            .field("issuer", &self.issuer)
-            .finish()
-    }
-}
-
-impl EmulatorOptions {
-    /// Defaults: random test project id and secret, a new [`MockClock`],
-    /// issuer `stytch.com/<project_id>`.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Uses this project id (a `project-live-` prefix switches generated ids
-    /// to `-live-`). Default: a random `project-test-<uuid>`.
-    pub fn project_id(mut self, project_id: impl Into<String>) -> Self {
-        self.project_id = Some(project_id.into());
-        self
-    }
-
-    /// Uses this project secret. Default: a random `secret-test-…` value.
-    pub fn secret(mut self, secret: impl Into<String>) -> Self {
-        self.secret = Some(secret.into());
-        self
-    }
-
-    /// Uses this clock (share it with the code under test). Default: a new
-    /// [`MockClock`].
-    pub fn clock(mut self, clock: MockClock) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Sets the `iss` claim of minted JWTs, e.g. a custom-domain origin such
-    /// as `https://auth.example.com`. Presented JWTs must carry the same
-    /// issuer. Default: `stytch.com/<project_id>`, as Stytch's own.
-    ///
-    /// The layer accepts only `stytch.com/<project_id>` and its base URL's origin,
-    /// so a layer built with [`StytchEmulator::auth_builder`] refuses these JWTs
-    /// (401 `invalid_token`): use this to test a foreign issuer, and
-    /// [`custom_domain`](Self::custom_domain) to test a custom domain.
-    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = Some(Issuer::Custom(issuer.into()));
-        self
-    }
-
-    /// Acts as a project reached through a custom domain: minted JWTs carry the
-    /// emulator's own origin (its [`base_url`](StytchEmulator::base_url),
-    /// `http://127.0.0.1:PORT`) as `iss`, as Stytch's do with the custom domain's
-    /// origin. A layer built with [`StytchEmulator::auth_builder`] accepts them.
-    /// Default: off (`stytch.com/<project_id>`).
-    pub fn custom_domain(mut self) -> Self {
-        self.issuer = Some(Issuer::OwnOrigin);
-        self
-    }
-}
-
-/// Settings for [`StytchEmulator::create_session_with`].
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use axum_stytch::testing::SessionOptions;
-///
-/// let options = SessionOptions::new()
-///     .duration(Duration::from_secs(10 * 60))
-///     .custom_claim("tenant_tier", "gold");
-/// # let _ = options;
-/// ```
-#[derive(Debug, Clone)]
-pub struct SessionOptions {
-    duration: Duration,
-    custom_claims: Option<Map<String, Value>>,
-    factors: Vec<Value>,
-}
-
-impl Default for SessionOptions {
-    fn default() -> Self {
-        Self {
-            duration: Duration::from_secs(60 * 60),
-            custom_claims: None,
-            factors: vec![json!({"type": "password", "delivery_method": "knowledge"})],
-        }
-    }
-}
-
-impl SessionOptions {
-    /// The defaults: 60 minutes, no custom claims, one password factor.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the session lifetime from creation (`Duration::MAX`: until the end of year
-    /// 9999, a session that does not expire). Default: 60 minutes.
-    pub fn duration(mut self, duration: Duration) -> Self {
-        self.duration = duration;
-        self
-    }
-
-    /// Replaces the initial custom claims. Reserved names (`iss sub aud exp nbf iat
-    /// jti`) and `https://stytch.com/…` keys are ignored, `null` values skipped.
-    /// Default: none.
-    pub fn custom_claims(mut self, claims: Map<String, Value>) -> Self {
-        self.custom_claims = Some(claims);
-        self
-    }
-
-    /// Adds one initial custom claim (the same rules as
-    /// [`custom_claims`](Self::custom_claims)).
-    pub fn custom_claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.custom_claims
-            .get_or_insert_with(Map::new)
-            .insert(name.into(), value.into());
-        self
-    }
-
-    /// Replaces the authentication factors, as Stytch's `authentication_factors`
-    /// objects (`type`, `delivery_method`, `last_authenticated_at`, ...). Object
-    /// factors without `last_authenticated_at` get the session start time; an empty
-    /// list is allowed. Default: one `{"type":"password","delivery_method":"knowledge"}`
-    /// factor.
-    pub fn factors(mut self, factors: Vec<Value>) -> Self {
-        self.factors = factors;
-        self
-    }
-}
-
-/// Credentials of a freshly created session. `Debug` redacts the token and JWT.
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct SessionTokens {
-    /// `member-session-test-<uuid>`.
-    pub member_session_id: String,
-    /// The opaque 44-character session token.
-    pub session_token: String,
-    /// A session JWT minted at creation.
-    pub session_jwt: String,
-}
-
-impl fmt::Debug for SessionTokens {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionTokens")
-            .field("member_session_id", &self.member_session_id)
-            .field("session_token", &"[redacted]")
-            .field("session_jwt", &"[redacted]")
-            .finish()
-    }
-}
-
-/// A snapshot of an emulated session ([`StytchEmulator::session`]).
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct SessionInfo {
-    /// The session's member.
-    pub member_id: String,
-    /// The member's organization.
-    pub organization_id: String,
-    /// When the session started.
-    pub started_at: SystemTime,
-    /// Last successful authenticate (or creation).
-    pub last_accessed_at: SystemTime,
-    /// When the session expires.
-    pub expires_at: SystemTime,
-    /// Whether it was revoked.
-    pub revoked: bool,
-    /// Roles as of the last authenticate/mint: `stytch_member` first.
-    pub roles: Vec<String>,
-    /// Current custom claims.
-    pub custom_claims: Map<String, Value>,
 }
 
 #[cfg(test)]

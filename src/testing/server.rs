@@ -1,13 +1,12 @@
-//! The emulator's HTTP server: axum routes, fault injection, request
-//! counting, Basic auth, and a listener that can refuse connections.
+//! The emulator's HTTP server: the state it shares with the test handle, axum
+//! routes, the request pipeline (count, faults, Basic auth, endpoint logic) and
+//! the answers it sends.
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -18,12 +17,52 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::state::{ApiError, Shared, State};
-use super::{Endpoint, Fault, wire};
+use super::endpoints::Project;
+use super::faults::{Endpoint, Fault, Faults};
+use super::listener::RefusingListener;
+use super::model::Config;
+use super::wire::{self, ApiError};
+use crate::clock::{Clock, MockClock};
+
+/// Everything the HTTP server and the test handle share.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) clock: MockClock,
+    /// While `true`, connections are refused ([`RefusingListener`]).
+    pub(crate) refusing: Arc<AtomicBool>,
+    project: Mutex<Project>,
+    faults: Mutex<Faults>,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config, clock: MockClock) -> Self {
+        let project = Project::new(config.clone(), clock.now());
+        Self {
+            config,
+            clock,
+            refusing: Arc::new(AtomicBool::new(false)),
+            project: Mutex::new(project),
+            faults: Mutex::new(Faults::default()),
+        }
+    }
+
+    /// Locks the project, recovering from a poisoned lock (a panicking test).
+    pub(crate) fn project(&self) -> MutexGuard<'_, Project> {
+        self.project.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Locks the faults and counters, recovering from a poisoned lock.
+    pub(crate) fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+}
 
 /// Binds `127.0.0.1:0`: the emulator's address is known before its state is built.
 pub(crate) async fn bind() -> io::Result<(TcpListener, SocketAddr)> {
@@ -32,14 +71,34 @@ pub(crate) async fn bind() -> io::Result<(TcpListener, SocketAddr)> {
     Ok((tcp, addr))
 }
 
-/// Spawns the server on `tcp` and returns the shutdown trigger.
-pub(crate) fn spawn(tcp: TcpListener, shared: Arc<Shared>) -> oneshot::Sender<()> {
-    let listener = RefusingListener {
-        inner: tcp,
-        shared: Arc::clone(&shared),
-    };
+/// A running server. Dropping it answers held calls, then stops the server.
+pub(crate) struct Running {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) addr: SocketAddr,
+    shutdown: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Held calls are answered first: the server's graceful shutdown waits for them.
+        self.shared.faults().clear();
+        let sender = self
+            .shutdown
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(sender) = sender {
+            let _ = sender.send(());
+        }
+    }
+}
+
+/// Spawns the server on `tcp` (bound to `addr`) as a task.
+pub(crate) fn spawn(tcp: TcpListener, addr: SocketAddr, shared: Shared) -> Running {
+    let shared = Arc::new(shared);
+    let listener = RefusingListener::new(tcp, Arc::clone(&shared.refusing));
     let (tx, rx) = oneshot::channel::<()>();
-    let app = router(shared);
+    let app = router(Arc::clone(&shared));
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -51,7 +110,11 @@ pub(crate) fn spawn(tcp: TcpListener, shared: Arc<Shared>) -> oneshot::Sender<()
             tracing::debug!(%error, "Stytch emulator server stopped with an error");
         }
     });
-    tx
+    Running {
+        shared,
+        addr,
+        shutdown: Mutex::new(Some(tx)),
+    }
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -76,28 +139,28 @@ async fn authenticate(AxumState(shared): Emu, headers: HeaderMap, body: Bytes) -
         &shared,
         Endpoint::Authenticate,
         Some(&headers),
-        |state, now| state.authenticate(&parse_body(&body)?, now),
+        |project, now| project.authenticate(&parse_body(&body)?, now),
     )
     .await
 }
 
 async fn revoke(AxumState(shared): Emu, headers: HeaderMap, body: Bytes) -> Response {
-    handle(&shared, Endpoint::Revoke, Some(&headers), |state, now| {
-        state.revoke(&parse_body(&body)?, now)
+    handle(&shared, Endpoint::Revoke, Some(&headers), |project, now| {
+        project.revoke(&parse_body(&body)?, now)
     })
     .await
 }
 
 async fn jwks(AxumState(shared): Emu, Path(project_id): Path<String>) -> Response {
-    handle(&shared, Endpoint::Jwks, None, |state, _| {
-        state.jwks(&project_id)
+    handle(&shared, Endpoint::Jwks, None, |project, _| {
+        project.jwks(&project_id)
     })
     .await
 }
 
 async fn policy(AxumState(shared): Emu, headers: HeaderMap) -> Response {
-    handle(&shared, Endpoint::Policy, Some(&headers), |state, _| {
-        state.policy()
+    handle(&shared, Endpoint::Policy, Some(&headers), |project, _| {
+        project.policy()
     })
     .await
 }
@@ -111,7 +174,7 @@ async fn org_policy(
         &shared,
         Endpoint::OrganizationPolicy,
         Some(&headers),
-        |state, _| state.organization_policy(&org),
+        |project, _| project.organization_policy(&org),
     )
     .await
 }
@@ -135,14 +198,14 @@ async fn method_not_allowed(AxumState(shared): Emu) -> Response {
 }
 
 /// Common request pipeline: count, faults, Basic auth (when `auth_headers`
-/// is given), then the endpoint logic under the state lock.
+/// is given), then the endpoint logic under the project lock.
 async fn handle(
     shared: &Shared,
     endpoint: Endpoint,
     auth_headers: Option<&HeaderMap>,
-    logic: impl FnOnce(&mut State, SystemTime) -> Result<Value, ApiError>,
+    logic: impl FnOnce(&mut Project, SystemTime) -> Result<Value, ApiError>,
 ) -> Response {
-    let arrival = shared.lock().arrive(endpoint);
+    let arrival = shared.faults().arrive(endpoint);
     if let Some(hold) = arrival.hold {
         hold.released().await;
     }
@@ -165,7 +228,7 @@ async fn handle(
         );
     }
     let now = shared.now();
-    let result = logic(&mut shared.lock(), now);
+    let result = logic(&mut shared.project(), now);
     match result {
         Ok(body) => json_response(StatusCode::OK, body.to_string()),
         Err(error) => error_response(shared, &error),
@@ -281,118 +344,5 @@ fn fault_response(shared: &Shared, fault: &Fault) -> Response {
             shared,
             &ApiError::new(500, "internal_server_error", "Unexpected fault."),
         ),
-    }
-}
-
-/// A TCP listener that drops connections while the emulator refuses them.
-struct RefusingListener {
-    inner: TcpListener,
-    shared: Arc<Shared>,
-}
-
-impl axum::serve::Listener for RefusingListener {
-    type Io = RefusableStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    if self.shared.refusing.load(Ordering::SeqCst) {
-                        // Reset rather than close gracefully, like an unreachable peer.
-                        let _ = stream.set_zero_linger();
-                        drop(stream);
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    let io = RefusableStream {
-                        inner: stream,
-                        shared: Arc::clone(&self.shared),
-                    };
-                    return (io, addr);
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "Stytch emulator accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-/// A connection that fails as soon as the emulator starts refusing, so that
-/// pooled keep-alive connections stop working too.
-struct RefusableStream {
-    inner: TcpStream,
-    shared: Arc<Shared>,
-}
-
-impl RefusableStream {
-    fn refusing(&self) -> bool {
-        let refusing = self.shared.refusing.load(Ordering::SeqCst);
-        if refusing {
-            let _ = self.inner.set_zero_linger();
-        }
-        refusing
-    }
-}
-
-fn refused() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::ConnectionReset,
-        "the Stytch emulator is refusing connections",
-    )
-}
-
-impl AsyncRead for RefusableStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.refusing() {
-            return Poll::Ready(Err(refused()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for RefusableStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if self.refusing() {
-            return Poll::Ready(Err(refused()));
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        if self.refusing() {
-            return Poll::Ready(Err(refused()));
-        }
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }

@@ -315,6 +315,53 @@ async fn invalid_jwts_and_key_rotation() {
     assert!(!f.emu.signing_key_pkcs8_der().is_empty());
 }
 
+/// `sign_claims` signs with the current key under the header of minted JWTs (RS256
+/// here is deterministic: a minted JWT's claims re-sign into the same token), and
+/// `sign_raw` signs its texts verbatim; tampered claims verify, other issuers and a
+/// missing `kid` are refused.
+#[tokio::test]
+async fn signing_arbitrary_claims_with_the_current_key() {
+    let f = fixture().await;
+    let minted = &f.tokens.session_jwt;
+    let mut claims = decode_segment(minted.split('.').nth(1).unwrap());
+    assert_eq!(&f.emu.sign_claims(&claims), minted);
+    let header = format!(
+        r#"{{"alg":"RS256","kid":{},"typ":"JWT"}}"#,
+        json!(f.emu.signing_kid())
+    );
+    assert_eq!(&f.emu.sign_raw(&header, &claims.to_string()), minted);
+
+    claims["tier"] = json!("gold");
+    let tampered = f.emu.sign_claims(&claims);
+    assert_eq!(decode_segment(tampered.split('.').nth(1).unwrap()), claims);
+    let (status, body) = f.authenticate(json!({"session_jwt": tampered})).await;
+    assert_eq!(status, 200, "{body}");
+
+    claims["iss"] = json!("stytch.com/project-test-other");
+    let (status, body) = f
+        .authenticate(json!({"session_jwt": f.emu.sign_claims(&claims)}))
+        .await;
+    assert_error(status, &body, 401, "jwt_invalid");
+
+    let no_kid = f.emu.sign_raw(r#"{"alg":"RS256","typ":"JWT"}"#, "not json");
+    let (h, rest) = no_kid.split_once('.').unwrap();
+    assert_eq!(
+        URL_SAFE_NO_PAD.decode(h).unwrap(),
+        br#"{"alg":"RS256","typ":"JWT"}"#
+    );
+    assert!(rest.starts_with(&format!("{}.", URL_SAFE_NO_PAD.encode("not json"))));
+    let (status, body) = f.authenticate(json!({"session_jwt": no_kid})).await;
+    assert_error(status, &body, 401, "jwt_invalid");
+
+    // The key that signs is the current one.
+    let kid = f.emu.rotate_keys();
+    let resigned = f.emu.sign_claims(&json!({}));
+    assert_eq!(
+        decode_segment(resigned.split('.').next().unwrap())["kid"],
+        kid
+    );
+}
+
 #[tokio::test]
 async fn request_validation_errors() {
     let f = fixture().await;

@@ -1,4 +1,5 @@
-//! JSON builders for the Stytch wire objects the emulator returns.
+//! The Stytch wire format: JSON builders for the objects the emulator returns,
+//! error bodies and request ids, session-JWT claims, and request-field parsing.
 
 use std::time::SystemTime;
 
@@ -6,13 +7,57 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::state::{MemberRecord, OrgRecord, SessionRecord};
+use super::model::{MemberRecord, OrgRecord, SessionRecord};
 
 /// Claim names that `session_custom_claims` may never set.
 pub(crate) const RESERVED_CLAIMS: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
 
 /// Prefix of Stytch's own claims, also protected from custom claims.
 pub(crate) const STYTCH_CLAIM_PREFIX: &str = "https://stytch.com/";
+
+/// An API error answered with the five-field Stytch body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub(crate) status: u16,
+    pub(crate) error_type: &'static str,
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: u16, error_type: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            error_type,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "bad_request", message)
+    }
+
+    pub(crate) fn session_not_found() -> Self {
+        Self::new(404, "session_not_found", "Session could not be found.")
+    }
+}
+
+/// A string field where `null`, absence and `""` all mean "not given".
+pub(crate) fn opt_string(
+    body: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::bad_request(format!("{name} must be a string."))),
+    }
+}
+
+/// `value` as JSON (for the RBAC types, which always serialise).
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("RBAC types always serialise to JSON")
+}
 
 /// Whole-second RFC 3339 in UTC with a `Z` suffix, e.g. `2026-01-01T00:00:00Z`.
 pub(crate) fn rfc3339(t: SystemTime) -> String {

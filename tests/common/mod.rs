@@ -1,16 +1,23 @@
 //! Helpers shared by the integration tests: an emulator with one organization,
-//! member and session, a small app behind the layer, and request helpers.
+//! member and session, a small app behind the layer, request helpers, and JWT
+//! helpers (cookies, decoding, signing with a key the emulator cannot sign with).
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeyPair;
+use aws_lc_rs::signature::RsaEncoding;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
 use axum_stytch::testing::{SessionTokens, StytchEmulator};
 use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth, StytchAuthBuilder};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, Request, StatusCode};
+use serde_json::Value;
 use tower::ServiceExt as _;
 
 // The log capture the library's unit tests use.
@@ -138,6 +145,34 @@ pub fn cookies(jwt: Option<&str>, token: Option<&str>) -> String {
         parts.push(format!("stytch_session={token}"));
     }
     parts.join("; ")
+}
+
+/// A `Cookie` header with only the session JWT cookie.
+pub fn jwt_cookie(jwt: &str) -> String {
+    cookies(Some(jwt), None)
+}
+
+/// The claims of a JWT (its payload, decoded; not verified).
+pub fn claims_of(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).expect("three segments");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// The `kid` of a JWT's header.
+pub fn kid_of(jwt: &str) -> String {
+    let header = jwt.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+/// `input.<signature>`: `input` (a JWT signing input) signed with `key` and `alg`.
+/// For what `StytchEmulator::sign_raw` (RS256, current key) cannot sign: other
+/// algorithms, other keys, a key the emulator has rotated away or retired.
+pub fn sign_input(key: &KeyPair, alg: &'static dyn RsaEncoding, input: &str) -> String {
+    let mut signature = vec![0; key.public_modulus_len()];
+    key.sign(alg, &SystemRandom::new(), input.as_bytes(), &mut signature)
+        .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
 pub async fn send(app: &Router, method: &str, path: &str, cookie: Option<&str>) -> TestResponse {
