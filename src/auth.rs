@@ -23,6 +23,7 @@ use crate::jwt::verify::{ClaimRules, Rejected, Standing, Token};
 use crate::layer::StytchAuthLayer;
 use crate::member::{AuthMethod, AuthenticatedMember, MemberData};
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::permits::Permits;
 use crate::rbac::PolicyCache;
 use crate::rbac::resource_action::ResourceAction;
 use crate::recent_set::RecentSet;
@@ -99,7 +100,7 @@ pub(crate) struct Inner {
     remote_warning: WarnLimiter,
     remote_error: WarnLimiter,
     /// One permit per `sessions/authenticate` call in flight.
-    authentications: tokio::sync::Semaphore,
+    authentications: Arc<Permits>,
     /// The warning about calls refused for want of a permit.
     saturated_warning: WarnLimiter,
     pub(crate) policy: PolicyCache,
@@ -189,6 +190,9 @@ impl StytchAuth {
             b.org_policy_capacity,
             Arc::clone(&metrics),
         );
+        let remote = SingleFlight::new(client.call_deadline());
+        let authentications =
+            Permits::new(b.max_concurrent_authentications, client.call_deadline());
         Ok(Self {
             inner: Arc::new(Inner {
                 project_id: b.project_id.clone(),
@@ -223,7 +227,7 @@ impl StytchAuth {
                 tokens,
                 revoked,
                 dead,
-                remote: SingleFlight::new(),
+                remote,
                 remote_backoff: RetryAfter::default(),
                 clock_warning: WarnLimiter::default(),
                 duplicate_warning: WarnLimiter::default(),
@@ -231,10 +235,7 @@ impl StytchAuth {
                 route_error: WarnLimiter::default(),
                 remote_warning: WarnLimiter::default(),
                 remote_error: WarnLimiter::default(),
-                authentications: tokio::sync::Semaphore::new(
-                    b.max_concurrent_authentications
-                        .min(tokio::sync::Semaphore::MAX_PERMITS),
-                ),
+                authentications,
                 saturated_warning: WarnLimiter::default(),
                 policy,
                 metrics,
@@ -824,7 +825,7 @@ impl StytchAuth {
                     return Err(Arc::new(refused));
                 }
                 // Held until the call ends, whether or not anyone still waits for it.
-                let Ok(_in_flight) = this.inner.authentications.try_acquire() else {
+                let Some(_in_flight) = this.inner.authentications.try_acquire() else {
                     if this.inner.saturated_warning.allow(now_ms / 1000) {
                         tracing::warn!(
                             "max_concurrent_authentications calls to Stytch in flight: \

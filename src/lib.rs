@@ -129,6 +129,7 @@ mod jwt;
 mod layer;
 mod member;
 mod metrics;
+mod permits;
 mod rbac;
 mod recent_set;
 mod request_auth;

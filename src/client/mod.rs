@@ -7,6 +7,7 @@
 #[cfg(all(test, feature = "test-util"))]
 mod emulator_tests;
 mod error;
+mod per_runtime;
 mod retry_after;
 pub(crate) mod wire;
 
@@ -115,10 +116,11 @@ fn is_loopback(host: &str) -> bool {
 /// The HTTP client for Stytch. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct StytchClient {
-    http: reqwest::Client,
+    http: std::sync::Arc<per_runtime::PerRuntime>,
     base_url: String,
     project_id: String,
     basic_auth: HeaderValue,
+    request_timeout: Duration,
 }
 
 impl std::fmt::Debug for StytchClient {
@@ -143,21 +145,33 @@ impl StytchClient {
             USER_AGENT,
             HeaderValue::from_static(concat!("axum-stytch/", env!("CARGO_PKG_VERSION"))),
         );
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ConfigError::HttpClient {
-                detail: e.to_string(),
-            })?;
+        let (connect_timeout, request_timeout) =
+            (settings.connect_timeout, settings.request_timeout);
+        let http = per_runtime::PerRuntime::new(move || {
+            reqwest::Client::builder()
+                .default_headers(headers.clone())
+                .connect_timeout(connect_timeout)
+                .timeout(request_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+        })
+        .map_err(|e| ConfigError::HttpClient {
+            detail: e.to_string(),
+        })?;
         Ok(Self {
-            http,
+            http: std::sync::Arc::new(http),
             base_url: endpoint.base_url.clone(),
             project_id: project_id.to_owned(),
             basic_auth: wire::basic_auth(project_id, secret),
+            request_timeout: settings.request_timeout,
         })
+    }
+
+    /// How long callers that joined a call in progress wait for it (twice the request
+    /// timeout, real time): a call stuck on a runtime that no longer runs it is given
+    /// up after that ([`crate::single_flight`]).
+    pub(crate) fn call_deadline(&self) -> Duration {
+        self.request_timeout.saturating_mul(2)
     }
 
     /// `POST /v1/b2b/sessions/authenticate`.
@@ -214,7 +228,7 @@ impl StytchClient {
         request: http::Request<Vec<u8>>,
     ) -> Result<T, ClientError> {
         let request = reqwest::Request::try_from(request)?;
-        let mut response = self.http.execute(request).await?;
+        let mut response = self.http.current()?.execute(request).await?;
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
         let mut body = Vec::new();

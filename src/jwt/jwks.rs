@@ -92,13 +92,14 @@ impl JwksCache {
         metrics: Arc<Metrics>,
         on_retired: OnRetired,
     ) -> Arc<Self> {
+        let deadline = client.call_deadline();
         Arc::new(Self {
             client,
             clock,
             settings,
             metrics,
             current: ArcSwapOption::empty(),
-            flight: SingleFlight::new(),
+            flight: SingleFlight::new(deadline),
             last_forced: AtomicU64::new(0),
             last_failure: AtomicU64::new(0),
             on_retired,

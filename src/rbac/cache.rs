@@ -62,10 +62,12 @@ struct Slot<T> {
 }
 
 impl<T: Send + Sync + 'static> Slot<T> {
-    fn new() -> Self {
+    /// An empty slot whose fetches are waited for at most `deadline` by callers that
+    /// join them.
+    fn new(deadline: Duration) -> Self {
         Self {
             current: ArcSwapOption::empty(),
-            flight: SingleFlight::new(),
+            flight: SingleFlight::new(deadline),
             last_failure: AtomicU64::new(0),
         }
     }
@@ -80,7 +82,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
         fetch: F,
     ) -> Option<Arc<Stamped<T>>>
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce() -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Option<T>> + Send + 'static,
     {
         let now = clock.now();
@@ -164,7 +166,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
         seen: Option<Arc<Stamped<T>>>,
         fetch: F,
     ) where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce() -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Option<T>> + Send + 'static,
     {
         if self.flight.in_flight(&()) || self.backing_off(&clock) {
@@ -188,7 +190,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
         fetch: F,
     ) -> Fetched<T>
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce() -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Option<T>> + Send + 'static,
     {
         let this = Arc::clone(self);
@@ -300,6 +302,7 @@ impl PolicyCache {
         org_capacity: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let deadline = client.call_deadline();
         Self {
             fetcher: Arc::new(Fetcher {
                 client,
@@ -312,7 +315,7 @@ impl PolicyCache {
             ttl,
             fresh_for: refresh_ahead(ttl),
             grace,
-            project: Arc::new(Slot::new()),
+            project: Arc::new(Slot::new(deadline)),
             organizations: crate::bounded_cache::new(org_capacity),
         }
     }
@@ -330,7 +333,9 @@ impl PolicyCache {
 
     fn organization_slot(&self, organization_id: &str) -> Arc<Slot<CompiledRoles>> {
         let Ok(slot) = self.organizations.get_or_insert_with(organization_id, || {
-            Ok::<_, std::convert::Infallible>(Arc::new(Slot::new()))
+            Ok::<_, std::convert::Infallible>(Arc::new(Slot::new(
+                self.fetcher.client.call_deadline(),
+            )))
         });
         slot
     }
@@ -536,7 +541,7 @@ mod tests {
     const TTL: Duration = Duration::from_secs(300);
     const GRACE: Duration = Duration::from_secs(900);
 
-    fn answering(value: Option<u32>) -> impl FnOnce() -> std::future::Ready<Option<u32>> {
+    fn answering(value: Option<u32>) -> impl FnOnce() -> std::future::Ready<Option<u32>> + Clone {
         move || std::future::ready(value)
     }
 
@@ -544,7 +549,7 @@ mod tests {
     async fn slot_with_one() -> (MockClock, SharedClock, Arc<Slot<u32>>) {
         let mock = MockClock::new();
         let clock = SharedClock(Arc::new(mock.clone()));
-        let slot = Arc::new(Slot::<u32>::new());
+        let slot = Arc::new(Slot::<u32>::new(Duration::from_secs(10)));
         let got = slot.get(&clock, TTL, GRACE, answering(Some(1))).await;
         assert_eq!(got.map(|s| s.value), Some(1));
         (mock, clock, slot)
@@ -630,7 +635,7 @@ mod tests {
     #[tokio::test]
     async fn a_refresh_decided_on_before_a_failure_waits_for_the_backoff() {
         let clock = SharedClock(Arc::new(MockClock::new()));
-        let slot = Arc::new(Slot::<u32>::new());
+        let slot = Arc::new(Slot::<u32>::new(Duration::from_secs(10)));
         assert!(
             slot.refresh(clock.clone(), None, || async { None })
                 .await
