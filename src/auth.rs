@@ -23,13 +23,14 @@ use crate::jwt::verify::{ClaimRules, Rejected, Standing, Token};
 use crate::layer::StytchAuthLayer;
 use crate::member::{AuthMethod, AuthenticatedMember, MemberData};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::permits::Permits;
+use crate::permits::{Permit, Permits};
 use crate::rbac::PolicyCache;
 use crate::rbac::resource_action::ResourceAction;
 use crate::recent_set::RecentSet;
 use crate::request_auth::{AuthContext, Failure, RemoteFailure, RequestAuth, session_gone};
 use crate::single_flight::SingleFlight;
 use crate::token_cache::{Lookup, TokenCache};
+use crate::unverified::{Refused, UnverifiedBudget, UnverifiedSettings};
 use crate::warn_limiter::WarnLimiter;
 
 type RemoteResult = Result<Arc<AuthenticateResponse>, Arc<ClientError>>;
@@ -101,6 +102,10 @@ pub(crate) struct Inner {
     remote_error: WarnLimiter,
     /// One permit per `sessions/authenticate` call in flight.
     authentications: Arc<Permits>,
+    /// The calls for session tokens never confirmed: their own rate and permits.
+    unverified: UnverifiedBudget,
+    /// The warning about unverified calls refused for want of budget.
+    unverified_warning: WarnLimiter,
     /// The warning about calls refused for want of a permit.
     saturated_warning: WarnLimiter,
     pub(crate) policy: PolicyCache,
@@ -193,6 +198,14 @@ impl StytchAuth {
         let remote = SingleFlight::new(client.call_deadline());
         let authentications =
             Permits::new(b.max_concurrent_authentications, client.call_deadline());
+        let unverified = UnverifiedBudget::new(
+            UnverifiedSettings {
+                per_second: b.unverified_per_second,
+                concurrent: b.max_concurrent_unverified,
+                remembered: b.token_cache_capacity.max(1_000),
+            },
+            client.call_deadline(),
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 project_id: b.project_id.clone(),
@@ -236,6 +249,8 @@ impl StytchAuth {
                 remote_warning: WarnLimiter::default(),
                 remote_error: WarnLimiter::default(),
                 authentications,
+                unverified,
+                unverified_warning: WarnLimiter::default(),
                 saturated_warning: WarnLimiter::default(),
                 policy,
                 metrics,
@@ -825,15 +840,9 @@ impl StytchAuth {
                     return Err(Arc::new(refused));
                 }
                 // Held until the call ends, whether or not anyone still waits for it.
-                let Some(_in_flight) = this.inner.authentications.try_acquire() else {
-                    if this.inner.saturated_warning.allow(now_ms / 1000) {
-                        tracing::warn!(
-                            "max_concurrent_authentications calls to Stytch in flight: \
-                             requests that need another are answered 503 without one \
-                             (logged at most once a minute)"
-                        );
-                    }
-                    return Err(Arc::new(ClientError::too_many_in_flight()));
+                let _in_flight = match this.permit_for(&params.credential, now_ms) {
+                    Ok(permit) => permit,
+                    Err(refused) => return Err(Arc::new(refused)),
                 };
                 this.inner
                     .metrics
@@ -850,6 +859,9 @@ impl StytchAuth {
                     .authenticate(&params)
                     .instrument(span)
                     .await;
+                if let (Ok(_), SessionCredential::Token(token)) = (&result, &params.credential) {
+                    this.inner.unverified.confirm(token);
+                }
                 if let Err(error) = &result {
                     this.log_call_failure(error);
                     this.inner
@@ -869,6 +881,56 @@ impl StytchAuth {
                     "authentication task failed",
                 )))
             })
+    }
+}
+
+impl StytchAuth {
+    /// The permit for one `sessions/authenticate` call of `credential` at `now_ms`: from
+    /// the unverified budget for a session token Stytch never confirmed, else from
+    /// `max_concurrent_authentications`. The refusal, counted and warned about, when
+    /// none is left.
+    fn permit_for(
+        &self,
+        credential: &SessionCredential,
+        now_ms: u64,
+    ) -> Result<Permit, ClientError> {
+        let inner = &self.inner;
+        if let SessionCredential::Token(token) = credential
+            && !inner.unverified.is_confirmed(token)
+        {
+            return inner
+                .unverified
+                .admit(inner.clock.monotonic())
+                .map_err(|refused| {
+                    inner
+                        .metrics
+                        .unverified_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    if inner.unverified_warning.allow(now_ms / 1000) {
+                        tracing::warn!(
+                            ?refused,
+                            "calls to Stytch for session tokens not seen before are over their \
+                             budget (unverified_authentications_per_second, \
+                             max_concurrent_unverified_authentications): such requests are \
+                             answered 503 without a call (logged at most once a minute)"
+                        );
+                    }
+                    let wait = match refused {
+                        Refused::Rate(wait) => wait,
+                        Refused::InFlight => Duration::from_secs(1),
+                    };
+                    ClientError::unverified_budget_spent(wait)
+                });
+        }
+        inner.authentications.try_acquire().ok_or_else(|| {
+            if inner.saturated_warning.allow(now_ms / 1000) {
+                tracing::warn!(
+                    "max_concurrent_authentications calls to Stytch in flight: requests that \
+                     need another are answered 503 without one (logged at most once a minute)"
+                );
+            }
+            ClientError::too_many_in_flight()
+        })
     }
 }
 

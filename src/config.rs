@@ -112,6 +112,8 @@ pub struct StytchAuthBuilder {
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) max_concurrent_authentications: usize,
+    pub(crate) unverified_per_second: u32,
+    pub(crate) max_concurrent_unverified: usize,
     pub(crate) jwks_refresh_interval: Duration,
     pub(crate) jwks_refresh_cooldown: Duration,
     pub(crate) jwks_max_stale: Duration,
@@ -172,6 +174,8 @@ impl StytchAuthBuilder {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
             max_concurrent_authentications: 256,
+            unverified_per_second: 20,
+            max_concurrent_unverified: 32,
             jwks_refresh_interval: Duration::from_secs(300),
             jwks_refresh_cooldown: Duration::from_secs(30),
             jwks_max_stale: Duration::from_secs(3600),
@@ -346,6 +350,35 @@ impl StytchAuthBuilder {
     /// 100 ms per call keep about 33 calls in flight.
     pub fn max_concurrent_authentications(mut self, calls: usize) -> Self {
         self.max_concurrent_authentications = calls;
+        self
+    }
+
+    /// Most `sessions/authenticate` calls per second for session tokens Stytch has not
+    /// confirmed to this instance before (burst: one second's worth). Default: 20.
+    ///
+    /// A session token alone proves nothing until Stytch confirms it: anyone can send
+    /// made-up tokens, each one a call. These calls have a budget of their own, this
+    /// rate and [`max_concurrent_unverified_authentications`](Self::max_concurrent_unverified_authentications),
+    /// apart from [`max_concurrent_authentications`](Self::max_concurrent_authentications),
+    /// so that such a flood neither takes the permits of members whose JWTs need
+    /// renewing nor spends your project's Stytch rate limit (whose 429 would stop
+    /// every call). Past the budget, such a request is answered 503 (`Retry-After`)
+    /// without a call, counted in
+    /// [`MetricsSnapshot::unverified_authentications_refused`](crate::MetricsSnapshot::unverified_authentications_refused)
+    /// and logged as a warning at most once a minute. Stale JWTs (validly signed) and
+    /// tokens Stytch confirmed (remembered up to `token_cache_capacity`, at least
+    /// 1,000) are not limited by it. Keep it well below your project's rate limit.
+    /// `0` makes no call for an unconfirmed token.
+    pub fn unverified_authentications_per_second(mut self, calls: u32) -> Self {
+        self.unverified_per_second = calls;
+        self
+    }
+
+    /// Most `sessions/authenticate` calls in flight at once for session tokens Stytch
+    /// has not confirmed before; at least 1. Default: 32. See
+    /// [`unverified_authentications_per_second`](Self::unverified_authentications_per_second).
+    pub fn max_concurrent_unverified_authentications(mut self, calls: usize) -> Self {
+        self.max_concurrent_unverified = calls;
         self
     }
 
@@ -540,6 +573,12 @@ impl StytchAuthBuilder {
         if self.max_concurrent_authentications == 0 {
             return Err(invalid(
                 "max_concurrent_authentications",
+                "must be at least 1",
+            ));
+        }
+        if self.max_concurrent_unverified == 0 {
+            return Err(invalid(
+                "max_concurrent_unverified_authentications",
                 "must be at least 1",
             ));
         }

@@ -141,6 +141,7 @@ mod test_logs;
 pub mod testing;
 mod timestamp;
 mod token_cache;
+mod unverified;
 mod warn_limiter;
 
 pub use auth::StytchAuth;

@@ -9,6 +9,7 @@ pub(crate) struct Metrics {
     pub(crate) local_verifications: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
     pub(crate) remote_authentications: AtomicU64,
+    pub(crate) unverified_refused: AtomicU64,
     pub(crate) renewals: AtomicU64,
     pub(crate) jwks_fetches: AtomicU64,
     pub(crate) jwks_fetch_failures: AtomicU64,
@@ -30,6 +31,7 @@ impl Metrics {
             cache_hits: get(&self.cache_hits),
             remote_authentications: get(&self.remote_authentications),
             coalesced_authentications,
+            unverified_authentications_refused: get(&self.unverified_refused),
             renewals: get(&self.renewals),
             jwks_fetches: get(&self.jwks_fetches),
             jwks_fetch_failures: get(&self.jwks_fetch_failures),
@@ -59,6 +61,10 @@ pub struct MetricsSnapshot {
     /// end without asking: a credential Stytch already said is gone, a rate limit, or
     /// the cap on calls in flight).
     pub coalesced_authentications: u64,
+    /// Calls for session tokens never confirmed by Stytch that were not made, their
+    /// budget spent (`unverified_authentications_per_second`,
+    /// `max_concurrent_unverified_authentications`): each request answered 503.
+    pub unverified_authentications_refused: u64,
     /// Renewed session credentials Stytch returned for cookie requests. The response
     /// carries them unless the handler set the session cookies itself.
     pub renewals: u64,

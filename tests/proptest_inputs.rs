@@ -58,9 +58,18 @@ impl World {
             .enable_all()
             .build()
             .expect("runtime");
+        // Plausible made-up session tokens each cost a call: the budget for them
+        // (unverified_authentications_per_second, tested in tests/rate_limits.rs) is
+        // lifted, so that every case is answered by Stytch on a frozen clock.
+        let unlimited = |b: axum_stytch::StytchAuthBuilder| {
+            b.unverified_authentications_per_second(u32::MAX)
+                .max_concurrent_unverified_authentications(1_000)
+        };
         let (f, bearer_app) = rt.block_on(async {
-            let f = fixture().await;
-            let bearer = f.emu.auth_builder().bearer_tokens(true).build().unwrap();
+            let f = fixture_with(unlimited).await;
+            let bearer = unlimited(f.emu.auth_builder().bearer_tokens(true))
+                .build()
+                .unwrap();
             f.auth.warm_up().await.expect("the keys");
             bearer.warm_up().await.expect("the keys");
             let bearer_app = app(&bearer);

@@ -989,21 +989,26 @@ async fn coalesced_calls_time_out_together() {
 /// At most `max_concurrent_authentications` calls are in flight, even when the
 /// requests that started them went away: past the cap, a request that needs another
 /// call is answered 503 without one. Calls already in flight still answer their
-/// requests, and once one ends, new calls are made again.
+/// requests, and once one ends, new calls are made again. (Stale JWTs: validly signed,
+/// they count against this cap; session tokens never confirmed have a budget of their
+/// own, tested in tests/rate_limits.rs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn calls_in_flight_are_capped_and_the_rest_fail_fast() {
     let f = fixture_with(|b| b.max_concurrent_authentications(2)).await;
     let app = app(&f.auth);
     let sessions: Vec<SessionTokens> = (0..5).map(|_| long_session(&f)).collect();
+    f.auth.warm_up().await.expect("the keys");
+    // Every JWT is past max_token_age: each request needs a call.
+    f.emu.clock().advance(Duration::from_secs(301));
     // Stytch holds every call until released.
     f.emu.inject_fault(Endpoint::Authenticate, Fault::Hold);
     // Two calls in flight: one awaited, one whose request is dropped at once.
     let awaited = {
-        let (app, cookie) = (app.clone(), token_cookie(&sessions[0].session_token));
+        let (app, cookie) = (app.clone(), jwt_cookie(&sessions[0].session_jwt));
         tokio::spawn(async move { get_with(&app, "/me", &cookie).await })
     };
     let abandoned = {
-        let (app, cookie) = (app.clone(), token_cookie(&sessions[1].session_token));
+        let (app, cookie) = (app.clone(), jwt_cookie(&sessions[1].session_jwt));
         tokio::spawn(async move { get_with(&app, "/me", &cookie).await })
     };
     wait_until("two calls in flight", || {
@@ -1014,7 +1019,7 @@ async fn calls_in_flight_are_capped_and_the_rest_fail_fast() {
     // The abandoned request's call still holds its slot. (A request that made a call
     // would wait for the release, or its timeout: `BOUND` turns that into a failure.)
     for session in &sessions[2..] {
-        let cookie = token_cookie(&session.session_token);
+        let cookie = jwt_cookie(&session.session_jwt);
         let res = tokio::time::timeout(BOUND, get_with(&app, "/me", &cookie))
             .await
             .expect("a request over the cap waited for a call of its own");
@@ -1031,7 +1036,7 @@ async fn calls_in_flight_are_capped_and_the_rest_fail_fast() {
     let res = awaited.await.unwrap();
     assert_member(&res, &f.member, "in flight");
     for session in &sessions[2..] {
-        let res = get_with(&app, "/me", &token_cookie(&session.session_token)).await;
+        let res = get_with(&app, "/me", &jwt_cookie(&session.session_jwt)).await;
         assert_member(&res, &f.member, "once a call ended");
     }
     assert_eq!(f.emu.requests(Endpoint::Authenticate), 5);

@@ -171,6 +171,27 @@ impl ClientError {
         })
     }
 
+    /// The answer to a call not made for a credential that proves nothing (a session
+    /// token never confirmed) because their budget was spent: `wait` until the next
+    /// may be made.
+    pub(crate) fn unverified_budget_spent(wait: Duration) -> Self {
+        ClientError::Api(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error_type: "unverified_authentications_limited".into(),
+            error_message: "the budget of calls for session tokens not seen before is spent \
+                            (unverified_authentications_per_second, \
+                            max_concurrent_unverified_authentications); not called"
+                .into(),
+            request_id: None,
+            // Whole seconds, rounded up: `Retry-After` counts seconds.
+            retry_after: Some(Duration::from_secs(
+                u64::try_from(wait.as_millis().div_ceil(1000))
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            )),
+        })
+    }
+
     /// A copy of an error shared by the callers of one call. (Not `Clone`, so that a
     /// variant may carry a source error one day.)
     pub(crate) fn duplicate(&self) -> Self {
