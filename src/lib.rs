@@ -63,6 +63,7 @@
 //! | [`cookie_secure`](StytchAuthBuilder::cookie_secure), [`cookie_http_only`](StytchAuthBuilder::cookie_http_only), [`cookie_same_site`](StytchAuthBuilder::cookie_same_site) | on, on, `Lax` |
 //! | [`connect_timeout`](StytchAuthBuilder::connect_timeout), [`request_timeout`](StytchAuthBuilder::request_timeout) | 2 s, 5 s |
 //! | [`max_concurrent_authentications`](StytchAuthBuilder::max_concurrent_authentications) | 256 calls in flight |
+//! | [`unverified_authentications_per_second`](StytchAuthBuilder::unverified_authentications_per_second), [`max_concurrent_unverified_authentications`](StytchAuthBuilder::max_concurrent_unverified_authentications) | 20 calls per second, 32 in flight (session tokens not yet confirmed by Stytch) |
 //! | [`jwks_refresh_interval`](StytchAuthBuilder::jwks_refresh_interval), [`jwks_refresh_cooldown`](StytchAuthBuilder::jwks_refresh_cooldown), [`jwks_max_stale`](StytchAuthBuilder::jwks_max_stale) | 300 s, 30 s, 1 h |
 //! | [`token_cache_capacity`](StytchAuthBuilder::token_cache_capacity), [`revocation_capacity`](StytchAuthBuilder::revocation_capacity) | 10,000, 10,000 |
 //! | [`policy_refresh_interval`](StytchAuthBuilder::policy_refresh_interval), [`policy_grace`](StytchAuthBuilder::policy_grace), [`org_policy_capacity`](StytchAuthBuilder::org_policy_capacity) | 300 s (max), 15 min, 1,000 |

@@ -16,7 +16,7 @@ mod app;
 
 use std::time::{Duration, SystemTime};
 
-use axum_stytch::StytchAuth;
+use axum_stytch::{Clock as _, StytchAuth};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,11 +47,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (app::router(auth, None), None)
     } else {
         let demo = app::Demo::start().await;
-        // The emulator's clock is manual; make it follow real time for the demo.
+        // The emulator's clock is manual; make it follow real time for the demo (time
+        // passing, `advance`, rather than wall-clock steps, `set`).
         let clock = demo.emulator.clock();
         tokio::spawn(async move {
             loop {
-                clock.set(SystemTime::now());
+                if let Ok(behind) = SystemTime::now().duration_since(clock.now()) {
+                    clock.advance(behind);
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
