@@ -14,7 +14,6 @@ use crate::clock::{Reading, SharedClock};
 use crate::config::{ConfigError, StytchAuthBuilder};
 use crate::cookies::{CookieSettings, SessionCookies};
 use crate::credentials::{self, CredentialSettings};
-use crate::error::{ErrorHandler, Reason};
 use crate::jwt::claims::SessionClaims;
 use crate::jwt::jwks::{JwksCache, JwksSettings, KeyError, OnRetired};
 use crate::jwt::keys::KeySet;
@@ -27,7 +26,9 @@ use crate::permits::{Permit, Permits};
 use crate::rbac::PolicyCache;
 use crate::rbac::resource_action::ResourceAction;
 use crate::recent_set::RecentSet;
-use crate::request_auth::{AuthContext, Failure, RemoteFailure, RequestAuth, session_gone};
+use crate::rejection::Failure;
+use crate::rejection::{ErrorHandler, Reason};
+use crate::request_auth::{AuthContext, RemoteFailure, RequestAuth, session_gone};
 use crate::single_flight::SingleFlight;
 use crate::token_cache::{Lookup, TokenCache};
 use crate::unverified::{Refused, UnverifiedBudget, UnverifiedSettings};
@@ -441,7 +442,7 @@ impl StytchAuth {
             .await
             .map_err(|f| {
                 self.inner.metrics.failure(f.reason);
-                crate::extract::rejection(f, Some(&wanted))
+                f.rejection(Some(&wanted))
             })
     }
 

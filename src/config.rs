@@ -9,7 +9,7 @@ use http::request::Parts;
 
 use crate::clock::{Clock, SharedClock};
 use crate::cookies::SameSite;
-use crate::error::AuthRejection;
+use crate::rejection::AuthRejection;
 
 /// A setting that cannot work, reported by [`StytchAuthBuilder::build`] or
 /// [`StytchAuth::from_env`](crate::StytchAuth::from_env).
@@ -122,7 +122,7 @@ pub struct StytchAuthBuilder {
     pub(crate) policy_refresh_interval: Duration,
     pub(crate) policy_grace: Duration,
     pub(crate) org_policy_capacity: usize,
-    pub(crate) error_handler: Option<crate::error::ErrorHandler>,
+    pub(crate) error_handler: Option<crate::rejection::ErrorHandler>,
 }
 
 impl fmt::Debug for StytchAuthBuilder {

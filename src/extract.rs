@@ -3,10 +3,11 @@
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 
-use crate::error::{AuthRejection, Reason};
 use crate::member::AuthenticatedMember;
 use crate::rbac::resource_action::ResourceAction;
-use crate::request_auth::{AuthContext, Failure};
+use crate::rejection::Failure;
+use crate::rejection::{AuthRejection, Reason};
+use crate::request_auth::AuthContext;
 use crate::warn_limiter::WarnLimiter;
 
 /// The request's authentication state, or the 500 that says the layer is missing.
@@ -27,7 +28,7 @@ pub(crate) fn context(parts: &Parts) -> Result<&AuthContext, AuthRejection> {
 
 /// The rejection for `failure`, through the user's error handler.
 pub(crate) fn reject(ctx: &AuthContext, failure: Failure, parts: &Parts) -> AuthRejection {
-    through_handler(rejection(failure, None), ctx, parts)
+    through_handler(failure.rejection(None), ctx, parts)
 }
 
 /// The rejection for a failed authorization of `wanted`, through the user's error
@@ -38,7 +39,7 @@ pub(crate) fn reject_authz(
     wanted: &ResourceAction,
     parts: &Parts,
 ) -> AuthRejection {
-    through_handler(rejection(failure, Some(wanted)), ctx, parts)
+    through_handler(failure.rejection(Some(wanted)), ctx, parts)
 }
 
 /// `rejection` with the layer's 401 challenge, through the user's error handler.
@@ -47,17 +48,6 @@ fn through_handler(rejection: AuthRejection, ctx: &AuthContext, parts: &Parts) -
     rejection
         .with_bearer_challenge(inner.credentials.bearer())
         .customize(inner.error_handler.as_ref(), parts)
-}
-
-/// The rejection for `failure`, without the user's error handler.
-pub(crate) fn rejection(failure: Failure, permission: Option<&ResourceAction>) -> AuthRejection {
-    let rejection = AuthRejection::new(failure.reason).with_retry_after(failure.retry_after);
-    match permission {
-        Some(wanted) if failure.reason.status() == http::StatusCode::FORBIDDEN => {
-            rejection.with_permission(wanted.resource(), wanted.action())
-        }
-        _ => rejection,
-    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for AuthenticatedMember {

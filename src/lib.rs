@@ -121,7 +121,6 @@ mod clock;
 mod config;
 mod cookies;
 mod credentials;
-mod error;
 mod extract;
 #[cfg(feature = "__internals")]
 #[doc(hidden)]
@@ -133,7 +132,9 @@ mod metrics;
 mod permits;
 mod rbac;
 mod recent_set;
+mod rejection;
 mod request_auth;
+mod serde_helpers;
 mod single_flight;
 #[cfg(test)]
 mod test_logs;
@@ -150,10 +151,10 @@ pub use client::{ApiError, ClientError};
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigError, StytchAuthBuilder};
 pub use cookies::{SameSite, SessionCookies};
-pub use error::{AuthRejection, Reason};
 pub use layer::{ResponseFuture, StytchAuthLayer, StytchAuthService};
 pub use member::{AuthMethod, AuthenticatedMember, AuthenticationFactor};
 pub use metrics::MetricsSnapshot;
 pub use rbac::Verdict;
 pub use rbac::guard::{GuardFuture, GuardService, RequireAuthz, RequireSession};
 pub use rbac::typed::{Authorized, RequiredPermission};
+pub use rejection::{AuthRejection, Reason};

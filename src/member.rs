@@ -49,7 +49,7 @@ struct WireFactor(AuthenticationFactor);
 /// `last_authenticated_at` typed, the rest kept in `details`.
 impl<'de> Deserialize<'de> for WireFactor {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use crate::jwt::claims::{Key, set_once};
+        use crate::serde_helpers::{Key, set_once};
         use serde::de::{self, MapAccess, Visitor};
 
         struct FactorVisitor;

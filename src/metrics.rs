@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::Reason;
+use crate::rejection::Reason;
 
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {

@@ -8,7 +8,7 @@
 //! member cost no outbound call.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use http::HeaderValue;
 use tokio::sync::OnceCell;
@@ -18,46 +18,10 @@ use crate::auth::{StytchAuth, member_from_remote};
 use crate::client::ClientError;
 use crate::client::wire::{AuthenticateParams, AuthorizationCheck, SessionCredential};
 use crate::credentials::Source;
-use crate::error::Reason;
 use crate::member::AuthenticatedMember;
 use crate::rbac::decision::Granting;
 use crate::rbac::resource_action::ResourceAction;
-
-/// Why a request has no usable session (or may not proceed).
-#[derive(Debug, Clone)]
-pub(crate) struct Failure {
-    pub(crate) reason: Reason,
-    pub(crate) retry_after: Option<Duration>,
-    pub(crate) clear_cookies: bool,
-}
-
-impl Failure {
-    pub(crate) fn new(reason: Reason) -> Self {
-        Self {
-            reason,
-            retry_after: None,
-            clear_cookies: false,
-        }
-    }
-
-    pub(crate) fn retry_after(mut self, after: Duration) -> Self {
-        self.retry_after = Some(after);
-        self
-    }
-
-    pub(crate) fn clearing_cookies(mut self) -> Self {
-        self.clear_cookies = true;
-        self
-    }
-
-    fn unavailable(error: &ClientError) -> Self {
-        Self {
-            reason: Reason::StytchUnavailable,
-            retry_after: error.retry_after(),
-            clear_cookies: false,
-        }
-    }
-}
+use crate::rejection::{Failure, Reason};
 
 /// The request extension through which extractors and guards reach the request's
 /// authentication state.
@@ -468,6 +432,7 @@ mod tests {
     use super::*;
     use crate::client::ApiError;
     use http::StatusCode;
+    use std::time::Duration;
 
     fn api(status: u16, error_type: &str) -> ClientError {
         ClientError::Api(ApiError {

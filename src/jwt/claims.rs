@@ -4,7 +4,6 @@
 //! claims are typed, every other top-level key is a custom claim. A repeated key is an
 //! error, as are times that are not whole non-negative seconds.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::time::SystemTime;
 
@@ -13,6 +12,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::member::AuthenticationFactor;
+use crate::serde_helpers::{Key, set_once};
 
 pub(crate) const SESSION_CLAIM: &str = "https://stytch.com/session";
 pub(crate) const ORGANIZATION_CLAIM: &str = "https://stytch.com/organization";
@@ -93,40 +93,6 @@ pub(crate) struct OrganizationClaim {
     pub(crate) organization_id: String,
     #[serde(default)]
     pub(crate) slug: String,
-}
-
-/// A map key, borrowed from the input when it has no escapes.
-pub(crate) struct Key<'de>(pub(crate) Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
-/// Stores `value` in `slot`, failing if the key was already seen.
-pub(crate) fn set_once<T, E: de::Error>(
-    slot: &mut Option<T>,
-    value: T,
-    key: &str,
-) -> Result<(), E> {
-    if slot.replace(value).is_some() {
-        return Err(E::custom(format_args!("duplicate claim `{key}`")));
-    }
-    Ok(())
 }
 
 impl<'de> Deserialize<'de> for SessionClaims {

@@ -14,10 +14,10 @@ use super::resource_action::ResourceAction;
 use super::verdict::Verdict;
 use crate::client::{ClientError, RetryAfter, StytchClient};
 use crate::clock::{SharedClock, unix_seconds};
-use crate::error::Reason;
 use crate::member::AuthenticatedMember;
 use crate::metrics::Metrics;
-use crate::request_auth::Failure;
+use crate::rejection::Failure;
+use crate::rejection::Reason;
 use crate::single_flight::SingleFlight;
 
 /// After a failed fetch, no new attempt for this long (unless nothing usable is cached

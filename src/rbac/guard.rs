@@ -17,10 +17,11 @@ use tower_service::Service;
 use pin_project_lite::pin_project;
 
 use crate::Verdict;
-use crate::error::{AuthRejection, Reason};
 use crate::extract::{context, reject, reject_authz};
 use crate::rbac::resource_action::ResourceAction;
-use crate::request_auth::{AuthContext, Failure};
+use crate::rejection::Failure;
+use crate::rejection::{AuthRejection, Reason};
+use crate::request_auth::AuthContext;
 
 /// Route guard: lets a request through only when the member may perform `action` on
 /// `resource`; answers 401 without a valid session, 403 when the roles do not allow

@@ -8,9 +8,9 @@ use http::request::Parts;
 
 use super::resource_action::ResourceAction;
 use super::verdict::Verdict;
-use crate::error::AuthRejection;
 use crate::extract::{context, reject_authz};
 use crate::member::AuthenticatedMember;
+use crate::rejection::AuthRejection;
 
 /// A permission declared once as a type: a resource and an action of your Stytch RBAC
 /// policy. Declare it with [`permission!`](crate::permission) or by hand.

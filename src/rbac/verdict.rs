@@ -7,8 +7,8 @@ use http::request::Parts;
 
 use super::decision::Granting;
 use super::resource_action::ResourceAction;
-use crate::error::{AuthRejection, Reason};
 use crate::member::AuthenticatedMember;
+use crate::rejection::{AuthRejection, Reason};
 use crate::request_auth::AuthContext;
 
 /// A positive authorization decision: who may do what, and which roles allowed it.

@@ -10,6 +10,9 @@ use http::StatusCode;
 use http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::request::Parts;
 
+use crate::client::ClientError;
+use crate::rbac::resource_action::ResourceAction;
+
 /// The machine-readable reason a request was rejected.
 ///
 /// Its [`as_str`](Reason::as_str) form is the `error` field of the JSON body.
@@ -276,6 +279,53 @@ impl IntoResponse for AuthRejection {
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner),
             None => self.default_response(),
+        }
+    }
+}
+
+/// Why a request has no usable session (or may not proceed).
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) reason: Reason,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) clear_cookies: bool,
+}
+
+impl Failure {
+    pub(crate) fn new(reason: Reason) -> Self {
+        Self {
+            reason,
+            retry_after: None,
+            clear_cookies: false,
+        }
+    }
+
+    pub(crate) fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    pub(crate) fn clearing_cookies(mut self) -> Self {
+        self.clear_cookies = true;
+        self
+    }
+
+    pub(crate) fn unavailable(error: &ClientError) -> Self {
+        Self {
+            reason: Reason::StytchUnavailable,
+            retry_after: error.retry_after(),
+            clear_cookies: false,
+        }
+    }
+    /// The rejection for this failure, without the user's error handler; a 403 names
+    /// `permission` (the resource and action refused).
+    pub(crate) fn rejection(&self, permission: Option<&ResourceAction>) -> AuthRejection {
+        let rejection = AuthRejection::new(self.reason).with_retry_after(self.retry_after);
+        match permission {
+            Some(wanted) if self.reason.status() == StatusCode::FORBIDDEN => {
+                rejection.with_permission(wanted.resource(), wanted.action())
+            }
+            _ => rejection,
         }
     }
 }
