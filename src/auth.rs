@@ -22,17 +22,17 @@ use crate::jwt::verify::{ClaimRules, Rejected, Standing, Token};
 use crate::layer::StytchAuthLayer;
 use crate::member::{AuthMethod, AuthenticatedMember, MemberData};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::permits::{Permit, Permits};
 use crate::rbac::PolicyCache;
 use crate::rbac::resource_action::ResourceAction;
-use crate::recent_set::RecentSet;
 use crate::rejection::Failure;
 use crate::rejection::{ErrorHandler, Reason};
 use crate::request_auth::{AuthContext, RemoteFailure, RequestAuth, session_gone};
-use crate::single_flight::SingleFlight;
 use crate::token_cache::{Lookup, TokenCache};
 use crate::unverified::{Refused, UnverifiedBudget, UnverifiedSettings};
-use crate::warn_limiter::WarnLimiter;
+use crate::util::permits::{Permit, Permits};
+use crate::util::recent_set::RecentSet;
+use crate::util::single_flight::SingleFlight;
+use crate::util::warn_limiter::WarnLimiter;
 
 type RemoteResult = Result<Arc<AuthenticateResponse>, Arc<ClientError>>;
 
@@ -515,7 +515,7 @@ impl StytchAuth {
             Err(rejected) => return Begin::Ready(self.rejected(rejected, source)),
         };
         match self.inner.jwks.serving_set_with(&token.kid) {
-            Some(set) => Begin::Ready(self.verify_with(&set, jwt, &token, source, now)),
+            Some(set) => Begin::Ready(self.verify_with(&set.value, jwt, &token, source, now)),
             None => Begin::NeedsKeys(AwaitingKeys {
                 jwt: jwt.to_owned(),
                 source,
@@ -549,7 +549,7 @@ impl StytchAuth {
             Ok(set) => match Token::parse(&jwt, Some(&self.inner.headers)) {
                 // Keys may have taken a while: the time is read again.
                 Ok(parsed) => {
-                    self.verify_with(&set, &jwt, &parsed, source, self.inner.clock.read())
+                    self.verify_with(&set.value, &jwt, &parsed, source, self.inner.clock.read())
                 }
                 Err(rejected) => self.rejected(rejected, source),
             },

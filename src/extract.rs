@@ -8,7 +8,7 @@ use crate::rbac::resource_action::ResourceAction;
 use crate::rejection::Failure;
 use crate::rejection::{AuthRejection, Reason};
 use crate::request_auth::AuthContext;
-use crate::warn_limiter::WarnLimiter;
+use crate::util::warn_limiter::WarnLimiter;
 
 /// The request's authentication state, or the 500 that says the layer is missing.
 pub(crate) fn context(parts: &Parts) -> Result<&AuthContext, AuthRejection> {

@@ -115,7 +115,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
-mod bounded_cache;
 mod client;
 mod clock;
 mod config;
@@ -129,13 +128,10 @@ mod jwt;
 mod layer;
 mod member;
 mod metrics;
-mod permits;
 mod rbac;
-mod recent_set;
 mod rejection;
 mod request_auth;
 mod serde_helpers;
-mod single_flight;
 #[cfg(test)]
 mod test_logs;
 #[cfg(feature = "test-util")]
@@ -144,7 +140,7 @@ pub mod testing;
 mod timestamp;
 mod token_cache;
 mod unverified;
-mod warn_limiter;
+mod util;
 
 pub use auth::StytchAuth;
 pub use client::{ApiError, ClientError};

@@ -131,7 +131,7 @@ pub(crate) struct TokenCache {
 impl TokenCache {
     /// A cache of at most `capacity` tokens (at least 1).
     pub(crate) fn new(capacity: usize) -> Self {
-        let capacity = crate::bounded_cache::capacity(capacity);
+        let capacity = crate::util::bounded_cache::capacity(capacity);
         Self {
             entries: Cache::with(
                 capacity,

@@ -14,7 +14,7 @@ use std::hash::BuildHasher as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::permits::{Permit, Permits};
+use crate::util::permits::{Permit, Permits};
 
 /// Why an unverified credential's call was not made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl UnverifiedBudget {
                 refilled: None,
             }),
             permits: Permits::new(settings.concurrent, lease),
-            confirmed: crate::bounded_cache::new(settings.remembered),
+            confirmed: crate::util::bounded_cache::new(settings.remembered),
             hasher: foldhash::quality::RandomState::default(),
         }
     }

@@ -248,7 +248,7 @@ async fn jwks_policy_org_policy_and_revoke() {
         jwks.keys[0].kid.as_deref(),
         Some(emu.signing_kid().as_str())
     );
-    let (set, skipped) = crate::jwt::keys::KeySet::from_jwks(&jwks, std::time::SystemTime::now());
+    let (set, skipped) = crate::jwt::keys::KeySet::from_jwks(&jwks);
     assert_eq!((set.len(), skipped), (1, 0));
 
     // The JWKS is fetched without credentials: a wrong secret still gets it.

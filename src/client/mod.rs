@@ -169,7 +169,7 @@ impl StytchClient {
 
     /// How long callers that joined a call in progress wait for it (twice the request
     /// timeout, real time): a call stuck on a runtime that no longer runs it is given
-    /// up after that ([`crate::single_flight`]).
+    /// up after that ([`crate::util::single_flight`]).
     pub(crate) fn call_deadline(&self) -> Duration {
         self.request_timeout.saturating_mul(2)
     }

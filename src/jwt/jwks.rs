@@ -1,17 +1,18 @@
 //! The JWKS cache: lock-free reads, shared refreshes, bounded staleness, and at most
-//! one unknown-`kid` refresh per cooldown.
+//! one unknown-`kid` refresh per cooldown. The fetching itself is
+//! [`Refresher`](crate::util::refresh::Refresher)'s; the rules of when are here.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-
 use super::keys::KeySet;
 use crate::client::{ClientError, StytchClient};
-use crate::clock::{SharedClock, unix_seconds};
+use crate::clock::SharedClock;
 use crate::metrics::Metrics;
-use crate::single_flight::SingleFlight;
+use crate::util::refresh::{Failed, Fetched, OnReplace, Refresher, Stamped};
 
 /// JWKS refresh timing.
 #[derive(Debug, Clone)]
@@ -34,21 +35,11 @@ pub(crate) enum KeyError {
     Unavailable,
 }
 
-/// Why no key set came of a flight (shared by every caller): Stytch's answer, or
-/// `None` when the flight did not ask (within a cooldown, or its task was dropped
-/// with the runtime).
-#[derive(Debug, Clone)]
-struct FetchFailed(Option<Arc<ClientError>>);
-
-impl FetchFailed {
-    const NOT_FETCHED: Self = Self(None);
-}
-
 /// Why the keys are fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trigger {
     /// Nothing usable is loaded, or the refresh interval passed (in the background).
-    /// Never within the failure cooldown: the caller checked it, and the flight checks
+    /// Never within the failure cooldown: the caller checked it, and the fetch checks
     /// it again (a refresh decided on just before another one failed must not fetch).
     Due,
     /// [`StytchAuth::warm_up`](crate::StytchAuth::warm_up): fetches whatever the
@@ -58,10 +49,15 @@ enum Trigger {
     UnknownKid,
 }
 
+type Keys = Stamped<KeySet>;
+
+/// A fetch of the keys.
+type KeysFuture = Pin<Box<dyn Future<Output = Result<KeySet, ClientError>> + Send>>;
+
 /// A fetched key set as the answer for `kid`.
-fn holding(fetched: Result<Arc<KeySet>, FetchFailed>, kid: &str) -> Result<Arc<KeySet>, KeyError> {
+fn holding(fetched: Fetched<KeySet, ClientError>, kid: &str) -> Result<Arc<Keys>, KeyError> {
     match fetched {
-        Ok(set) if set.get(kid).is_some() => Ok(set),
+        Ok(set) if set.value.get(kid).is_some() => Ok(set),
         Ok(_) => Err(KeyError::UnknownKid),
         Err(_) => Err(KeyError::Unavailable),
     }
@@ -72,16 +68,12 @@ pub(crate) type OnRetired = Box<dyn Fn(&[Arc<str>]) + Send + Sync>;
 
 pub(crate) struct JwksCache {
     client: StytchClient,
-    clock: SharedClock,
     settings: JwksSettings,
     metrics: Arc<Metrics>,
-    current: ArcSwapOption<KeySet>,
-    flight: SingleFlight<(), Result<Arc<KeySet>, FetchFailed>>,
+    keys: Arc<Refresher<KeySet, ClientError>>,
+    clock: SharedClock,
     /// Unix seconds of the last refresh forced by an unknown `kid`.
     last_forced: AtomicU64,
-    /// Unix seconds of the last failed fetch (0: none since the last success).
-    last_failure: AtomicU64,
-    on_retired: OnRetired,
 }
 
 impl JwksCache {
@@ -92,56 +84,61 @@ impl JwksCache {
         metrics: Arc<Metrics>,
         on_retired: OnRetired,
     ) -> Arc<Self> {
-        let deadline = client.call_deadline();
+        let on_replace: OnReplace<KeySet> = Box::new(move |old: &KeySet, new: &KeySet| {
+            let retired = old.retired_in(new);
+            if !retired.is_empty() {
+                tracing::info!(
+                    retired = ?retired,
+                    "Stytch retired signing keys: JWTs they signed are refused from now on"
+                );
+                on_retired(&retired);
+            }
+        });
+        let keys = Refresher::new(clock.clone(), client.call_deadline()).on_replace(on_replace);
         Arc::new(Self {
             client,
-            clock,
             settings,
             metrics,
-            current: ArcSwapOption::empty(),
-            flight: SingleFlight::new(deadline),
+            keys: Arc::new(keys),
+            clock,
             last_forced: AtomicU64::new(0),
-            last_failure: AtomicU64::new(0),
-            on_retired,
         })
     }
 
     /// Whether the loaded key set holds `kid` (a key retired from Stytch's JWKS is no
     /// longer held once the set without it is loaded).
     pub(crate) fn holds(&self, kid: &str) -> bool {
-        self.current
-            .load()
-            .as_deref()
-            .is_some_and(|set| set.get(kid).is_some())
+        self.keys
+            .with_current(|keys| keys.is_some_and(|keys| keys.value.get(kid).is_some()))
     }
 
     /// The key set that holds `kid`, fetching or refreshing as the rules allow.
-    pub(crate) async fn key_set_for(self: &Arc<Self>, kid: &str) -> Result<Arc<KeySet>, KeyError> {
-        let seen = self.current.load_full();
-        let usable = seen.clone().filter(|set| self.still_serving(set));
-        let Some(set) = usable else {
+    pub(crate) async fn key_set_for(self: &Arc<Self>, kid: &str) -> Result<Arc<Keys>, KeyError> {
+        let seen = self.keys.current();
+        let usable = seen.clone().filter(|keys| self.still_serving(keys));
+        let Some(keys) = usable else {
             // Nothing (usable) loaded: every request needs the keys, so wait for them,
             // but do not retry a failed fetch before the cooldown has passed.
-            if self.failed_recently() && !self.flight.in_flight(&()) {
+            if self.failed_recently() && !self.keys.in_flight() {
                 // A fetch may have succeeded since `seen` was loaded.
-                return match self.current.load_full() {
+                return match self.keys.current() {
                     Some(now) if self.still_serving(&now) => holding(Ok(now), kid),
                     _ => Err(KeyError::Unavailable),
                 };
             }
             return holding(self.fetch(seen, Trigger::Due).await, kid);
         };
-        if set.get(kid).is_some() {
-            return Ok(set);
+        if keys.value.get(kid).is_some() {
+            return Ok(keys);
         }
         // Unknown kid (a key rotation, or a forged token): refresh at most once per
         // cooldown; concurrent requests join the refresh in progress. The cooldown is
         // read before the flight table: the refresh that claimed it registered its
         // flight first (see `fetch`), so a request that sees the claim either joins
         // that refresh or finds its keys already stored.
-        if self.forced_refresh_cooling_down() && !self.flight.in_flight(&()) {
-            return match self.current.load_full() {
-                Some(now) if now.get(kid).is_some() => Ok(now),
+        if self.forced_refresh_cooling_down() && !self.keys.in_flight() {
+            return match self.keys.current() {
+                Some(now) if now.value.get(kid).is_some() => Ok(now),
                 // The last attempt failed: whether Stytch publishes this kid is unknown.
                 _ if self.failed_recently() => Err(KeyError::Unavailable),
                 _ => Err(KeyError::UnknownKid),
@@ -151,8 +148,8 @@ impl JwksCache {
             // The fetch joined (or found) a scheduled refresh, which did not claim
             // this cooldown's forced refresh and may have been answered before the
             // key was published: ask once more, as the forced refresh.
-            Ok(set) if set.get(kid).is_none() && !self.forced_refresh_cooling_down() => {
-                holding(self.fetch(Some(set), Trigger::UnknownKid).await, kid)
+            Ok(keys) if keys.value.get(kid).is_none() && !self.forced_refresh_cooling_down() => {
+                holding(self.fetch(Some(keys), Trigger::UnknownKid).await, kid)
             }
             fetched => holding(fetched, kid),
         }
@@ -160,18 +157,18 @@ impl JwksCache {
 
     /// The loaded key set, when it holds `kid` and may still be served, without
     /// waiting (starts a background refresh when it is due).
-    pub(crate) fn serving_set_with(self: &Arc<Self>, kid: &str) -> Option<Arc<KeySet>> {
-        let set = self.current.load_full()?;
-        (set.get(kid).is_some() && self.still_serving(&set)).then_some(set)
+    pub(crate) fn serving_set_with(self: &Arc<Self>, kid: &str) -> Option<Arc<Keys>> {
+        let keys = self.keys.current()?;
+        (keys.value.get(kid).is_some() && self.still_serving(&keys)).then_some(keys)
     }
 
-    fn still_serving(self: &Arc<Self>, set: &Arc<KeySet>) -> bool {
+    fn still_serving(self: &Arc<Self>, keys: &Arc<Keys>) -> bool {
         // Unknown after the clock stepped back: due, and refreshed in the background,
         // but still served (a key's age decides no permission; the keys stay served
         // until the clock is back past their fetch, then for the usual time).
-        let age = crate::clock::age(set.fetched_at, self.clock.now());
+        let age = self.keys.age(keys);
         if age.is_none_or(|age| age > self.settings.refresh_interval) {
-            self.refresh_in_background(Some(Arc::clone(set)));
+            self.refresh_in_background(Some(Arc::clone(keys)));
         }
         age.is_none_or(|age| {
             age <= self
@@ -184,14 +181,14 @@ impl JwksCache {
     /// Fetches the keys now (used for warm-up), whatever the cooldowns. Joins a fetch
     /// in progress; when that one did not ask Stytch, fetches once more on its own.
     pub(crate) async fn refresh(self: &Arc<Self>) -> Result<(), ClientError> {
-        let fetched = match self.fetch(self.current.load_full(), Trigger::WarmUp).await {
-            Err(FetchFailed(None)) => self.fetch(self.current.load_full(), Trigger::WarmUp).await,
+        let fetched = match self.fetch(self.keys.current(), Trigger::WarmUp).await {
+            Err(Failed::NotFetched) => self.fetch(self.keys.current(), Trigger::WarmUp).await,
             fetched => fetched,
         };
         match fetched {
             Ok(_) => Ok(()),
-            Err(FetchFailed(Some(error))) => Err(error.duplicate()),
-            Err(FetchFailed(None)) => Err(ClientError::transport(
+            Err(Failed::Error(error)) => Err(error.duplicate()),
+            Err(Failed::NotFetched) => Err(ClientError::transport(
                 "the JWKS fetch was not made (the runtime is shutting down?)",
             )),
         }
@@ -203,7 +200,7 @@ impl JwksCache {
     }
 
     fn failed_recently(&self) -> bool {
-        self.within_cooldown(self.last_failure.load(Ordering::Acquire))
+        self.keys.failed_within(self.settings.cooldown)
     }
 
     /// Whether a refresh forced by an unknown `kid` ran within the cooldown.
@@ -229,16 +226,12 @@ impl JwksCache {
             .is_ok()
     }
 
-    fn refresh_in_background(self: &Arc<Self>, seen: Option<Arc<KeySet>>) {
-        if self.flight.in_flight(&()) || self.failed_recently() {
+    fn refresh_in_background(self: &Arc<Self>, seen: Option<Arc<Keys>>) {
+        if self.failed_recently() {
             return;
         }
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let this = Arc::clone(self);
-            handle.spawn(async move {
-                let _ = this.fetch(seen, Trigger::Due).await;
-            });
-        }
+        let (gate, fetch) = self.fetching(Trigger::Due);
+        self.keys.spawn_fetch(seen, gate, fetch);
     }
 
     /// Fetches, unless the keys changed since the caller saw `seen` (then the newer set
@@ -246,44 +239,50 @@ impl JwksCache {
     /// not start a second one. Joins the fetch in progress.
     ///
     /// For an unknown `kid`, the fetch also needs this cooldown's forced refresh,
-    /// claimed here, inside the flight, which `SingleFlight` registers before its work
-    /// can run: a request that sees the claim finds the flight (or, once it is over, its
-    /// keys).
+    /// claimed inside the shared fetch, which is registered before its work can run: a
+    /// request that sees the claim finds the flight (or, once it is over, its keys).
+    /// When another unknown kid's refresh ran within the cooldown, the answer is the
+    /// keys there are.
     async fn fetch(
         self: &Arc<Self>,
-        seen: Option<Arc<KeySet>>,
+        seen: Option<Arc<Keys>>,
         trigger: Trigger,
-    ) -> Result<Arc<KeySet>, FetchFailed> {
-        let this = Arc::clone(self);
-        self.flight
-            .run((), move || async move {
-                match this.current.load_full() {
-                    // A fetch that completed since this caller looked is as fresh as a
-                    // new one: use it instead of asking again.
-                    Some(now) if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &now)) => Ok(now),
-                    // Another unknown kid's refresh ran within the cooldown: answer with
-                    // the keys there are.
-                    now if trigger == Trigger::UnknownKid && !this.claim_forced_refresh() => {
-                        now.ok_or(FetchFailed::NOT_FETCHED)
-                    }
-                    // Another fetch failed since this one was decided on.
-                    _ if trigger == Trigger::Due && this.failed_recently() => {
-                        Err(FetchFailed::NOT_FETCHED)
-                    }
-                    _ => this.fetch_now().await,
-                }
-            })
-            .await
-            .unwrap_or(Err(FetchFailed::NOT_FETCHED))
+    ) -> Fetched<KeySet, ClientError> {
+        let (gate, fetch) = self.fetching(trigger);
+        match self.keys.fetch(seen, gate, fetch).await {
+            Err(Failed::NotFetched) if trigger == Trigger::UnknownKid => {
+                self.keys.current().ok_or(Failed::NotFetched)
+            }
+            fetched => fetched,
+        }
     }
 
-    async fn fetch_now(&self) -> Result<Arc<KeySet>, FetchFailed> {
+    /// The gate (whether `trigger` may fetch, asked inside the shared fetch) and the
+    /// fetch itself.
+    fn fetching(
+        self: &Arc<Self>,
+        trigger: Trigger,
+    ) -> (
+        impl FnOnce() -> bool + Clone + Send + 'static,
+        impl FnOnce() -> KeysFuture + Clone + Send + 'static,
+    ) {
+        let gated = Arc::clone(self);
+        let gate = move || match trigger {
+            Trigger::WarmUp => true,
+            // Another fetch failed since this one was decided on.
+            Trigger::Due => !gated.failed_recently(),
+            Trigger::UnknownKid => gated.claim_forced_refresh(),
+        };
+        let this = Arc::clone(self);
+        let fetch = move || -> KeysFuture { Box::pin(async move { this.fetch_now().await }) };
+        (gate, fetch)
+    }
+
+    async fn fetch_now(&self) -> Result<KeySet, ClientError> {
         self.metrics.jwks_fetches.fetch_add(1, Ordering::Relaxed);
-        let result = self.client.jwks().await;
-        let now = self.clock.now();
-        let outcome = match result {
+        let fetched = match self.client.jwks().await {
             Ok(jwks) => {
-                let (set, skipped) = KeySet::from_jwks(&jwks, now);
+                let (set, skipped) = KeySet::from_jwks(&jwks);
                 if skipped > 0 {
                     tracing::warn!(
                         skipped,
@@ -294,42 +293,26 @@ impl JwksCache {
                     tracing::error!(
                         "JWKS answered without a usable RS256 key; keeping the previous keys"
                     );
-                    Err(FetchFailed(Some(Arc::new(ClientError::unexpected(
+                    Err(ClientError::unexpected(
                         http::StatusCode::OK,
                         "the JWKS has no usable RS256 signing key",
-                    )))))
+                    ))
                 } else {
                     tracing::debug!(keys = set.len(), "JWKS refreshed");
-                    Ok(Arc::new(set))
+                    Ok(set)
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, "JWKS fetch failed");
-                Err(FetchFailed(Some(Arc::new(error))))
+                Err(error)
             }
         };
-        match &outcome {
-            Ok(set) => {
-                let previous = self.current.swap(Some(Arc::clone(set)));
-                self.last_failure.store(0, Ordering::Release);
-                let retired = previous.map(|p| p.retired_in(set)).unwrap_or_default();
-                if !retired.is_empty() {
-                    tracing::info!(
-                        retired = ?retired,
-                        "Stytch retired signing keys: JWTs they signed are refused from now on"
-                    );
-                    (self.on_retired)(&retired);
-                }
-            }
-            Err(_) => {
-                self.metrics
-                    .jwks_fetch_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                self.last_failure
-                    .store(unix_seconds(now).max(1), Ordering::Release);
-            }
+        if fetched.is_err() {
+            self.metrics
+                .jwks_fetch_failures
+                .fetch_add(1, Ordering::Relaxed);
         }
-        outcome
+        fetched
     }
 }
 
@@ -346,7 +329,7 @@ mod tests {
         let auth = emu.auth_builder().build().expect("a valid configuration");
         let jwks = &auth.inner.jwks;
         jwks.refresh().await.expect("the keys");
-        let seen = jwks.current.load_full();
+        let seen = jwks.keys.current();
         emu.inject_fault(
             Endpoint::Jwks,
             Fault::Status {
@@ -398,7 +381,7 @@ mod tests {
         assert!(due.as_mut().poll(&mut cx).is_pending());
         jwks.refresh().await.expect("the warm-up's own fetch");
         assert_eq!(
-            jwks.flight.joined(),
+            jwks.keys.joined(),
             1,
             "the warm-up joined the refresh first"
         );
@@ -408,7 +391,7 @@ mod tests {
             "one fetch: the warm-up's"
         );
         assert!(
-            matches!(due.await, Err(FetchFailed(None))),
+            matches!(due.await, Err(Failed::NotFetched)),
             "the refresh did not ask"
         );
     }

@@ -1,7 +1,6 @@
 //! Stytch's signing keys, parsed once per JWKS fetch.
 
 use std::collections::HashMap;
-use std::time::SystemTime;
 
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use base64::Engine as _;
@@ -17,12 +16,11 @@ pub(crate) const MAX_KID_LEN: usize = 128;
 /// The usable RS256 keys of one JWKS fetch, by `kid`.
 pub(crate) struct KeySet {
     keys: HashMap<String, ParsedPublicKey>,
-    pub(crate) fetched_at: SystemTime,
 }
 
 impl KeySet {
     /// Keeps every RSA key meant for RS256 signatures; skips (and counts) the others.
-    pub(crate) fn from_jwks(jwks: &JwksResponse, fetched_at: SystemTime) -> (Self, usize) {
+    pub(crate) fn from_jwks(jwks: &JwksResponse) -> (Self, usize) {
         let mut keys = HashMap::new();
         let mut skipped = 0;
         for jwk in &jwks.keys {
@@ -33,7 +31,7 @@ impl KeySet {
                 _ => skipped += 1,
             }
         }
-        (Self { keys, fetched_at }, skipped)
+        (Self { keys }, skipped)
     }
 
     pub(crate) fn get(&self, kid: &str) -> Option<&ParsedPublicKey> {
@@ -58,7 +56,6 @@ impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeySet")
             .field("kids", &self.keys.keys().collect::<Vec<_>>())
-            .field("fetched_at", &self.fetched_at)
             .finish()
     }
 }

@@ -5,6 +5,7 @@ pub(crate) mod decision;
 pub(crate) mod guard;
 pub(crate) mod policy;
 pub(crate) mod resource_action;
+mod slot;
 pub(crate) mod typed;
 mod verdict;
 

@@ -43,7 +43,7 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
                 order: VecDeque::new(),
                 next: 0,
             }),
-            capacity: crate::bounded_cache::capacity(capacity),
+            capacity: crate::util::bounded_cache::capacity(capacity),
             ttl,
         }
     }
