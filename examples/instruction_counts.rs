@@ -38,7 +38,8 @@ use std::process::Command;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header::COOKIE};
-use axum_stytch::{StytchAuth, StytchAuthService};
+use axum_stytch::StytchAuth;
+use axum_stytch::layer::StytchAuthService;
 use tower::ServiceExt as _;
 
 const SCENARIOS: [&str; 11] = [

@@ -3,25 +3,18 @@
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 
+use crate::diagnostics::Diagnostics;
 use crate::member::AuthenticatedMember;
+use crate::rbac::Verdict;
 use crate::rbac::resource_action::ResourceAction;
 use crate::rejection::Failure;
 use crate::rejection::{AuthRejection, Reason};
-use crate::request_auth::AuthContext;
-use crate::util::warn_limiter::WarnLimiter;
+use crate::request::AuthContext;
 
 /// The request's authentication state, or the 500 that says the layer is missing.
 pub(crate) fn context(parts: &Parts) -> Result<&AuthContext, AuthRejection> {
-    // Without the layer there is no configured clock: the system's decides only when
-    // to log again (every request of such a route fails the same way).
-    static LAYER_MISSING: WarnLimiter = WarnLimiter::new();
     parts.extensions.get::<AuthContext>().ok_or_else(|| {
-        if LAYER_MISSING.allow(crate::clock::unix_seconds(std::time::SystemTime::now())) {
-            tracing::error!(
-                "AuthenticatedMember or RequireAuthz used on a route without the StytchAuth \
-                 layer (logged at most once a minute)"
-            );
-        }
+        Diagnostics::layer_missing();
         AuthRejection::new(Reason::LayerMissing)
     })
 }
@@ -44,10 +37,10 @@ pub(crate) fn reject_authz(
 
 /// `rejection` with the layer's 401 challenge, through the user's error handler.
 fn through_handler(rejection: AuthRejection, ctx: &AuthContext, parts: &Parts) -> AuthRejection {
-    let inner = &ctx.auth().inner;
+    let core = ctx.core();
     rejection
-        .with_bearer_challenge(inner.credentials.bearer())
-        .customize(inner.error_handler.as_ref(), parts)
+        .with_bearer_challenge(core.credentials.bearer())
+        .customize(core.error_handler.as_ref(), parts)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for AuthenticatedMember {
@@ -75,5 +68,21 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for AuthenticatedMember {
             Err(f) if f.reason.status().is_client_error() => Ok(None),
             Err(f) => Err(reject(ctx, f, parts)),
         }
+    }
+}
+
+/// The verdict of the guard that ran for the route (500 `misconfigured` without one).
+impl<S: Send + Sync> FromRequestParts<S> for Verdict {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let decided_at_once = match parts.extensions.get::<AuthContext>() {
+            Some(AuthContext::Verified { verdict, .. }) => verdict.as_ref(),
+            _ => None,
+        };
+        decided_at_once
+            .or_else(|| parts.extensions.get::<Verdict>())
+            .cloned()
+            .ok_or_else(|| AuthRejection::new(Reason::Misconfigured))
     }
 }

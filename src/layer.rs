@@ -11,8 +11,8 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::auth::{Begin, StytchAuth};
-use crate::request_auth::{AuthContext, RequestAuth};
+use crate::core::Core;
+use crate::request::{AuthContext, Begin, RequestAuth};
 
 /// Authenticates every request with Stytch session credentials. Made by
 /// [`StytchAuth::layer`].
@@ -23,13 +23,14 @@ use crate::request_auth::{AuthContext, RequestAuth};
 /// response when Stytch renewed the session or said it is gone (unless the handler set
 /// those cookies itself).
 #[derive(Clone, Debug)]
+#[must_use = "a layer does nothing until it wraps a service (`Router::layer`)"]
 pub struct StytchAuthLayer {
-    auth: StytchAuth,
+    core: Arc<Core>,
 }
 
 impl StytchAuthLayer {
-    pub(crate) fn new(auth: StytchAuth) -> Self {
-        Self { auth }
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self { core }
     }
 }
 
@@ -39,7 +40,7 @@ impl<S> Layer<S> for StytchAuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         StytchAuthService {
             inner,
-            auth: self.auth.clone(),
+            core: Arc::clone(&self.core),
         }
     }
 }
@@ -74,7 +75,7 @@ impl<S> Layer<S> for StytchAuthLayer {
 #[derive(Clone, Debug)]
 pub struct StytchAuthService<S> {
     inner: S,
-    auth: StytchAuth,
+    core: Arc<Core>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for StytchAuthService<S>
@@ -92,7 +93,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        match self.auth.begin(req.headers()) {
+        match crate::request::begin(&self.core, req.headers()) {
             Begin::Ready(ctx) => {
                 let cookies = match &ctx {
                     // Nothing to write back for a verified JWT.
@@ -111,9 +112,9 @@ where
                 // Call the instance that was driven to readiness; keep a fresh clone.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                let auth = self.auth.clone();
+                let core = Arc::clone(&self.core);
                 let fut = Box::pin(async move {
-                    let ctx = auth.finish(waiting).await;
+                    let ctx = crate::request::finish(&core, waiting).await;
                     req.extensions_mut().insert(ctx.clone());
                     let response = inner.call(req).await?;
                     Ok(match &ctx {
@@ -135,7 +136,7 @@ fn with_cookies<B>(mut response: Response<B>, state: &RequestAuth) -> Response<B
     let Some(values) = state.take_set_cookies() else {
         return response;
     };
-    let cookies = &state.auth().inner.cookies;
+    let cookies = &state.core().cookies;
     if response
         .headers()
         .get_all(SET_COOKIE)

@@ -115,22 +115,29 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
+mod authorized;
 mod client;
 mod clock;
 mod config;
 mod cookies;
+mod core;
 mod credentials;
+mod diagnostics;
 mod extract;
+pub mod guard;
 #[cfg(feature = "__internals")]
 #[doc(hidden)]
 pub mod internals;
 mod jwt;
-mod layer;
+pub mod layer;
+mod local;
 mod member;
 mod metrics;
 mod rbac;
 mod rejection;
-mod request_auth;
+mod remote;
+mod request;
+mod revocation;
 mod serde_helpers;
 #[cfg(test)]
 mod test_logs;
@@ -138,19 +145,18 @@ mod test_logs;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 mod timestamp;
-mod token_cache;
 mod unverified;
 mod util;
 
 pub use auth::StytchAuth;
+pub use authorized::{Authorized, RequiredPermission};
 pub use client::{ApiError, ClientError};
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigError, StytchAuthBuilder};
 pub use cookies::{SameSite, SessionCookies};
-pub use layer::{ResponseFuture, StytchAuthLayer, StytchAuthService};
+pub use guard::{RequireAuthz, RequireSession};
+pub use layer::StytchAuthLayer;
 pub use member::{AuthMethod, AuthenticatedMember, AuthenticationFactor};
 pub use metrics::MetricsSnapshot;
 pub use rbac::Verdict;
-pub use rbac::guard::{GuardFuture, GuardService, RequireAuthz, RequireSession};
-pub use rbac::typed::{Authorized, RequiredPermission};
 pub use rejection::{AuthRejection, Reason};

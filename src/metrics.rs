@@ -6,21 +6,62 @@ use crate::rejection::Reason;
 
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
-    pub(crate) local_verifications: AtomicU64,
-    pub(crate) cache_hits: AtomicU64,
-    pub(crate) remote_authentications: AtomicU64,
-    pub(crate) unverified_refused: AtomicU64,
-    pub(crate) renewals: AtomicU64,
-    pub(crate) jwks_fetches: AtomicU64,
-    pub(crate) jwks_fetch_failures: AtomicU64,
-    pub(crate) policy_fetches: AtomicU64,
-    pub(crate) policy_fetch_failures: AtomicU64,
-    pub(crate) failures: [AtomicU64; Reason::ALL.len()],
+    local_verifications: AtomicU64,
+    cache_hits: AtomicU64,
+    remote_authentications: AtomicU64,
+    unverified_refused: AtomicU64,
+    renewals: AtomicU64,
+    jwks_fetches: AtomicU64,
+    jwks_fetch_failures: AtomicU64,
+    policy_fetches: AtomicU64,
+    policy_fetch_failures: AtomicU64,
+    failures: [AtomicU64; Reason::ALL.len()],
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Metrics {
     pub(crate) fn failure(&self, reason: Reason) {
-        self.failures[reason.index()].fetch_add(1, Ordering::Relaxed);
+        bump(&self.failures[reason.index()]);
+    }
+
+    pub(crate) fn local_verification(&self) {
+        bump(&self.local_verifications);
+    }
+
+    #[inline]
+    pub(crate) fn cache_hit(&self) {
+        bump(&self.cache_hits);
+    }
+
+    pub(crate) fn remote_authentication(&self) {
+        bump(&self.remote_authentications);
+    }
+
+    pub(crate) fn unverified_refused(&self) {
+        bump(&self.unverified_refused);
+    }
+
+    pub(crate) fn renewal(&self) {
+        bump(&self.renewals);
+    }
+
+    pub(crate) fn jwks_fetch(&self) {
+        bump(&self.jwks_fetches);
+    }
+
+    pub(crate) fn jwks_fetch_failure(&self) {
+        bump(&self.jwks_fetch_failures);
+    }
+
+    pub(crate) fn policy_fetch(&self) {
+        bump(&self.policy_fetches);
+    }
+
+    pub(crate) fn policy_fetch_failure(&self) {
+        bump(&self.policy_fetch_failures);
     }
 
     /// The counters, with `coalesced_authentications` counted by the calls' table.

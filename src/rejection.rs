@@ -10,7 +10,6 @@ use http::StatusCode;
 use http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::request::Parts;
 
-use crate::client::ClientError;
 use crate::rbac::resource_action::ResourceAction;
 
 /// The machine-readable reason a request was rejected.
@@ -310,13 +309,6 @@ impl Failure {
         self
     }
 
-    pub(crate) fn unavailable(error: &ClientError) -> Self {
-        Self {
-            reason: Reason::StytchUnavailable,
-            retry_after: error.retry_after(),
-            clear_cookies: false,
-        }
-    }
     /// The rejection for this failure, without the user's error handler; a 403 names
     /// `permission` (the resource and action refused).
     pub(crate) fn rejection(&self, permission: Option<&ResourceAction>) -> AuthRejection {

@@ -52,7 +52,6 @@ pub(crate) fn from_unix(secs: u64) -> SystemTime {
 
 /// `time + by`, capped at the end of year 9999 like [`from_unix`] (`Duration::MAX`
 /// means "never" in tests, and must not overflow `SystemTime`).
-#[cfg(feature = "test-util")]
 pub(crate) fn saturating_add(time: SystemTime, by: Duration) -> SystemTime {
     let latest = from_unix(MAX_UNIX_SECS);
     time.checked_add(by).map_or(latest, |t| t.min(latest))

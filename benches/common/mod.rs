@@ -13,9 +13,7 @@ use axum::handler::Handler as _;
 use axum::routing::get;
 use axum_stytch::testing::{Policy, Resource, Role};
 use axum_stytch::testing::{SessionOptions, StytchEmulator};
-use axum_stytch::{
-    AuthenticatedMember, Authorized, Clock, RequireAuthz, StytchAuth, StytchAuthService,
-};
+use axum_stytch::{AuthenticatedMember, Authorized, Clock, RequireAuthz, StytchAuth};
 use tower::Layer as _;
 
 /// The permission the RBAC-guarded routes require (granted by `viewer` and `editor`).
@@ -114,7 +112,7 @@ pub fn member_app(auth: &StytchAuth) -> Router {
 /// [`member_app`] with the layer around the whole router instead of on its routes
 /// (`Router::layer` boxes each route again): the service `axum::serve` gets through
 /// `axum::ServiceExt::into_make_service`.
-pub fn member_app_outer(auth: &StytchAuth) -> StytchAuthService<Router> {
+pub fn member_app_outer(auth: &StytchAuth) -> axum_stytch::layer::StytchAuthService<Router> {
     auth.layer()
         .layer(Router::new().route("/", get(hello_member)).with_state(()))
 }

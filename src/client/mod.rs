@@ -4,6 +4,7 @@
 //! the thin I/O step on top (reqwest with rustls, Basic auth, timeouts, a bounded
 //! response body).
 
+mod classify;
 #[cfg(all(test, feature = "test-util"))]
 mod emulator_tests;
 mod error;
@@ -17,6 +18,7 @@ use http::HeaderValue;
 use http::header::USER_AGENT;
 use serde::de::DeserializeOwned;
 
+pub(crate) use classify::RemoteFailure;
 pub(crate) use error::MAX_BACKOFF;
 pub use error::{ApiError, ClientError};
 pub(crate) use retry_after::RetryAfter;
@@ -25,7 +27,18 @@ use wire::{
     PolicyResponse,
 };
 
-use crate::config::ConfigError;
+/// Why the client cannot be built: checked when the layer is built.
+#[derive(Debug)]
+pub(crate) enum BuildError {
+    /// The custom base URL cannot be used.
+    InvalidBaseUrl {
+        /// The URL, with any `user:password@` redacted.
+        url: String,
+        reason: String,
+    },
+    /// The HTTP client could not be created.
+    HttpClient(reqwest::Error),
+}
 
 /// Responses larger than this are not Stytch responses; reading stops there.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -60,14 +73,14 @@ impl Endpoint {
     ///
     /// A custom URL must be `https://`, or `http://` to a loopback address (the emulator),
     /// and must not carry a path, query or credentials: Stytch serves at the root.
-    pub(crate) fn resolve(project_id: &str, custom: Option<&str>) -> Result<Self, ConfigError> {
+    pub(crate) fn resolve(project_id: &str, custom: Option<&str>) -> Result<Self, BuildError> {
         let Some(custom) = custom else {
             return Ok(Self {
                 base_url: wire::default_base_url(project_id).to_owned(),
                 custom_issuer: None,
             });
         };
-        let invalid = |reason: &str| ConfigError::InvalidBaseUrl {
+        let invalid = |reason: &str| BuildError::InvalidBaseUrl {
             url: redacted_url(custom),
             reason: reason.to_owned(),
         };
@@ -139,7 +152,7 @@ impl StytchClient {
         secret: &str,
         endpoint: &Endpoint,
         settings: &ClientSettings,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, BuildError> {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             USER_AGENT,
@@ -155,9 +168,7 @@ impl StytchClient {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
         })
-        .map_err(|e| ConfigError::HttpClient {
-            detail: e.to_string(),
-        })?;
+        .map_err(BuildError::HttpClient)?;
         Ok(Self {
             http: std::sync::Arc::new(http),
             base_url: endpoint.base_url.clone(),
@@ -279,7 +290,7 @@ mod tests {
         ] {
             let err = Endpoint::resolve("p", Some(bad)).unwrap_err();
             assert!(
-                matches!(err, ConfigError::InvalidBaseUrl { .. }),
+                matches!(err, BuildError::InvalidBaseUrl { .. }),
                 "{bad}: {err:?}"
             );
         }
@@ -325,7 +336,9 @@ mod tests {
                 "<redacted>@api.stytch.com",
             ),
         ] {
-            let err = Endpoint::resolve("p", Some(bad)).unwrap_err();
+            // As the builder reports it.
+            let err =
+                crate::config::ConfigError::from(Endpoint::resolve("p", Some(bad)).unwrap_err());
             for text in [err.to_string(), format!("{err:?}")] {
                 assert!(!text.contains("ret-test-abc"), "{text}");
                 assert!(text.contains(shown), "{text}");

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::member::AuthenticationFactor;
+use crate::member::{AuthMethod, AuthenticatedMember, AuthenticationFactor, MemberData};
 use crate::serde_helpers::{Key, set_once};
 
 pub(crate) const SESSION_CLAIM: &str = "https://stytch.com/session";
@@ -93,6 +93,27 @@ pub(crate) struct OrganizationClaim {
     pub(crate) organization_id: String,
     #[serde(default)]
     pub(crate) slug: String,
+}
+
+impl SessionClaims {
+    /// The member these verified claims describe (wire spec §5.4).
+    pub(crate) fn into_member(self) -> AuthenticatedMember {
+        AuthenticatedMember::new(MemberData {
+            member_id: self.sub,
+            member_session_id: self.session.id,
+            organization_id: self.organization.organization_id,
+            organization_slug: self.organization.slug,
+            roles: self.session.roles,
+            authentication_factors: self.session.authentication_factors,
+            started_at: self.session.started_at,
+            expires_at: self
+                .session
+                .expires_at
+                .unwrap_or_else(|| crate::timestamp::from_unix(self.exp)),
+            custom_claims: self.custom,
+            method: AuthMethod::LocalJwt,
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for SessionClaims {

@@ -279,7 +279,7 @@ impl JwksCache {
     }
 
     async fn fetch_now(&self) -> Result<KeySet, ClientError> {
-        self.metrics.jwks_fetches.fetch_add(1, Ordering::Relaxed);
+        self.metrics.jwks_fetch();
         let fetched = match self.client.jwks().await {
             Ok(jwks) => {
                 let (set, skipped) = KeySet::from_jwks(&jwks);
@@ -308,9 +308,7 @@ impl JwksCache {
             }
         };
         if fetched.is_err() {
-            self.metrics
-                .jwks_fetch_failures
-                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.jwks_fetch_failure();
         }
         fetched
     }
@@ -327,7 +325,7 @@ mod tests {
     async fn a_refresh_decided_on_before_a_failure_waits_for_the_cooldown() {
         let emu = StytchEmulator::start().await;
         let auth = emu.auth_builder().build().expect("a valid configuration");
-        let jwks = &auth.inner.jwks;
+        let jwks = &auth.core.local.jwks;
         jwks.refresh().await.expect("the keys");
         let seen = jwks.keys.current();
         emu.inject_fault(
@@ -361,7 +359,7 @@ mod tests {
     async fn a_warm_up_that_joined_a_fetch_that_did_not_ask_fetches_itself() {
         let emu = StytchEmulator::start().await;
         let auth = emu.auth_builder().build().expect("a valid configuration");
-        let jwks = &auth.inner.jwks;
+        let jwks = &auth.core.local.jwks;
         emu.inject_fault(
             Endpoint::Jwks,
             Fault::Status {

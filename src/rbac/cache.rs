@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use super::decision::{CompiledRoles, Denial, Granting, decide};
@@ -52,13 +51,11 @@ impl Fetcher {
             );
             return None;
         }
-        self.metrics.policy_fetches.fetch_add(1, Ordering::Relaxed);
+        self.metrics.policy_fetch();
         match call.await {
             Ok(answer) => Some(answer),
             Err(error) => {
-                self.metrics
-                    .policy_fetch_failures
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.policy_fetch_failure();
                 rate_limit.observe(&error, self.clock.unix_millis());
                 tracing::warn!(%error, organization_id, "RBAC policy fetch failed");
                 None

@@ -2,11 +2,9 @@
 
 pub(crate) mod cache;
 pub(crate) mod decision;
-pub(crate) mod guard;
 pub(crate) mod policy;
 pub(crate) mod resource_action;
 mod slot;
-pub(crate) mod typed;
 mod verdict;
 
 pub(crate) use cache::PolicyCache;

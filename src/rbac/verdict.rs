@@ -2,14 +2,9 @@
 
 use std::fmt;
 
-use axum::extract::FromRequestParts;
-use http::request::Parts;
-
 use super::decision::Granting;
 use super::resource_action::ResourceAction;
 use crate::member::AuthenticatedMember;
-use crate::rejection::{AuthRejection, Reason};
-use crate::request_auth::AuthContext;
 
 /// A positive authorization decision: who may do what, and which roles allowed it.
 ///
@@ -78,20 +73,5 @@ impl fmt::Debug for Verdict {
             .field("resource", &self.resource())
             .field("action", &self.action())
             .finish()
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Verdict {
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let decided_at_once = match parts.extensions.get::<AuthContext>() {
-            Some(AuthContext::Verified { verdict, .. }) => verdict.as_ref(),
-            _ => None,
-        };
-        decided_at_once
-            .or_else(|| parts.extensions.get::<Verdict>())
-            .cloned()
-            .ok_or_else(|| AuthRejection::new(Reason::Misconfigured))
     }
 }

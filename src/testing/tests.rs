@@ -518,9 +518,9 @@ async fn a_session_that_never_expires_and_a_clock_moved_forever() {
     let cookie = format!("stytch_session_jwt={}", forever.session_jwt);
     let headers = crate::credentials::cookie_headers(&[cookie.as_bytes()]);
     auth.warm_up().await.expect("the keys");
-    let member = match auth.begin(&headers) {
-        crate::auth::Begin::Ready(ctx) => ctx.member().await.unwrap(),
-        crate::auth::Begin::NeedsKeys(_) => panic!("keys are loaded"),
+    let member = match crate::request::begin(&auth.core, &headers) {
+        crate::request::Begin::Ready(ctx) => ctx.member().await.unwrap(),
+        crate::request::Begin::NeedsKeys(_) => panic!("keys are loaded"),
     };
     assert_eq!(member.member_session_id(), forever.member_session_id);
 

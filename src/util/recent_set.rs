@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use crate::clock::Reading;
 
-/// At most `capacity` keys, each for `ttl` after it was (last) added.
+/// At most `capacity` keys, each for `ttl` (or its own lifetime) after it was (last)
+/// added.
 pub(crate) struct RecentSet<K> {
     state: Mutex<State<K>>,
     capacity: usize,
@@ -27,8 +28,8 @@ pub(crate) struct RecentSet<K> {
 }
 
 struct State<K> {
-    /// Key → (sequence number of its latest insert, when).
-    added: HashMap<K, (u64, Reading)>,
+    /// Key → (sequence number of its latest insert, when, for how long).
+    added: HashMap<K, (u64, Reading, Duration)>,
     /// Inserts, oldest first. A key added again appears again; its older occurrence
     /// is stale (its sequence number no longer matches) and is skipped.
     order: VecDeque<(K, u64)>,
@@ -50,16 +51,22 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
 
     /// Adds `key` at `now`, forgetting expired keys and, when full, the oldest.
     pub(crate) fn insert(&self, key: K, now: Reading) {
+        self.insert_for(key, now, self.ttl);
+    }
+
+    /// Adds `key` at `now` for `lifetime` (instead of the set's `ttl`), forgetting
+    /// expired keys and, when full, the oldest.
+    pub(crate) fn insert_for(&self, key: K, now: Reading, lifetime: Duration) {
         let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let state = &mut *guard;
         let seq = state.next;
         state.next += 1;
-        state.added.insert(key.clone(), (seq, now));
+        state.added.insert(key.clone(), (seq, now, lifetime));
         state.order.push_back((key, seq));
         while let Some((front, front_seq)) = state.order.front() {
             match state.added.get(front) {
-                Some(&(latest, at)) if latest == *front_seq => {
-                    if !self.expired(at, now) && state.added.len() <= self.capacity {
+                Some(&(latest, at, lifetime)) if latest == *front_seq => {
+                    if !expired(at, lifetime, now) && state.added.len() <= self.capacity {
                         break;
                     }
                     state.added.remove(front);
@@ -74,11 +81,11 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
             let added = &state.added;
             state
                 .order
-                .retain(|(k, seq)| added.get(k).is_some_and(|(latest, _)| latest == seq));
+                .retain(|(k, seq)| added.get(k).is_some_and(|(latest, ..)| latest == seq));
         }
     }
 
-    /// Whether `key` was added less than `ttl` before `now` (by either reading).
+    /// Whether `key` was added less than its lifetime before `now` (by either reading).
     pub(crate) fn contains<Q>(&self, key: &Q, now: Reading) -> bool
     where
         K: Borrow<Q>,
@@ -88,16 +95,7 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
         state
             .added
             .get(key)
-            .is_some_and(|&(_, at)| !self.expired(at, now))
-    }
-
-    /// Whether a key added `at` is forgotten at `now`: `ttl` has passed by the
-    /// monotonic reading and by the wall clock (unknown, so not passed, when it stepped
-    /// back before `at`).
-    fn expired(&self, at: Reading, now: Reading) -> bool {
-        let real = now.mono.saturating_duration_since(at.mono);
-        let wall = now.wall.duration_since(at.wall).unwrap_or(Duration::ZERO);
-        real >= self.ttl && wall >= self.ttl
+            .is_some_and(|&(_, at, lifetime)| !expired(at, lifetime, now))
     }
 
     #[cfg(test)]
@@ -106,6 +104,15 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
         assert!(state.order.len() <= 2 * self.capacity + 17);
         state.added.len()
     }
+}
+
+/// Whether a key added `at` for `lifetime` is forgotten at `now`: the lifetime has
+/// passed by the monotonic reading and by the wall clock (unknown, so not passed, when
+/// it stepped back before `at`).
+fn expired(at: Reading, lifetime: Duration, now: Reading) -> bool {
+    let real = now.mono.saturating_duration_since(at.mono);
+    let wall = now.wall.duration_since(at.wall).unwrap_or(Duration::ZERO);
+    real >= lifetime && wall >= lifetime
 }
 
 #[cfg(test)]

@@ -16,12 +16,12 @@ use tower_service::Service;
 
 use pin_project_lite::pin_project;
 
-use crate::Verdict;
 use crate::extract::{context, reject, reject_authz};
+use crate::rbac::Verdict;
 use crate::rbac::resource_action::ResourceAction;
 use crate::rejection::Failure;
 use crate::rejection::{AuthRejection, Reason};
-use crate::request_auth::AuthContext;
+use crate::request::AuthContext;
 
 /// Route guard: lets a request through only when the member may perform `action` on
 /// `resource`; answers 401 without a valid session, 403 when the roles do not allow
@@ -68,6 +68,7 @@ use crate::request_auth::AuthContext;
 /// # }
 /// ```
 #[derive(Clone)]
+#[must_use = "a guard does nothing until it wraps a route (`route_layer`)"]
 pub struct RequireAuthz {
     requirement: Arc<Requirement>,
 }
@@ -94,6 +95,7 @@ pub struct RequireAuthz {
 /// # }
 /// ```
 #[derive(Clone, Debug, Default)]
+#[must_use = "a guard does nothing until it wraps a route (`route_layer`)"]
 pub struct RequireSession {
     _private: (),
 }
@@ -187,7 +189,7 @@ impl Requirement {
     /// when the check needs to wait (Stytch, a policy fetch, a path parameter).
     fn check_now(&self, extensions: &mut http::Extensions) -> Option<Result<(), Failure>> {
         let Some(AuthContext::Verified {
-            auth,
+            core,
             member,
             at,
             verdict: slot,
@@ -204,19 +206,16 @@ impl Requirement {
                 // At the time the layer verified the member, microseconds ago: a policy
                 // that just turned stale is still within its grace, where the waiting
                 // path would also use it (and start a refresh the next request starts).
-                let decided = auth.inner.policy.decide_cached(
-                    member,
-                    member.organization_id(),
-                    wanted,
-                    *at,
-                )?;
+                let decided =
+                    core.policy
+                        .decide_cached(member, member.organization_id(), wanted, *at)?;
                 Some(match decided {
                     Ok(verdict) => {
                         *slot = Some(verdict);
                         Ok(())
                     }
                     Err(failure) => {
-                        auth.inner.metrics.failure(failure.reason);
+                        core.metrics.failure(failure.reason);
                         Err(failure)
                     }
                 })
@@ -246,7 +245,7 @@ impl Requirement {
                     return Err(self.refuse_unmatchable(ctx, parts).await);
                 }
                 Err(PathError::Missing) => {
-                    context(parts)?.auth().log_misconfigured_route(name);
+                    context(parts)?.core().diagnostics.misconfigured_route(name);
                     return Err(AuthRejection::new(Reason::Misconfigured));
                 }
             },
@@ -284,7 +283,7 @@ impl Requirement {
                     reason = Reason::TenancyMismatch.as_str(),
                     "organization path parameter is not UTF-8"
                 );
-                ctx.auth().inner.metrics.failure(Reason::TenancyMismatch);
+                ctx.core().metrics.failure(Reason::TenancyMismatch);
                 Failure::new(Reason::TenancyMismatch)
             }
             Err(failure) => failure,

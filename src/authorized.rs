@@ -6,10 +6,10 @@ use std::marker::PhantomData;
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
-use super::resource_action::ResourceAction;
-use super::verdict::Verdict;
 use crate::extract::{context, reject_authz};
 use crate::member::AuthenticatedMember;
+use crate::rbac::Verdict;
+use crate::rbac::resource_action::ResourceAction;
 use crate::rejection::AuthRejection;
 
 /// A permission declared once as a type: a resource and an action of your Stytch RBAC

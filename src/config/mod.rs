@@ -11,69 +11,13 @@ use crate::clock::{Clock, SharedClock};
 use crate::cookies::SameSite;
 use crate::rejection::AuthRejection;
 
-/// A setting that cannot work, reported by [`StytchAuthBuilder::build`] or
-/// [`StytchAuth::from_env`](crate::StytchAuth::from_env).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The project id is empty.
-    #[error(
-        "the Stytch project id is empty (set STYTCH_PROJECT_ID or pass it to StytchAuth::builder)"
-    )]
-    MissingProjectId,
-    /// The secret is empty.
-    #[error("the Stytch secret is empty (set STYTCH_SECRET or pass it to StytchAuth::builder)")]
-    MissingSecret,
-    /// An environment variable `from_env` needs is not set or not UTF-8.
-    #[error("environment variable {0} is not set (or not valid UTF-8)")]
-    MissingEnv(&'static str),
-    /// The custom base URL cannot be used.
-    #[error("invalid Stytch base URL {url:?}: {reason}")]
-    #[non_exhaustive]
-    InvalidBaseUrl {
-        /// The URL given, with any `user:password@` part redacted.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Another setting is out of range.
-    #[error("invalid setting {setting}: {reason}")]
-    #[non_exhaustive]
-    InvalidSetting {
-        /// The builder method.
-        setting: &'static str,
-        /// What is wrong with its value.
-        reason: String,
-    },
-    /// The HTTP client could not be created.
-    #[error("could not create the HTTP client: {detail}")]
-    #[non_exhaustive]
-    HttpClient {
-        /// What failed.
-        detail: String,
-    },
-}
+mod error;
+mod settings;
 
-/// A `Domain` cookie attribute value: dot-separated labels of ASCII letters, digits,
-/// `-` and `_` (found in internal host names), with an optional leading dot (which
-/// browsers ignore).
-fn is_domain_name(domain: &str) -> bool {
-    let domain = domain.strip_prefix('.').unwrap_or(domain);
-    !domain.is_empty()
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-}
-
-fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::InvalidSetting {
-        setting,
-        reason: reason.into(),
-    }
-}
+pub use error::ConfigError;
+#[cfg(test)]
+use settings::MAX_ENTRIES;
+pub(crate) use settings::Settings;
 
 /// Builds a [`StytchAuth`](crate::StytchAuth). Every setting has a documented default.
 ///
@@ -93,98 +37,36 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
 /// ```
 #[must_use]
 pub struct StytchAuthBuilder {
-    pub(crate) project_id: String,
-    pub(crate) secret: String,
-    pub(crate) base_url: Option<String>,
-    pub(crate) clock: SharedClock,
-    pub(crate) max_token_age: Duration,
-    pub(crate) leeway: Duration,
-    pub(crate) jwt_cookie: String,
-    pub(crate) token_cookie: String,
-    pub(crate) bearer: bool,
-    pub(crate) max_cookie_size: usize,
-    pub(crate) session_duration: Option<Duration>,
-    pub(crate) cookie_path: String,
-    pub(crate) cookie_domain: Option<String>,
-    pub(crate) cookie_secure: bool,
-    pub(crate) cookie_http_only: bool,
-    pub(crate) cookie_same_site: SameSite,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) request_timeout: Duration,
-    pub(crate) max_concurrent_authentications: usize,
-    pub(crate) unverified_per_second: u32,
-    pub(crate) max_concurrent_unverified: usize,
-    pub(crate) jwks_refresh_interval: Duration,
-    pub(crate) jwks_refresh_cooldown: Duration,
-    pub(crate) jwks_max_stale: Duration,
-    pub(crate) token_cache_capacity: usize,
-    pub(crate) revocation_capacity: usize,
-    pub(crate) policy_refresh_interval: Duration,
-    pub(crate) policy_grace: Duration,
-    pub(crate) org_policy_capacity: usize,
-    pub(crate) error_handler: Option<crate::rejection::ErrorHandler>,
+    settings: Settings,
 }
 
 impl fmt::Debug for StytchAuthBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StytchAuthBuilder")
-            .field("project_id", &self.project_id)
+            .field("project_id", &self.settings.project_id)
             .field("secret", &"<redacted>")
             .field(
                 "base_url",
-                &self.base_url.as_deref().map(crate::client::redacted_url),
+                &self
+                    .settings
+                    .base_url
+                    .as_deref()
+                    .map(crate::client::redacted_url),
             )
-            .field("max_token_age", &self.max_token_age)
-            .field("clock_leeway", &self.leeway)
-            .field("session_jwt_cookie", &self.jwt_cookie)
-            .field("session_token_cookie", &self.token_cookie)
-            .field("bearer_tokens", &self.bearer)
-            .field("session_duration", &self.session_duration)
+            .field("max_token_age", &self.settings.max_token_age)
+            .field("clock_leeway", &self.settings.leeway)
+            .field("session_jwt_cookie", &self.settings.jwt_cookie)
+            .field("session_token_cookie", &self.settings.token_cookie)
+            .field("bearer_tokens", &self.settings.bearer)
+            .field("session_duration", &self.settings.session_duration)
             .finish_non_exhaustive()
     }
 }
 
-/// The longest the RBAC policy may be cached: Stytch's SDKs refresh every 5 minutes.
-pub(crate) const MAX_POLICY_REFRESH: Duration = Duration::from_secs(300);
-
-/// The most entries a cache or list of the layer may be given: far beyond any need
-/// (10,000,000 verified JWTs take about 20 GB), and a typo such as `usize::MAX` is
-/// refused rather than allocated.
-const MAX_ENTRIES: usize = 10_000_000;
-
 impl StytchAuthBuilder {
     pub(crate) fn new(project_id: impl Into<String>, secret: impl Into<String>) -> Self {
         Self {
-            project_id: project_id.into(),
-            secret: secret.into(),
-            base_url: None,
-            clock: SharedClock::system(),
-            max_token_age: Duration::from_secs(300),
-            leeway: Duration::from_secs(5),
-            jwt_cookie: "stytch_session_jwt".into(),
-            token_cookie: "stytch_session".into(),
-            bearer: false,
-            max_cookie_size: crate::cookies::BROWSER_COOKIE_LIMIT,
-            session_duration: None,
-            cookie_path: "/".into(),
-            cookie_domain: None,
-            cookie_secure: true,
-            cookie_http_only: true,
-            cookie_same_site: SameSite::Lax,
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-            max_concurrent_authentications: 256,
-            unverified_per_second: 20,
-            max_concurrent_unverified: 32,
-            jwks_refresh_interval: Duration::from_secs(300),
-            jwks_refresh_cooldown: Duration::from_secs(30),
-            jwks_max_stale: Duration::from_secs(3600),
-            token_cache_capacity: 10_000,
-            revocation_capacity: 10_000,
-            policy_refresh_interval: MAX_POLICY_REFRESH,
-            policy_grace: Duration::from_secs(900),
-            org_policy_capacity: 1_000,
-            error_handler: None,
+            settings: Settings::defaults(project_id.into(), secret.into()),
         }
     }
 
@@ -208,13 +90,13 @@ impl StytchAuthBuilder {
     /// `https://test.stytch.com`. With a custom URL, JWTs issued by that origin are
     /// accepted besides `stytch.com/<project_id>`.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
+        self.settings.base_url = Some(url.into());
         self
     }
 
     /// Time source for expiry, ages and TTLs. Default: the system clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = SharedClock(Arc::new(clock));
+        self.settings.clock = SharedClock(Arc::new(clock));
         self
     }
 
@@ -223,13 +105,13 @@ impl StytchAuthBuilder {
     /// instance. `Duration::ZERO` sends every request to Stytch. A longer age changes
     /// nothing: a JWT's `exp`, 300 s after `iat`, still ends its local trust.
     pub fn max_token_age(mut self, age: Duration) -> Self {
-        self.max_token_age = age;
+        self.settings.max_token_age = age;
         self
     }
 
     /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default: 5 s; at most 60 s.
     pub fn clock_leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
+        self.settings.leeway = leeway;
         self
     }
 
@@ -237,14 +119,14 @@ impl StytchAuthBuilder {
     /// ``!#$%&'*+-.^_`|~``), different from the session token cookie's.
     /// Default: `stytch_session_jwt`.
     pub fn session_jwt_cookie(mut self, name: impl Into<String>) -> Self {
-        self.jwt_cookie = name.into();
+        self.settings.jwt_cookie = name.into();
         self
     }
 
     /// Name of the session token cookie, with the same rules as
     /// [`session_jwt_cookie`](Self::session_jwt_cookie). Default: `stytch_session`.
     pub fn session_token_cookie(mut self, name: impl Into<String>) -> Self {
-        self.token_cookie = name.into();
+        self.settings.token_cookie = name.into();
         self
     }
 
@@ -255,7 +137,7 @@ impl StytchAuthBuilder {
     /// so bearer clients should refresh their JWT themselves, as Stytch's frontend
     /// SDKs do. Default: off.
     pub fn bearer_tokens(mut self, enabled: bool) -> Self {
-        self.bearer = enabled;
+        self.settings.bearer = enabled;
         self
     }
 
@@ -266,14 +148,14 @@ impl StytchAuthBuilder {
     /// refused whatever this is. A renewed session cookie larger than browsers keep
     /// (4096 bytes, name and value) is still set, with a warning in the logs.
     pub fn max_cookie_size(mut self, bytes: usize) -> Self {
-        self.max_cookie_size = bytes;
+        self.settings.max_cookie_size = bytes;
         self
     }
 
     /// Extend the session to now + `duration` whenever Stytch is asked (sliding
     /// sessions). Whole minutes, 5 minutes to 366 days. Default: not extended.
     pub fn session_duration(mut self, duration: Duration) -> Self {
-        self.session_duration = Some(duration);
+        self.settings.session_duration = Some(duration);
         self
     }
 
@@ -281,7 +163,7 @@ impl StytchAuthBuilder {
     /// `;` (RFC 6265 `path-value`, without spaces: browsers match it against the
     /// request's path as sent, where a space is `%20`). Default: `/`.
     pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
-        self.cookie_path = path.into();
+        self.settings.cookie_path = path.into();
         self
     }
 
@@ -296,34 +178,34 @@ impl StytchAuthBuilder {
     /// requests that carry a session cookie twice (401 `invalid_credentials`, logged
     /// as a warning once a minute).
     pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
-        self.cookie_domain = Some(domain.into());
+        self.settings.cookie_domain = Some(domain.into());
         self
     }
 
     /// `Secure` on the cookies this crate sets. Default: on (browsers still accept
     /// `Secure` cookies from `http://localhost`).
     pub fn cookie_secure(mut self, secure: bool) -> Self {
-        self.cookie_secure = secure;
+        self.settings.cookie_secure = secure;
         self
     }
 
     /// `HttpOnly` on the cookies this crate sets. Default: on. Turn it off only when
     /// browser code (such as Stytch's frontend SDK) must read the cookies.
     pub fn cookie_http_only(mut self, http_only: bool) -> Self {
-        self.cookie_http_only = http_only;
+        self.settings.cookie_http_only = http_only;
         self
     }
 
     /// `SameSite` of the cookies this crate sets. Default: [`SameSite::Lax`].
     /// `SameSite::None` requires `Secure`.
     pub fn cookie_same_site(mut self, same_site: SameSite) -> Self {
-        self.cookie_same_site = same_site;
+        self.settings.cookie_same_site = same_site;
         self
     }
 
     /// Connect timeout for calls to Stytch; greater than zero. Default: 2 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.settings.connect_timeout = timeout;
         self
     }
 
@@ -334,7 +216,7 @@ impl StytchAuthBuilder {
     /// RBAC policy), each failing closed (503) at its timeout. To bound a whole request,
     /// put a timeout around the router, such as tower-http's `TimeoutLayer`.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.settings.request_timeout = timeout;
         self
     }
 
@@ -349,7 +231,7 @@ impl StytchAuthBuilder {
     /// each browser's JWT about once per `max_token_age`: 100,000 active browsers at
     /// 100 ms per call keep about 33 calls in flight.
     pub fn max_concurrent_authentications(mut self, calls: usize) -> Self {
-        self.max_concurrent_authentications = calls;
+        self.settings.max_concurrent_authentications = calls;
         self
     }
 
@@ -370,7 +252,7 @@ impl StytchAuthBuilder {
     /// 1,000) are not limited by it. Keep it well below your project's rate limit.
     /// `0` makes no call for an unconfirmed token.
     pub fn unverified_authentications_per_second(mut self, calls: u32) -> Self {
-        self.unverified_per_second = calls;
+        self.settings.unverified_per_second = calls;
         self
     }
 
@@ -378,21 +260,21 @@ impl StytchAuthBuilder {
     /// has not confirmed before; at least 1. Default: 32. See
     /// [`unverified_authentications_per_second`](Self::unverified_authentications_per_second).
     pub fn max_concurrent_unverified_authentications(mut self, calls: usize) -> Self {
-        self.max_concurrent_unverified = calls;
+        self.settings.max_concurrent_unverified = calls;
         self
     }
 
     /// Age at which the JWKS is refreshed in the background (keys keep being served
     /// meanwhile); greater than zero. Default: 300 s.
     pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
-        self.jwks_refresh_interval = interval;
+        self.settings.jwks_refresh_interval = interval;
         self
     }
 
     /// Minimum time between JWKS refreshes caused by an unknown `kid`, and between
     /// retries after a failed fetch. At least 1 s (whole seconds count). Default: 30 s.
     pub fn jwks_refresh_cooldown(mut self, cooldown: Duration) -> Self {
-        self.jwks_refresh_cooldown = cooldown;
+        self.settings.jwks_refresh_cooldown = cooldown;
         self
     }
 
@@ -401,14 +283,14 @@ impl StytchAuthBuilder {
     /// are answered 503 (a cached one stays trusted until its own deadline, at most
     /// `max_token_age`). Default: 1 hour.
     pub fn jwks_max_stale(mut self, max_stale: Duration) -> Self {
-        self.jwks_max_stale = max_stale;
+        self.settings.jwks_max_stale = max_stale;
         self
     }
 
     /// Most verified JWTs remembered (a repeated JWT then costs no RSA work).
     /// Default: 10,000. `0` disables the cache. At most 10,000,000.
     pub fn token_cache_capacity(mut self, entries: usize) -> Self {
-        self.token_cache_capacity = entries;
+        self.settings.token_cache_capacity = entries;
         self
     }
 
@@ -417,7 +299,7 @@ impl StytchAuthBuilder {
     /// (refused without asking again). Each is remembered for an hour; when full, the
     /// oldest are forgotten first. Default: 10,000 each. At most 10,000,000.
     pub fn revocation_capacity(mut self, entries: usize) -> Self {
-        self.revocation_capacity = entries;
+        self.settings.revocation_capacity = entries;
         self
     }
 
@@ -426,7 +308,7 @@ impl StytchAuthBuilder {
     /// and once it has passed (after a quiet spell, say) the next request waits for the
     /// refresh. Greater than zero. Default and maximum: 300 s.
     pub fn policy_refresh_interval(mut self, interval: Duration) -> Self {
-        self.policy_refresh_interval = interval;
+        self.settings.policy_refresh_interval = interval;
         self
     }
 
@@ -434,7 +316,7 @@ impl StytchAuthBuilder {
     /// fail (retried at most every 5 s); after that RBAC decisions answer 503. Never
     /// used while refreshes succeed. Default: 15 minutes.
     pub fn policy_grace(mut self, grace: Duration) -> Self {
-        self.policy_grace = grace;
+        self.settings.policy_grace = grace;
         self
     }
 
@@ -443,7 +325,7 @@ impl StytchAuthBuilder {
     /// organization evicted from the cache has its custom roles fetched again (and
     /// its guarded requests wait for them) when its members come back.
     pub fn org_policy_capacity(mut self, entries: usize) -> Self {
-        self.org_policy_capacity = entries;
+        self.settings.org_policy_capacity = entries;
         self
     }
 
@@ -473,131 +355,14 @@ impl StytchAuthBuilder {
     where
         F: Fn(&AuthRejection, &Parts) -> Option<Response> + Send + Sync + 'static,
     {
-        self.error_handler = Some(Arc::new(handler));
+        self.settings.error_handler = Some(Arc::new(handler));
         self
     }
 
-    /// Validates every setting and builds the [`StytchAuth`](crate::StytchAuth).
-    pub fn build(self) -> Result<crate::StytchAuth, ConfigError> {
-        self.validate()?;
-        crate::auth::StytchAuth::from_builder(self)
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.project_id.trim().is_empty() {
-            return Err(ConfigError::MissingProjectId);
-        }
-        if self.secret.is_empty() {
-            return Err(ConfigError::MissingSecret);
-        }
-        for (setting, name) in [
-            ("session_jwt_cookie", &self.jwt_cookie),
-            ("session_token_cookie", &self.token_cookie),
-        ] {
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-            {
-                return Err(invalid(
-                    setting,
-                    format!("{name:?} is not a valid cookie name"),
-                ));
-            }
-        }
-        if self.jwt_cookie == self.token_cookie {
-            return Err(invalid(
-                "session_token_cookie",
-                "must differ from the JWT cookie name",
-            ));
-        }
-        if self.max_cookie_size < 256 {
-            return Err(invalid("max_cookie_size", "must be at least 256 bytes"));
-        }
-        if self.leeway > Duration::from_secs(60) {
-            return Err(invalid("clock_leeway", "must be at most 60 s"));
-        }
-        if let Some(d) = self.session_duration {
-            let minutes = d.as_secs() / 60;
-            if d.as_secs() % 60 != 0 || !(5..=527_040).contains(&minutes) {
-                return Err(invalid(
-                    "session_duration",
-                    "whole minutes from 5 minutes to 366 days",
-                ));
-            }
-        }
-        // A value a `Set-Cookie` header cannot carry would make every cookie the crate
-        // sets unusable (renewals and logout alike): refused here, with the reason.
-        if !self.cookie_path.starts_with('/')
-            || !self
-                .cookie_path
-                .bytes()
-                .all(|b| (b'!'..=b'~').contains(&b) && b != b';')
-        {
-            return Err(invalid(
-                "cookie_path",
-                format!(
-                    "{:?} must start with '/' and be visible ASCII without ';'",
-                    self.cookie_path
-                ),
-            ));
-        }
-        if let Some(domain) = &self.cookie_domain
-            && !is_domain_name(domain)
-        {
-            return Err(invalid(
-                "cookie_domain",
-                format!(
-                    "{domain:?} is not a domain name (ASCII letters, digits, '-', '_' and '.')"
-                ),
-            ));
-        }
-        if self.cookie_same_site == SameSite::None && !self.cookie_secure {
-            return Err(invalid(
-                "cookie_same_site",
-                "SameSite=None requires cookie_secure(true)",
-            ));
-        }
-        for (setting, d) in [
-            ("connect_timeout", self.connect_timeout),
-            ("request_timeout", self.request_timeout),
-            ("jwks_refresh_interval", self.jwks_refresh_interval),
-            ("policy_refresh_interval", self.policy_refresh_interval),
-        ] {
-            if d.is_zero() {
-                return Err(invalid(setting, "must be greater than zero"));
-            }
-        }
-        // Cooldowns count whole seconds; under one second there would be none, and
-        // every JWT with an unknown `kid` could make the layer fetch the JWKS.
-        if self.max_concurrent_authentications == 0 {
-            return Err(invalid(
-                "max_concurrent_authentications",
-                "must be at least 1",
-            ));
-        }
-        if self.max_concurrent_unverified == 0 {
-            return Err(invalid(
-                "max_concurrent_unverified_authentications",
-                "must be at least 1",
-            ));
-        }
-        if self.jwks_refresh_cooldown < Duration::from_secs(1) {
-            return Err(invalid("jwks_refresh_cooldown", "must be at least 1 s"));
-        }
-        if self.policy_refresh_interval > MAX_POLICY_REFRESH {
-            return Err(invalid("policy_refresh_interval", "must be at most 300 s"));
-        }
-        for (setting, entries) in [
-            ("token_cache_capacity", self.token_cache_capacity),
-            ("revocation_capacity", self.revocation_capacity),
-            ("org_policy_capacity", self.org_policy_capacity),
-        ] {
-            if entries > MAX_ENTRIES {
-                return Err(invalid(setting, "must be at most 10,000,000 entries"));
-            }
-        }
-        Ok(())
+    /// Validates every setting: the settings the layer is built with.
+    pub(crate) fn into_settings(self) -> Result<Settings, ConfigError> {
+        self.settings.validate()?;
+        Ok(self.settings)
     }
 }
 

@@ -1,0 +1,201 @@
+//! The engine: the components of one layer, composed, and the few rules that span
+//! them. Built once from the validated settings; shared (`Arc<Core>`) by the public
+//! handle, the layer, every request's state, the extractors and the guards.
+//!
+//! ```text
+//! credentials ─▶ local (JWKS, verified tokens, revocations) ─▶ remote (Stytch) ─▶ policy (RBAC)
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::client::{ClientError, ClientSettings, Endpoint, StytchClient};
+use crate::clock::SharedClock;
+use crate::config::{ConfigError, Settings};
+use crate::cookies::CookieSettings;
+use crate::credentials::CredentialSettings;
+use crate::diagnostics::Diagnostics;
+use crate::jwt::jwks::{JwksCache, JwksSettings, OnRetired};
+use crate::jwt::verify::ClaimRules;
+use crate::local::LocalVerifier;
+use crate::local::token_cache::TokenCache;
+use crate::member::AuthenticatedMember;
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::rbac::PolicyCache;
+use crate::rbac::Verdict;
+use crate::rbac::resource_action::ResourceAction;
+use crate::rejection::{ErrorHandler, Failure};
+use crate::remote::{RemoteAuthenticator, RemoteSettings};
+use crate::revocation::LocalRevocations;
+use crate::timestamp::saturating_add;
+use crate::unverified::UnverifiedSettings;
+
+/// How long a logged-out session is refused on this instance (within
+/// `revocation_capacity`; when full, the oldest go first).
+const REVOKED_FOR: Duration = Duration::from_secs(3600);
+
+/// The components of one layer.
+pub(crate) struct Core {
+    pub(crate) project_id: String,
+    pub(crate) clock: SharedClock,
+    pub(crate) credentials: CredentialSettings,
+    pub(crate) cookies: CookieSettings,
+    pub(crate) local: LocalVerifier,
+    pub(crate) remote: Arc<RemoteAuthenticator>,
+    pub(crate) policy: PolicyCache,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) diagnostics: Arc<Diagnostics>,
+    pub(crate) error_handler: Option<ErrorHandler>,
+    client: StytchClient,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("project_id", &self.project_id)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// Builds every component from validated `settings`.
+    pub(crate) fn new(s: Settings) -> Result<Self, ConfigError> {
+        let endpoint = Endpoint::resolve(&s.project_id, s.base_url.as_deref())?;
+        let client = StytchClient::new(
+            &s.project_id,
+            &s.secret,
+            &endpoint,
+            &ClientSettings {
+                connect_timeout: s.connect_timeout,
+                request_timeout: s.request_timeout,
+            },
+        )?;
+        let metrics = Arc::new(Metrics::default());
+        let diagnostics = Arc::new(Diagnostics::new(s.clock.clone()));
+        let mut issuers = vec![format!("stytch.com/{}", s.project_id)];
+        issuers.extend(endpoint.custom_issuer.clone());
+        // Entries expire by the injected clock, checked on every read.
+        let tokens = (s.token_cache_capacity > 0 && !s.max_token_age.is_zero())
+            .then(|| Arc::new(TokenCache::new(s.token_cache_capacity)));
+        // A key Stytch retired takes the tokens it verified out of the cache.
+        let on_retired: OnRetired = match &tokens {
+            Some(tokens) => {
+                let tokens = Arc::clone(tokens);
+                Box::new(move |retired| tokens.remove_keys(retired))
+            }
+            None => Box::new(|_| {}),
+        };
+        let jwks = JwksCache::new(
+            client.clone(),
+            s.clock.clone(),
+            JwksSettings {
+                refresh_interval: s.jwks_refresh_interval,
+                cooldown: s.jwks_refresh_cooldown,
+                max_stale: s.jwks_max_stale,
+            },
+            Arc::clone(&metrics),
+            on_retired,
+        );
+        let local = LocalVerifier::new(
+            s.clock.clone(),
+            ClaimRules {
+                project_id: s.project_id.clone(),
+                issuers,
+                leeway_secs: s.leeway.as_secs(),
+                max_token_age_secs: s.max_token_age.as_secs(),
+            },
+            jwks,
+            tokens,
+            LocalRevocations::new(s.clock.clone(), s.revocation_capacity),
+            Arc::clone(&metrics),
+            Arc::clone(&diagnostics),
+        );
+        let remote = RemoteAuthenticator::new(
+            client.clone(),
+            s.clock.clone(),
+            RemoteSettings {
+                max_concurrent: s.max_concurrent_authentications,
+                unverified: UnverifiedSettings {
+                    per_second: s.unverified_per_second,
+                    concurrent: s.max_concurrent_unverified,
+                    remembered: s.token_cache_capacity.max(1_000),
+                },
+                gone_capacity: s.revocation_capacity,
+                session_duration_minutes: s
+                    .session_duration
+                    .and_then(|d| u32::try_from(d.as_secs() / 60).ok()),
+            },
+            Arc::clone(&metrics),
+            Arc::clone(&diagnostics),
+        );
+        let policy = PolicyCache::new(
+            client.clone(),
+            s.clock.clone(),
+            s.policy_refresh_interval,
+            s.policy_grace,
+            s.org_policy_capacity,
+            Arc::clone(&metrics),
+        );
+        Ok(Self {
+            credentials: CredentialSettings::new(
+                s.jwt_cookie.clone(),
+                s.token_cookie.clone(),
+                s.bearer,
+                s.max_cookie_size,
+            ),
+            cookies: CookieSettings {
+                jwt_name: s.jwt_cookie,
+                token_name: s.token_cookie,
+                path: s.cookie_path,
+                domain: s.cookie_domain,
+                secure: s.cookie_secure,
+                http_only: s.cookie_http_only,
+                same_site: s.cookie_same_site,
+            },
+            project_id: s.project_id,
+            clock: s.clock,
+            local,
+            remote,
+            policy,
+            metrics,
+            diagnostics,
+            error_handler: s.error_handler,
+            client,
+        })
+    }
+
+    /// Ends the session `member_session_id`: refused on this instance at once (for
+    /// an hour), then revoked at Stytch (a session Stytch no longer knows counts as
+    /// revoked).
+    pub(crate) async fn logout(&self, member_session_id: &str) -> Result<(), ClientError> {
+        let until = saturating_add(self.clock.now(), REVOKED_FOR);
+        self.local.revoke(member_session_id, until);
+        self.remote.revoke(member_session_id).await
+    }
+
+    /// Whether the session `member_session_id` is revoked.
+    pub(crate) fn is_revoked(&self, member_session_id: &str) -> bool {
+        self.local.is_revoked(member_session_id)
+    }
+
+    /// The local RBAC decision for `member` on `wanted` in `organization_id` at
+    /// `now`; a refusal is counted.
+    pub(crate) async fn decide(
+        &self,
+        member: &AuthenticatedMember,
+        organization_id: &str,
+        wanted: &ResourceAction,
+        now: SystemTime,
+    ) -> Result<Verdict, Failure> {
+        self.policy
+            .decide(member, organization_id, wanted, now)
+            .await
+            .inspect_err(|f| self.metrics.failure(f.reason))
+    }
+
+    /// The counters.
+    pub(crate) fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot(self.remote.coalesced())
+    }
+}
