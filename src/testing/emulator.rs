@@ -1,5 +1,6 @@
 //! The test handle, [`StytchEmulator`]: starting the server, the project's
-//! organizations, members, sessions, policies and keys, and fault injection.
+//! organizations, members, sessions, policies and keys, and fault injection. The
+//! machine-token operations (M2M clients, Connected Apps) are in `tokens.rs`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -68,11 +69,11 @@ impl StytchEmulator {
         }
     }
 
-    fn shared(&self) -> &Shared {
+    pub(super) fn shared(&self) -> &Shared {
         &self.inner.shared
     }
 
-    fn now(&self) -> SystemTime {
+    pub(super) fn now(&self) -> SystemTime {
         self.shared().now()
     }
 
