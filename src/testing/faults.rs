@@ -22,6 +22,24 @@ pub enum Endpoint {
     Policy,
     /// `GET /v1/b2b/rbac/organizations/{organization_id}`.
     OrganizationPolicy,
+    /// `POST /v1/public/{project_id}/oauth2/token` (M2M access tokens).
+    M2mToken,
+    /// `POST /v1/oauth2/introspect` and `POST /v1/public/{project_id}/oauth2/introspect`.
+    Introspect,
+    /// `GET /.well-known/jwks.json` and `GET /v1/public/{project_id}/.well-known/jwks.json`
+    /// (the session JWKS's keys, on the project-domain paths).
+    PublicJwks,
+    /// `GET /.well-known/openid-configuration`, `GET /.well-known/oauth-authorization-server`
+    /// and `GET /v1/public/{project_id}/.well-known/openid-configuration`.
+    Discovery,
+}
+
+impl Endpoint {
+    /// Whether the endpoint answers errors with OAuth 2.0 field names
+    /// (`error`, `error_description`, `error_uri`).
+    pub(crate) fn oauth_errors(self) -> bool {
+        matches!(self, Endpoint::M2mToken | Endpoint::Introspect)
+    }
 }
 
 /// A misbehaviour to inject into an endpoint.
@@ -46,7 +64,9 @@ pub enum Fault {
     Delay(Duration),
     /// The next `times` calls answer `status` with a five-field Stytch error
     /// body (`429` also sends `Retry-After: 1`). A status outside
-    /// 100..=999 is answered as 500.
+    /// 100..=999 is answered as 500. On [`Endpoint::M2mToken`] and
+    /// [`Endpoint::Introspect`] the body has OAuth's field names (`error`,
+    /// `error_description`, `error_uri`), as those endpoints' errors do.
     Status {
         /// The HTTP status.
         status: u16,
@@ -54,7 +74,7 @@ pub enum Fault {
         times: u32,
     },
     /// The next `times` calls answer 429 `too_many_requests` with this
-    /// `Retry-After` (whole seconds).
+    /// `Retry-After` (whole seconds); the body as for [`Fault::Status`].
     RateLimited {
         /// The `Retry-After` delay sent.
         retry_after: Duration,

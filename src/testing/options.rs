@@ -130,9 +130,10 @@ impl EmulatorOptions {
         let secret = self
             .secret
             .unwrap_or_else(|| format!("secret-{env}-{}", random_string(27)));
+        let origin = format!("http://{addr}");
         let issuer = match self.issuer {
             Some(Issuer::Custom(issuer)) => issuer,
-            Some(Issuer::OwnOrigin) => format!("http://{addr}"),
+            Some(Issuer::OwnOrigin) => origin.clone(),
             None => format!("stytch.com/{project_id}"),
         };
         let config = Config {
@@ -140,6 +141,7 @@ impl EmulatorOptions {
             project_id,
             secret,
             issuer,
+            origin,
         };
         (config, self.clock.unwrap_or_default())
     }

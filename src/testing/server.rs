@@ -24,7 +24,8 @@ use super::endpoints::Project;
 use super::faults::{Endpoint, Fault, Faults};
 use super::listener::RefusingListener;
 use super::model::Config;
-use super::wire::{self, ApiError};
+use super::oauth::OAuthRequest;
+use super::wire::ApiError;
 use crate::clock::{Clock, MockClock};
 
 /// Everything the HTTP server and the test handle share.
@@ -127,6 +128,23 @@ fn router(shared: Arc<Shared>) -> Router {
             "/v1/b2b/rbac/organizations/{organization_id}",
             get(org_policy),
         )
+        .route("/v1/public/{project_id}/oauth2/token", post(m2m_token))
+        .route("/v1/oauth2/introspect", post(introspect))
+        .route(
+            "/v1/public/{project_id}/oauth2/introspect",
+            post(introspect),
+        )
+        .route("/.well-known/jwks.json", get(public_jwks))
+        .route(
+            "/v1/public/{project_id}/.well-known/jwks.json",
+            get(public_jwks),
+        )
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/.well-known/oauth-authorization-server", get(discovery))
+        .route(
+            "/v1/public/{project_id}/.well-known/openid-configuration",
+            get(discovery),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
@@ -179,6 +197,66 @@ async fn org_policy(
     .await
 }
 
+async fn m2m_token(
+    AxumState(shared): Emu,
+    Path(project_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&shared, Endpoint::M2mToken, None, |project, now| {
+        project.oauth_token(&project_id, &oauth_request(&headers, &body)?, now)
+    })
+    .await
+}
+
+/// Both introspection paths: with the project id in the path, and without.
+async fn introspect(
+    AxumState(shared): Emu,
+    project_id: Option<Path<String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let project_id = project_id.map(|Path(p)| p);
+    handle(&shared, Endpoint::Introspect, None, |project, now| {
+        let request = oauth_request(&headers, &body)?;
+        project.introspect(project_id.as_deref(), &request, now)
+    })
+    .await
+}
+
+/// Both JWKS paths of the project domain; without a project id in the path, the
+/// emulator's.
+async fn public_jwks(AxumState(shared): Emu, project_id: Option<Path<String>>) -> Response {
+    let project_id = project_id.map_or_else(|| shared.config.project_id.clone(), |Path(p)| p);
+    handle(&shared, Endpoint::PublicJwks, None, |project, _| {
+        project.jwks(&project_id)
+    })
+    .await
+}
+
+/// The three metadata paths.
+async fn discovery(AxumState(shared): Emu, project_id: Option<Path<String>>) -> Response {
+    let project_id = project_id.map(|Path(p)| p);
+    handle(&shared, Endpoint::Discovery, None, |project, _| {
+        project.discovery(project_id.as_deref())
+    })
+    .await
+}
+
+/// The request to an OAuth endpoint, from its `Content-Type`, `Authorization` and body.
+fn oauth_request(headers: &HeaderMap, body: &[u8]) -> Result<OAuthRequest, ApiError> {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    OAuthRequest::parse(
+        header(header::CONTENT_TYPE),
+        header(header::AUTHORIZATION),
+        body,
+    )
+}
+
 async fn not_found(AxumState(shared): Emu) -> Response {
     error_response(
         &shared,
@@ -213,7 +291,7 @@ async fn handle(
         tokio::time::sleep(delay).await;
     }
     if let Some(fault) = arrival.fault {
-        return fault_response(shared, &fault);
+        return fault_response(shared, &fault, endpoint.oauth_errors());
     }
     if let Some(headers) = auth_headers
         && !basic_auth_ok(shared, headers)
@@ -284,12 +362,11 @@ fn json_response(status: StatusCode, body: String) -> Response {
 
 fn error_response(shared: &Shared, error: &ApiError) -> Response {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = wire::error_body(
-        shared.config.env,
-        status.as_u16(),
-        error.error_type,
-        &error.message,
-    );
+    let error = ApiError {
+        status: status.as_u16(),
+        ..error.clone()
+    };
+    let body = error.body(shared.config.env);
     let mut response = json_response(status, body.to_string());
     if status == StatusCode::TOO_MANY_REQUESTS {
         response
@@ -299,7 +376,12 @@ fn error_response(shared: &Shared, error: &ApiError) -> Response {
     response
 }
 
-fn fault_response(shared: &Shared, fault: &Fault) -> Response {
+/// The answer of a one-shot `fault`, with OAuth's error field names if `oauth`.
+fn fault_response(shared: &Shared, fault: &Fault, oauth: bool) -> Response {
+    let injected = |status: u16, error_type: &'static str| ApiError {
+        oauth,
+        ..ApiError::new(status, error_type, "Injected by the Stytch emulator.")
+    };
     match fault {
         Fault::Status { status, .. } => {
             let error_type = match status {
@@ -315,16 +397,10 @@ fn fault_response(shared: &Shared, fault: &Fault) -> Response {
                 504 => "gateway_timeout",
                 _ => "emulated_error",
             };
-            error_response(
-                shared,
-                &ApiError::new(*status, error_type, "Injected by the Stytch emulator."),
-            )
+            error_response(shared, &injected(*status, error_type))
         }
         Fault::RateLimited { retry_after, .. } => {
-            let mut response = error_response(
-                shared,
-                &ApiError::new(429, "too_many_requests", "Injected by the Stytch emulator."),
-            );
+            let mut response = error_response(shared, &injected(429, "too_many_requests"));
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(retry_after.as_secs()),

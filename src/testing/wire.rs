@@ -15,12 +15,14 @@ pub(crate) const RESERVED_CLAIMS: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf"
 /// Prefix of Stytch's own claims, also protected from custom claims.
 pub(crate) const STYTCH_CLAIM_PREFIX: &str = "https://stytch.com/";
 
-/// An API error answered with the five-field Stytch body.
+/// An API error: answered with the five-field Stytch body, or (`oauth`) with the
+/// OAuth 2.0 field names of the token and introspection endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
     pub(crate) status: u16,
     pub(crate) error_type: &'static str,
     pub(crate) message: String,
+    pub(crate) oauth: bool,
 }
 
 impl ApiError {
@@ -29,6 +31,15 @@ impl ApiError {
             status,
             error_type,
             message: message.into(),
+            oauth: false,
+        }
+    }
+
+    /// An OAuth 2.0 error (RFC 6749 §5.2): `error` and `error_description`.
+    pub(crate) fn oauth(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            oauth: true,
+            ..Self::new(status, error, description)
         }
     }
 
@@ -36,8 +47,34 @@ impl ApiError {
         Self::new(400, "bad_request", message)
     }
 
+    pub(crate) fn project_not_found() -> Self {
+        Self::new(404, "project_not_found", "Project could not be found.")
+    }
+
     pub(crate) fn session_not_found() -> Self {
         Self::new(404, "session_not_found", "Session could not be found.")
+    }
+
+    /// The body this error is answered with.
+    pub(crate) fn body(&self, env: &str) -> Value {
+        let names = if self.oauth {
+            ["error", "error_description", "error_uri"]
+        } else {
+            ["error_type", "error_message", "error_url"]
+        };
+        let mut body = Map::new();
+        body.insert("status_code".into(), json!(self.status));
+        body.insert("request_id".into(), json!(request_id(env)));
+        body.insert(names[0].into(), json!(self.error_type));
+        body.insert(names[1].into(), json!(self.message));
+        body.insert(
+            names[2].into(),
+            json!(format!(
+                "https://stytch.com/docs/api/errors/{}",
+                self.status
+            )),
+        );
+        Value::Object(body)
     }
 }
 
@@ -51,6 +88,20 @@ pub(crate) fn opt_string(
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(ApiError::bad_request(format!("{name} must be a string."))),
+    }
+}
+
+/// Merges custom claims: `null` deletes, reserved and Stytch claims are ignored.
+pub(crate) fn merge_claims(target: &mut Map<String, Value>, update: Map<String, Value>) {
+    for (key, value) in update {
+        if RESERVED_CLAIMS.contains(&key.as_str()) || key.starts_with(STYTCH_CLAIM_PREFIX) {
+            continue;
+        }
+        if value.is_null() {
+            target.remove(&key);
+        } else {
+            target.insert(key, value);
+        }
     }
 }
 
@@ -71,17 +122,6 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
 /// A fresh `request-id-<env>-<uuid>`.
 pub(crate) fn request_id(env: &str) -> String {
     format!("request-id-{env}-{}", uuid::Uuid::new_v4())
-}
-
-/// The five-field Stytch error body.
-pub(crate) fn error_body(env: &str, status: u16, error_type: &str, message: &str) -> Value {
-    json!({
-        "status_code": status,
-        "request_id": request_id(env),
-        "error_type": error_type,
-        "error_message": message,
-        "error_url": format!("https://stytch.com/docs/api/errors/{status}"),
-    })
 }
 
 /// A success envelope: `request_id`, `status_code: 200` plus `fields`.
@@ -228,7 +268,7 @@ mod tests {
 
     #[test]
     fn error_body_has_all_five_fields() {
-        let body = error_body("test", 404, "session_not_found", "gone");
+        let body = ApiError::new(404, "session_not_found", "gone").body("test");
         let obj = body.as_object().unwrap();
         assert_eq!(obj.len(), 5);
         assert_eq!(body["status_code"], 404);
@@ -239,5 +279,27 @@ mod tests {
                 .starts_with("request-id-test-")
         );
         assert_eq!(body["error_url"], "https://stytch.com/docs/api/errors/404");
+        let oauth = ApiError::oauth(401, "invalid_client", "no").body("live");
+        assert_eq!(oauth.as_object().unwrap().len(), 5);
+        assert_eq!(oauth["error"], "invalid_client");
+        assert_eq!(oauth["error_description"], "no");
+        assert_eq!(oauth["error_uri"], "https://stytch.com/docs/api/errors/401");
+        assert!(
+            oauth["request_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("request-id-live-")
+        );
+    }
+
+    #[test]
+    fn custom_claims_merge_rules() {
+        let mut target = Map::new();
+        target.insert("keep".into(), json!(1));
+        target.insert("drop".into(), json!(2));
+        let update = json!({"drop": null, "iss": "evil", "sub": "x",
+            "https://stytch.com/session": {}, "tier": "gold"});
+        merge_claims(&mut target, update.as_object().unwrap().clone());
+        assert_eq!(Value::Object(target), json!({"keep": 1, "tier": "gold"}));
     }
 }

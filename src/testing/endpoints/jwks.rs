@@ -14,11 +14,7 @@ impl Project {
     /// `GET /v1/b2b/sessions/jwks/{project_id}`.
     pub(crate) fn jwks(&self, project_id: &str) -> Result<Value, ApiError> {
         if project_id != self.config.project_id {
-            return Err(ApiError::new(
-                404,
-                "project_not_found",
-                "Project could not be found.",
-            ));
+            return Err(ApiError::project_not_found());
         }
         let mut fields = Map::new();
         fields.insert("keys".into(), Value::Array(self.keys.jwks()));

@@ -1,9 +1,14 @@
 //! The emulated project (records, policy and keys) and the logic of its
 //! endpoints, one group a module: [`sessions`] (authenticate, revoke), [`jwks`]
-//! (keys and signing), [`rbac`] (project and organization policies). The
-//! organization and member operations of the test handle are here.
+//! (keys and signing), [`rbac`] (project and organization policies), [`m2m`]
+//! (M2M clients and their token endpoint), [`connected_apps`] (Connected-App
+//! access tokens and introspection), [`discovery`] (authorization-server
+//! metadata). The organization and member operations of the test handle are here.
 
+mod connected_apps;
+mod discovery;
 mod jwks;
+mod m2m;
 mod rbac;
 mod sessions;
 
@@ -11,7 +16,13 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use super::keys::{KeySet, SigningKey};
-use super::model::{Config, MemberRecord, OrgRecord, SessionRecord, dedup, new_id};
+use serde_json::{Map, Value};
+
+use super::model::{
+    AccessTokenRecord, ClientRecord, Config, ConnectedAppRecord, M2mClientRecord, MemberRecord,
+    OrgRecord, SessionRecord, dedup, new_id,
+};
+use super::wire::merge_claims;
 use crate::rbac::policy::Policy;
 
 /// The mutable project state.
@@ -24,6 +35,10 @@ pub(crate) struct Project {
     tokens: HashMap<String, String>,
     policy: Policy,
     keys: KeySet,
+    m2m_clients: HashMap<String, M2mClientRecord>,
+    connected_apps: HashMap<String, ConnectedAppRecord>,
+    /// Connected-App access tokens by `jti`.
+    access_tokens: HashMap<String, AccessTokenRecord>,
 }
 
 impl Project {
@@ -38,6 +53,9 @@ impl Project {
             tokens: HashMap::new(),
             policy: rbac::with_default_policy(Policy::default()),
             keys: KeySet::new(first),
+            m2m_clients: HashMap::new(),
+            connected_apps: HashMap::new(),
+            access_tokens: HashMap::new(),
         }
     }
 
@@ -87,6 +105,14 @@ impl Project {
         });
         member.roles = dedup(roles.iter().map(|r| (*r).to_owned()));
         member.updated_at = now;
+    }
+
+    /// A new `<kind>-…` client whose tokens carry `custom_claims` (reserved names
+    /// and Stytch's claims left out).
+    fn new_client(&self, kind: &str, custom_claims: Map<String, Value>) -> ClientRecord {
+        let mut claims = Map::new();
+        merge_claims(&mut claims, custom_claims);
+        ClientRecord::new(kind, self.config.env, claims)
     }
 
     /// `["stytch_member"]` followed by the member's explicit roles, deduplicated.

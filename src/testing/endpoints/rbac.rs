@@ -175,6 +175,7 @@ mod tests {
             project_id: "project-test-x".into(),
             secret: "secret".into(),
             issuer: "stytch.com/project-test-x".into(),
+            origin: "http://127.0.0.1:1".into(),
         }
     }
 

@@ -9,7 +9,7 @@ use super::Project;
 use crate::testing::keys::JwtRejection;
 use crate::testing::model::{SessionRecord, new_id, random_token};
 use crate::testing::options::{SessionInfo, SessionOptions, SessionTokens};
-use crate::testing::wire::{self, ApiError, opt_string};
+use crate::testing::wire::{self, ApiError, merge_claims, opt_string};
 
 /// Error type answered for a session JWT that is malformed, not signed by a
 /// served key, or issued for another project/issuer.
@@ -340,37 +340,5 @@ impl AuthorizationCheck {
             resource_id: field("resource_id")?,
             action: field("action")?,
         }))
-    }
-}
-
-/// Merges custom claims: `null` deletes, reserved and Stytch claims are ignored.
-fn merge_claims(target: &mut Map<String, Value>, update: Map<String, Value>) {
-    for (key, value) in update {
-        if wire::RESERVED_CLAIMS.contains(&key.as_str())
-            || key.starts_with(wire::STYTCH_CLAIM_PREFIX)
-        {
-            continue;
-        }
-        if value.is_null() {
-            target.remove(&key);
-        } else {
-            target.insert(key, value);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn custom_claims_merge_rules() {
-        let mut target = Map::new();
-        target.insert("keep".into(), json!(1));
-        target.insert("drop".into(), json!(2));
-        let update = json!({"drop": null, "iss": "evil", "sub": "x",
-            "https://stytch.com/session": {}, "tier": "gold"});
-        merge_claims(&mut target, update.as_object().unwrap().clone());
-        assert_eq!(Value::Object(target), json!({"keep": 1, "tier": "gold"}));
     }
 }
