@@ -49,7 +49,7 @@ pub fn find_credentials(
 /// signature. Returns the `kid` when both succeed.
 pub fn parse_token_unverified(token: &str) -> Option<String> {
     let parsed = crate::jwt::verify::Token::parse(token, None).ok()?;
-    parsed.claims().ok()?;
+    parsed.claims::<crate::jwt::session::SessionClaims>().ok()?;
     Some(parsed.kid.to_string())
 }
 

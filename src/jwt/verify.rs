@@ -18,9 +18,9 @@ use aws_lc_rs::signature::ParsedPublicKey;
 use base64_simd::{Out, URL_SAFE_NO_PAD as BASE64URL};
 use jsonwebtoken::Algorithm;
 
-use super::claims::SessionClaims;
 use super::keys::MAX_KID_LEN;
 use super::known_headers::KnownHeaders;
+use super::registered::TokenKind;
 use crate::clock::unix_seconds;
 
 /// No Stytch session JWT comes near this; anything longer is rejected unparsed.
@@ -119,8 +119,9 @@ impl<'a> Token<'a> {
             .map_err(|_| Rejected::BadSignature)
     }
 
-    /// Decodes the payload. Only meaningful after [`Token::verify_signature`].
-    pub(crate) fn claims(&self) -> Result<SessionClaims, Rejected> {
+    /// Decodes the payload as the claims of a kind. Only meaningful after
+    /// [`Token::verify_signature`].
+    pub(crate) fn claims<C: serde::de::DeserializeOwned>(&self) -> Result<C, Rejected> {
         let bytes = BASE64URL
             .decode_to_vec(self.payload)
             .map_err(|_| Rejected::Malformed)?;
@@ -205,21 +206,22 @@ pub(crate) enum Standing {
 }
 
 impl ClaimRules {
-    pub(crate) fn check(
+    /// The standing at `now` of a validly signed token of any kind: issuer, audience
+    /// and subject first, then the kind's own claims, then the times (`iat`/`nbf`,
+    /// `exp` + leeway, the age limit, and the kind's deadline).
+    pub(crate) fn check<C: TokenKind>(
         &self,
-        claims: &SessionClaims,
+        token: &C,
         now: SystemTime,
     ) -> Result<Standing, Rejected> {
+        let claims = token.registered();
         if !self.issuers.contains(&claims.iss) {
             return Err(Rejected::ForeignIssuer);
         }
-        if !claims.aud.contains(&self.project_id)
-            || claims.sub.is_empty()
-            || claims.session.id.is_empty()
-            || claims.organization.organization_id.is_empty()
-        {
+        if !claims.aud.contains(&self.project_id) || claims.sub.is_empty() {
             return Err(Rejected::InvalidClaims);
         }
+        token.check_kind()?;
         let now_secs = unix_seconds(now);
         let latest_start = now_secs.saturating_add(self.leeway_secs);
         if claims.iat > latest_start || claims.nbf.is_some_and(|nbf| nbf > latest_start) {
@@ -232,8 +234,7 @@ impl ClaimRules {
             .iat
             .min(now_secs)
             .saturating_add(self.max_token_age_secs);
-        let session_deadline = claims.session.expires_at.map_or(u64::MAX, unix_seconds);
-        let valid_until = exp_deadline.min(age_deadline).min(session_deadline);
+        let valid_until = exp_deadline.min(age_deadline).min(token.kind_deadline());
         if now_secs >= valid_until {
             return Ok(Standing::Stale {
                 issued_ahead: false,
@@ -246,6 +247,7 @@ impl ClaimRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwt::session::SessionClaims;
     use crate::jwt::test_keys::{TestKey, claims_json};
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -300,7 +302,7 @@ mod tests {
         let jwt = key.sign(&claims);
         let token = Token::parse(&jwt, None)?;
         token.verify_signature(key.public())?;
-        rules().check(&token.claims()?, at(now))
+        rules().check(&token.claims::<SessionClaims>()?, at(now))
     }
 
     #[test]
@@ -364,7 +366,7 @@ mod tests {
                 |c| {
                     c.as_object_mut()
                         .unwrap()
-                        .remove(crate::jwt::claims::SESSION_CLAIM);
+                        .remove(crate::jwt::session::SESSION_CLAIM);
                 },
                 IAT,
                 Err(Rejected::Malformed),
@@ -374,14 +376,14 @@ mod tests {
                 |c| {
                     c.as_object_mut()
                         .unwrap()
-                        .remove(crate::jwt::claims::ORGANIZATION_CLAIM);
+                        .remove(crate::jwt::session::ORGANIZATION_CLAIM);
                 },
                 IAT,
                 Err(Rejected::Malformed),
             ),
             (
                 "roles not strings",
-                |c| c[crate::jwt::claims::SESSION_CLAIM]["roles"] = json!([1, 2]),
+                |c| c[crate::jwt::session::SESSION_CLAIM]["roles"] = json!([1, 2]),
                 IAT,
                 Err(Rejected::Malformed),
             ),
@@ -468,7 +470,7 @@ mod tests {
             (
                 "session over",
                 |c| {
-                    c[crate::jwt::claims::SESSION_CLAIM]["expires_at"] =
+                    c[crate::jwt::session::SESSION_CLAIM]["expires_at"] =
                         json!("2026-01-01T00:00:01Z")
                 },
                 IAT + 2,
@@ -497,12 +499,12 @@ mod tests {
             ..rules()
         };
         assert!(matches!(
-            rules.check(&token.claims().unwrap(), at(IAT)),
+            rules.check(&token.claims::<SessionClaims>().unwrap(), at(IAT)),
             Ok(Standing::Stale { .. })
         ));
         // Even with Stytch's clock a little ahead of ours.
         assert!(matches!(
-            rules.check(&token.claims().unwrap(), at(IAT - 2)),
+            rules.check(&token.claims::<SessionClaims>().unwrap(), at(IAT - 2)),
             Ok(Standing::Stale { .. })
         ));
     }
@@ -514,7 +516,10 @@ mod tests {
         let key = TestKey::get();
         let jwt = key.sign(&claims);
         let token = Token::parse(&jwt, None).unwrap();
-        match rules().check(&token.claims().unwrap(), at(IAT)).unwrap() {
+        match rules()
+            .check(&token.claims::<SessionClaims>().unwrap(), at(IAT))
+            .unwrap()
+        {
             Standing::Fresh { valid_until } => assert_eq!(valid_until, IAT + 300),
             other => panic!("{other:?}"),
         }
@@ -523,13 +528,13 @@ mod tests {
     #[test]
     fn trust_ends_with_the_session() {
         let mut claims = claims_json(PID, IAT);
-        claims[crate::jwt::claims::SESSION_CLAIM]["expires_at"] =
+        claims[crate::jwt::session::SESSION_CLAIM]["expires_at"] =
             serde_json::json!("2026-01-01T00:02:00Z");
         let key = TestKey::get();
         let jwt = key.sign(&claims);
         let token = Token::parse(&jwt, None).unwrap();
         match rules()
-            .check(&token.claims().unwrap(), at(IAT + 10))
+            .check(&token.claims::<SessionClaims>().unwrap(), at(IAT + 10))
             .unwrap()
         {
             Standing::Fresh { valid_until } => assert_eq!(valid_until, IAT + 120),

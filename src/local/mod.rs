@@ -18,6 +18,7 @@ use crate::diagnostics::Diagnostics;
 use crate::jwt::jwks::{JwksCache, KeyError};
 use crate::jwt::keys::KeySet;
 use crate::jwt::known_headers::KnownHeaders;
+use crate::jwt::session::SessionClaims;
 use crate::jwt::verify::{ClaimRules, Rejected, Standing, Token};
 use crate::member::AuthenticatedMember;
 use crate::metrics::Metrics;
@@ -158,7 +159,7 @@ impl LocalVerifier {
             return Verification::Rejected(rejected);
         }
         token.remember_header(&self.headers);
-        let claims = match token.claims() {
+        let claims = match token.claims::<SessionClaims>() {
             Ok(c) => c,
             Err(rejected) => return Verification::Rejected(rejected),
         };
@@ -206,7 +207,7 @@ impl LocalVerifier {
             }
             Err(Rejected::ForeignIssuer) => {
                 self.diagnostics
-                    .foreign_issuer(&claims.iss, &self.rules.issuers);
+                    .foreign_issuer(&claims.registered.iss, &self.rules.issuers);
                 Verification::Rejected(Rejected::ForeignIssuer)
             }
             Err(rejected) => Verification::Rejected(rejected),

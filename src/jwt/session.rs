@@ -1,4 +1,6 @@
-//! The claims of a Stytch B2B session JWT (wire spec §5).
+//! The claims of a Stytch B2B member session JWT (wire spec §5): the session and the
+//! organization, beside the registered claims every Stytch JWT carries
+//! ([`super::registered`]), and what makes them valid.
 //!
 //! Decoded in one pass (no `#[serde(flatten)]`, which buffers every field): known
 //! claims are typed, every other top-level key is a custom claim. A repeated key is an
@@ -8,64 +10,21 @@ use std::fmt;
 use std::time::SystemTime;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::registered::{Registered, RegisteredFields, TokenKind};
+use super::verify::Rejected;
 use crate::member::{AuthMethod, AuthenticatedMember, AuthenticationFactor, MemberData};
 use crate::serde_helpers::{Key, set_once};
 
 pub(crate) const SESSION_CLAIM: &str = "https://stytch.com/session";
 pub(crate) const ORGANIZATION_CLAIM: &str = "https://stytch.com/organization";
 
-/// `aud` as a string or an array of strings.
-#[derive(Debug, Clone)]
-pub(crate) enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// Decoded directly (an untagged enum would buffer the value and try each variant).
-impl<'de> Deserialize<'de> for Audience {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct AudienceVisitor;
-        impl<'de> Visitor<'de> for AudienceVisitor {
-            type Value = Audience;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or an array of strings")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Audience, E> {
-                Ok(Audience::One(v.to_owned()))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Audience, A::Error> {
-                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
-                while let Some(a) = seq.next_element::<String>()? {
-                    all.push(a);
-                }
-                Ok(Audience::Many(all))
-            }
-        }
-        d.deserialize_any(AudienceVisitor)
-    }
-}
-
-impl Audience {
-    pub(crate) fn contains(&self, project_id: &str) -> bool {
-        match self {
-            Audience::One(a) => a == project_id,
-            Audience::Many(all) => all.iter().any(|a| a == project_id),
-        }
-    }
-}
-
-/// The decoded payload.
+/// The decoded payload of a member session JWT.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionClaims {
-    pub(crate) iss: String,
-    pub(crate) aud: Audience,
-    pub(crate) sub: String,
-    pub(crate) exp: u64,
-    pub(crate) iat: u64,
-    pub(crate) nbf: Option<u64>,
+    pub(crate) registered: Registered,
     pub(crate) session: SessionClaim,
     pub(crate) organization: OrganizationClaim,
     /// Every other top-level claim: the session's custom claims.
@@ -95,11 +54,33 @@ pub(crate) struct OrganizationClaim {
     pub(crate) slug: String,
 }
 
+impl TokenKind for SessionClaims {
+    fn registered(&self) -> &Registered {
+        &self.registered
+    }
+
+    /// A session JWT names its session and organization.
+    fn check_kind(&self) -> Result<(), Rejected> {
+        if self.session.id.is_empty() || self.organization.organization_id.is_empty() {
+            return Err(Rejected::InvalidClaims);
+        }
+        Ok(())
+    }
+
+    /// Never past the end of the session as the JWT recorded it (Stytch may have
+    /// extended it since: Stytch then decides).
+    fn kind_deadline(&self) -> u64 {
+        self.session
+            .expires_at
+            .map_or(u64::MAX, crate::clock::unix_seconds)
+    }
+}
+
 impl SessionClaims {
     /// The member these verified claims describe (wire spec §5.4).
     pub(crate) fn into_member(self) -> AuthenticatedMember {
         AuthenticatedMember::new(MemberData {
-            member_id: self.sub,
+            member_id: self.registered.sub,
             member_session_id: self.session.id,
             organization_id: self.organization.organization_id,
             organization_slug: self.organization.slug,
@@ -109,7 +90,7 @@ impl SessionClaims {
             expires_at: self
                 .session
                 .expires_at
-                .unwrap_or_else(|| crate::timestamp::from_unix(self.exp)),
+                .unwrap_or_else(|| crate::timestamp::from_unix(self.registered.exp)),
             custom_claims: self.custom,
             method: AuthMethod::LocalJwt,
         })
@@ -132,20 +113,14 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SessionClaims, A::Error> {
-        let (mut iss, mut aud, mut sub, mut exp, mut iat, mut nbf) =
-            (None, None, None, None, None, None);
-        let (mut session, mut organization, mut jti) = (None, None, None);
+        let mut registered = RegisteredFields::default();
+        let (mut session, mut organization) = (None, None);
         let mut custom = Map::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if registered.visit(&key, &mut map)? {
+                continue;
+            }
             match key.as_ref() {
-                "iss" => set_once(&mut iss, map.next_value::<String>()?, &key)?,
-                "aud" => set_once(&mut aud, map.next_value::<Audience>()?, &key)?,
-                "sub" => set_once(&mut sub, map.next_value::<String>()?, &key)?,
-                "exp" => set_once(&mut exp, map.next_value::<u64>()?, &key)?,
-                "iat" => set_once(&mut iat, map.next_value::<u64>()?, &key)?,
-                "nbf" => set_once(&mut nbf, map.next_value::<u64>()?, &key)?,
-                // Registered, never a custom claim; not used.
-                "jti" => set_once(&mut jti, map.next_value::<IgnoredAny>()?, &key)?,
                 SESSION_CLAIM => set_once(&mut session, map.next_value::<SessionClaim>()?, &key)?,
                 ORGANIZATION_CLAIM => set_once(
                     &mut organization,
@@ -161,12 +136,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
             }
         }
         Ok(SessionClaims {
-            iss: iss.ok_or_else(|| de::Error::missing_field("iss"))?,
-            aud: aud.ok_or_else(|| de::Error::missing_field("aud"))?,
-            sub: sub.ok_or_else(|| de::Error::missing_field("sub"))?,
-            exp: exp.ok_or_else(|| de::Error::missing_field("exp"))?,
-            iat: iat.ok_or_else(|| de::Error::missing_field("iat"))?,
-            nbf,
+            registered: registered.finish()?,
             session: session.ok_or_else(|| de::Error::missing_field(SESSION_CLAIM))?,
             organization: organization
                 .ok_or_else(|| de::Error::missing_field(ORGANIZATION_CLAIM))?,
@@ -178,6 +148,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwt::registered::Audience;
 
     fn parse(json: &str) -> Result<SessionClaims, serde_json::Error> {
         serde_json::from_str(json)
