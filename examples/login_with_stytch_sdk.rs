@@ -82,7 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let secret = std::env::var("STYTCH_SECRET").map_err(|_| "set STYTCH_SECRET")?;
     let auth = StytchAuth::builder(&project_id, &secret)
-        .cookie_secure(false)
+        .allow_insecure_cookies()
         .build()?;
     let stytch = stytch::b2b::client::Client::new(&project_id, &secret)?;
     let app = Router::new()

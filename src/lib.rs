@@ -60,7 +60,7 @@
 //! | [`max_cookie_size`](StytchAuthBuilder::max_cookie_size) | 4096 bytes |
 //! | [`session_duration`](StytchAuthBuilder::session_duration) | not extended |
 //! | [`cookie_path`](StytchAuthBuilder::cookie_path), [`cookie_domain`](StytchAuthBuilder::cookie_domain) | `/`, host-only |
-//! | [`cookie_secure`](StytchAuthBuilder::cookie_secure), [`cookie_http_only`](StytchAuthBuilder::cookie_http_only), [`cookie_same_site`](StytchAuthBuilder::cookie_same_site) | on, on, `Lax` |
+//! | `Secure` ([`allow_insecure_cookies`](StytchAuthBuilder::allow_insecure_cookies) drops it), `HttpOnly` ([`cookies_readable_by_javascript`](StytchAuthBuilder::cookies_readable_by_javascript) drops it), [`cookie_same_site`](StytchAuthBuilder::cookie_same_site) | on, on, `Lax` |
 //! | [`connect_timeout`](StytchAuthBuilder::connect_timeout), [`request_timeout`](StytchAuthBuilder::request_timeout) | 2 s, 5 s |
 //! | [`max_concurrent_authentications`](StytchAuthBuilder::max_concurrent_authentications) | 256 calls in flight |
 //! | [`unverified_authentications_per_second`](StytchAuthBuilder::unverified_authentications_per_second), [`max_concurrent_unverified_authentications`](StytchAuthBuilder::max_concurrent_unverified_authentications) | 20 calls per second, 32 in flight (session tokens not yet confirmed by Stytch) |

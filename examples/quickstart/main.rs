@@ -58,7 +58,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
-        let auth = demo.emulator.auth_builder().cookie_secure(false).build()?;
+        let auth = demo
+            .emulator
+            .auth_builder()
+            .allow_insecure_cookies()
+            .build()?;
         println!(
             "Using the embedded Stytch emulator at {}.",
             demo.emulator.base_url()

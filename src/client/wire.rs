@@ -5,7 +5,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Method, Request, StatusCode};
 use serde::de::DeserializeOwned;
@@ -33,7 +32,7 @@ pub(crate) fn default_base_url(project_id: &str) -> &'static str {
 /// `Basic base64(project_id:secret)`, marked sensitive so it is never logged by `http`.
 pub(crate) fn basic_auth(project_id: &str, secret: &str) -> HeaderValue {
     let raw = format!("{project_id}:{secret}");
-    let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+    let encoded = base64_simd::STANDARD.encode_to_string(raw);
     let mut value = HeaderValue::try_from(format!("Basic {encoded}"))
         .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
     value.set_sensitive(true);

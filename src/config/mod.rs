@@ -182,22 +182,28 @@ impl StytchAuthBuilder {
         self
     }
 
-    /// `Secure` on the cookies this crate sets. Default: on (browsers still accept
-    /// `Secure` cookies from `http://localhost`).
-    pub fn cookie_secure(mut self, secure: bool) -> Self {
-        self.settings.cookie_secure = secure;
+    /// Drops `Secure` from the cookies this crate sets, so that a browser also sends
+    /// them over plain `http://` (and anyone on the network path can read and replay
+    /// the session). For a local demo on a host name other than `localhost` only:
+    /// browsers accept `Secure` cookies from `http://localhost` and `127.0.0.1`.
+    /// Default: `Secure` on.
+    pub fn allow_insecure_cookies(mut self) -> Self {
+        self.settings.cookie_secure = false;
         self
     }
 
-    /// `HttpOnly` on the cookies this crate sets. Default: on. Turn it off only when
-    /// browser code (such as Stytch's frontend SDK) must read the cookies.
-    pub fn cookie_http_only(mut self, http_only: bool) -> Self {
-        self.settings.cookie_http_only = http_only;
+    /// Drops `HttpOnly` from the cookies this crate sets, so that the page's
+    /// JavaScript can read the session JWT and token (and so can any script injected
+    /// into it: an XSS steals the session). Needed only when browser code, such as
+    /// Stytch's frontend SDK, reads the session cookies itself. Default: `HttpOnly`.
+    pub fn cookies_readable_by_javascript(mut self) -> Self {
+        self.settings.cookie_http_only = false;
         self
     }
 
     /// `SameSite` of the cookies this crate sets. Default: [`SameSite::Lax`].
-    /// `SameSite::None` requires `Secure`.
+    /// `SameSite::None` (sent on every cross-site request, so exposed to CSRF) requires
+    /// `Secure`.
     pub fn cookie_same_site(mut self, same_site: SameSite) -> Self {
         self.settings.cookie_same_site = same_site;
         self

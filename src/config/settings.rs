@@ -160,7 +160,7 @@ impl Settings {
         if self.cookie_same_site == SameSite::None && !self.cookie_secure {
             return Err(invalid(
                 "cookie_same_site",
-                "SameSite=None requires cookie_secure(true)",
+                "SameSite=None requires Secure (drop allow_insecure_cookies())",
             ));
         }
         for (setting, d) in [

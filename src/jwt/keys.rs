@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64_simd::URL_SAFE_NO_PAD;
 
 use crate::client::wire::JwksResponse;
 
@@ -73,8 +72,8 @@ fn parse_jwk(jwk: &crate::client::wire::Jwk) -> Option<(String, ParsedPublicKey)
         .kid
         .as_ref()
         .filter(|k| !k.is_empty() && k.len() <= MAX_KID_LEN)?;
-    let n = URL_SAFE_NO_PAD.decode(jwk.n.as_deref()?).ok()?;
-    let e = URL_SAFE_NO_PAD.decode(jwk.e.as_deref()?).ok()?;
+    let n = URL_SAFE_NO_PAD.decode_to_vec(jwk.n.as_deref()?).ok()?;
+    let e = URL_SAFE_NO_PAD.decode_to_vec(jwk.e.as_deref()?).ok()?;
     let (n, e) = (strip_zeros(&n), strip_zeros(&e));
     // aws-lc-rs checks the modulus size only when verifying: a set of undersized keys
     // must count as unusable here, so that it never replaces good keys.
