@@ -26,7 +26,7 @@ use crate::rbac::Verdict;
 use crate::rbac::resource_action::ResourceAction;
 use crate::rejection::{ErrorHandler, Failure};
 use crate::remote::{RemoteAuthenticator, RemoteSettings};
-use crate::revocation::LocalRevocations;
+use crate::revocation::{LocalRevocations, RevocationHooks};
 use crate::timestamp::saturating_add;
 use crate::unverified::UnverifiedSettings;
 
@@ -46,6 +46,9 @@ pub(crate) struct Core {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) diagnostics: Arc<Diagnostics>,
     pub(crate) error_handler: Option<ErrorHandler>,
+    /// How long a session Stytch said is gone is refused: JWTs older than
+    /// `max_token_age` (+ leeway) go to Stytch anyway.
+    gone_for: Duration,
     client: StytchClient,
 }
 
@@ -97,6 +100,26 @@ impl Core {
             Arc::clone(&metrics),
             on_retired,
         );
+        // A revocation takes the session's tokens out of the cache; a lost one makes
+        // every cached token be checked again.
+        let hooks = match &tokens {
+            Some(tokens) => {
+                let (revoked, distrust) = (Arc::clone(tokens), Arc::clone(tokens));
+                RevocationHooks {
+                    revoked: Box::new(move |session| revoked.remove_session(session)),
+                    distrust: Box::new(move || distrust.check_all_again()),
+                }
+            }
+            None => RevocationHooks::none(),
+        };
+        let revocations = LocalRevocations::new(
+            s.clock.clone(),
+            s.revocation_capacity,
+            s.leeway.as_secs(),
+            hooks,
+            Arc::clone(&metrics),
+            Arc::clone(&diagnostics),
+        );
         let local = LocalVerifier::new(
             s.clock.clone(),
             ClaimRules {
@@ -107,7 +130,7 @@ impl Core {
             },
             jwks,
             tokens,
-            LocalRevocations::new(s.clock.clone(), s.revocation_capacity),
+            revocations,
             Arc::clone(&metrics),
             Arc::clone(&diagnostics),
         );
@@ -161,6 +184,7 @@ impl Core {
             metrics,
             diagnostics,
             error_handler: s.error_handler,
+            gone_for: s.max_token_age.saturating_add(s.leeway),
             client,
         })
     }
@@ -172,6 +196,13 @@ impl Core {
         let until = saturating_add(self.clock.now(), REVOKED_FOR);
         self.local.revoke(member_session_id, until);
         self.remote.revoke(member_session_id).await
+    }
+
+    /// Stytch answered "session not found" for a validly signed JWT of the session
+    /// `member_session_id`: refuse its JWTs while they could be trusted locally.
+    pub(crate) fn session_gone(&self, member_session_id: &str) {
+        let until = saturating_add(self.clock.now(), self.gone_for);
+        self.local.revoke(member_session_id, until);
     }
 
     /// Whether the session `member_session_id` is revoked.

@@ -20,6 +20,7 @@ pub(crate) struct Diagnostics {
     remote_error: WarnLimiter,
     saturated: WarnLimiter,
     unverified: WarnLimiter,
+    revocations_lost: WarnLimiter,
 }
 
 impl fmt::Debug for Diagnostics {
@@ -41,6 +42,7 @@ impl Diagnostics {
             remote_error: WarnLimiter::default(),
             saturated: WarnLimiter::default(),
             unverified: WarnLimiter::default(),
+            revocations_lost: WarnLimiter::default(),
         }
     }
 
@@ -141,6 +143,19 @@ impl Diagnostics {
                  (unverified_authentications_per_second, \
                  max_concurrent_unverified_authentications): such requests are answered 503 \
                  without a call (logged at most once a minute)"
+            );
+        }
+    }
+
+    /// Revocations forgotten before their time for want of room.
+    pub(crate) fn revocations_lost(&self, lost: usize) {
+        if self.allow(&self.revocations_lost) {
+            tracing::warn!(
+                lost,
+                "revocation_capacity is full of revocations still needed: the oldest were \
+                 forgotten, and JWTs issued until now go to Stytch instead of being trusted \
+                 locally; raise revocation_capacity above the logout rate times \
+                 max_token_age (logged at most once a minute)"
             );
         }
     }

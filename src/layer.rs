@@ -15,11 +15,11 @@ use crate::core::Core;
 use crate::request::{AuthContext, Begin, RequestAuth};
 
 /// Authenticates every request with Stytch session credentials. Made by
-/// [`StytchAuth::layer`].
+/// [`StytchAuth::layer`](crate::StytchAuth::layer).
 ///
 /// The layer never rejects a request itself: it records the outcome for
 /// [`AuthenticatedMember`](crate::AuthenticatedMember), [`RequireAuthz`](crate::RequireAuthz)
-/// and [`StytchAuth::require_session`] to act on, and adds `Set-Cookie` headers to the
+/// and [`StytchAuth::require_session`](crate::StytchAuth::require_session) to act on, and adds `Set-Cookie` headers to the
 /// response when Stytch renewed the session or said it is gone (unless the handler set
 /// those cookies itself).
 #[derive(Clone, Debug)]

@@ -10,6 +10,7 @@ pub(crate) struct Metrics {
     cache_hits: AtomicU64,
     remote_authentications: AtomicU64,
     unverified_refused: AtomicU64,
+    revocations_lost: AtomicU64,
     renewals: AtomicU64,
     jwks_fetches: AtomicU64,
     jwks_fetch_failures: AtomicU64,
@@ -44,6 +45,11 @@ impl Metrics {
         bump(&self.unverified_refused);
     }
 
+    pub(crate) fn revocations_lost(&self, lost: usize) {
+        self.revocations_lost
+            .fetch_add(u64::try_from(lost).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     pub(crate) fn renewal(&self) {
         bump(&self.renewals);
     }
@@ -73,6 +79,7 @@ impl Metrics {
             remote_authentications: get(&self.remote_authentications),
             coalesced_authentications,
             unverified_authentications_refused: get(&self.unverified_refused),
+            revocations_lost: get(&self.revocations_lost),
             renewals: get(&self.renewals),
             jwks_fetches: get(&self.jwks_fetches),
             jwks_fetch_failures: get(&self.jwks_fetch_failures),
@@ -106,6 +113,10 @@ pub struct MetricsSnapshot {
     /// budget spent (`unverified_authentications_per_second`,
     /// `max_concurrent_unverified_authentications`): each request answered 503.
     pub unverified_authentications_refused: u64,
+    /// Revoked sessions forgotten before their time because `revocation_capacity` was
+    /// full. Each makes every JWT issued until then go to Stytch (never let in): raise
+    /// the capacity when this grows.
+    pub revocations_lost: u64,
     /// Renewed session credentials Stytch returned for cookie requests. The response
     /// carries them unless the handler set the session cookies itself.
     pub renewals: u64,

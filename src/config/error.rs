@@ -1,6 +1,6 @@
 //! [`ConfigError`]: a setting that cannot work.
 
-/// A setting that cannot work, reported by [`StytchAuthBuilder::build`] or
+/// A setting that cannot work, reported by [`StytchAuthBuilder::build`](crate::StytchAuthBuilder::build) or
 /// [`StytchAuth::from_env`](crate::StytchAuth::from_env).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

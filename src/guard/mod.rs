@@ -29,7 +29,7 @@ use crate::request::AuthContext;
 ///
 /// The organization checked is the member's own unless
 /// [`organization_from_path`](Self::organization_from_path) binds it to a path
-/// parameter. The [`Verdict`](crate::Verdict) is put in the request for the
+/// parameter. The [`Verdict`] is put in the request for the
 /// handler, and the [`AuthenticatedMember`](crate::AuthenticatedMember) extractor
 /// returns the member the guard checked without checking again. Requires the
 /// [`StytchAuth`](crate::StytchAuth) layer outside it.

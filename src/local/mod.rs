@@ -22,8 +22,8 @@ use crate::jwt::session::SessionClaims;
 use crate::jwt::verify::{ClaimRules, Rejected, Standing, Token};
 use crate::member::AuthenticatedMember;
 use crate::metrics::Metrics;
-use crate::revocation::Revocations;
-use token_cache::{Lookup, TokenCache};
+use crate::revocation::{RevocationStatus, Revocations};
+use token_cache::{Lookup, TokenCache, Verified};
 
 /// What local verification decided about a JWT.
 #[derive(Debug)]
@@ -33,7 +33,9 @@ pub(crate) enum Verification {
     /// Signed by Stytch but not valid locally (see [`Standing::Stale`]): Stytch
     /// decides, and renews.
     Stale {
-        /// The organization the JWT names (its signature was verified).
+        /// The session the JWT names (its signature was verified).
+        member_session_id: String,
+        /// The organization the JWT names.
         organization_id: String,
         /// The JWT recorded a session end that has passed: if Stytch no longer knows
         /// the session, it expired (rather than was revoked).
@@ -101,11 +103,13 @@ impl LocalVerifier {
             Lookup::Checked(member) => member,
             Lookup::Unchecked(entry) => {
                 let epoch = tokens.epoch();
-                if self.is_revoked(entry.member().member_session_id())
-                    || !self.jwks.holds(entry.kid())
-                {
+                let verified = entry.verified();
+                let status = self
+                    .revocations
+                    .status(verified.member.member_session_id(), verified.issued_at);
+                if status != RevocationStatus::Live || !self.jwks.holds(&verified.kid) {
                     // Verified again, the token is refused (revoked, or its key
-                    // retired).
+                    // retired) or sent to Stytch (its revocation unknown).
                     tokens.remove(jwt);
                     return None;
                 }
@@ -165,10 +169,16 @@ impl LocalVerifier {
         };
         // Read before the revocation check, stored with the cache entry.
         let epoch = self.tokens.as_ref().map_or(0, |t| t.epoch());
-        if self.is_revoked(&claims.session.id) {
-            return Verification::Revoked;
-        }
-        match self.rules.check(&claims, now) {
+        let issued_at = claims.registered.iat;
+        let standing = match self.revocations.status(&claims.session.id, issued_at) {
+            RevocationStatus::Revoked => return Verification::Revoked,
+            // Whether it was revoked is unknown: Stytch decides.
+            RevocationStatus::Unknown => self.rules.check(&claims, now).map(|_| Standing::Stale {
+                issued_ahead: false,
+            }),
+            RevocationStatus::Live => self.rules.check(&claims, now),
+        };
+        match standing {
             Ok(Standing::Fresh { valid_until }) => {
                 let member = claims.into_member();
                 if let Some(tokens) = &self.tokens {
@@ -176,17 +186,37 @@ impl LocalVerifier {
                     let left = crate::timestamp::from_unix(valid_until)
                         .duration_since(now)
                         .unwrap_or_default();
-                    let until = mono.checked_add(left).unwrap_or(mono);
-                    tokens.insert(jwt, member.clone(), Arc::clone(&token.kid), until, epoch);
-                    // A logout or a key retirement that ran since the checks above must
-                    // not leave this entry behind (each first revokes the session or
-                    // stores the new key set, then starts a new epoch, then purges; hits
-                    // in between check again, as the entry's epoch is the old one).
-                    // Their other entries are theirs to purge, or carry the old epoch
-                    // too: dropping this one is enough.
-                    if self.is_revoked(member.member_session_id()) {
-                        tokens.remove(jwt.as_bytes());
-                        return Verification::Revoked;
+                    let verified = Verified {
+                        member: member.clone(),
+                        kid: Arc::clone(&token.kid),
+                        issued_at,
+                        trusted_until: mono.checked_add(left).unwrap_or(mono),
+                    };
+                    tokens.insert(jwt, verified, epoch);
+                    // A revocation or a key retirement that happened since the checks
+                    // above must not leave this entry behind (each first records the
+                    // revocation or stores the new key set, then starts a new epoch,
+                    // then purges; hits in between check again, as the entry's epoch is
+                    // the old one). Their other entries are theirs to purge, or carry
+                    // the old epoch too: dropping this one is enough.
+                    match self
+                        .revocations
+                        .status(member.member_session_id(), issued_at)
+                    {
+                        RevocationStatus::Live => {}
+                        RevocationStatus::Revoked => {
+                            tokens.remove(jwt.as_bytes());
+                            return Verification::Revoked;
+                        }
+                        // Rare (a revocation lost a moment ago): Stytch decides.
+                        RevocationStatus::Unknown => {
+                            tokens.remove(jwt.as_bytes());
+                            return Verification::Stale {
+                                member_session_id: member.member_session_id().to_owned(),
+                                organization_id: member.organization_id().to_owned(),
+                                session_ended: member.expires_at() <= now,
+                            };
+                        }
                     }
                     if !self.jwks.holds(&token.kid) {
                         tokens.remove(jwt.as_bytes());
@@ -202,6 +232,7 @@ impl LocalVerifier {
                 }
                 Verification::Stale {
                     session_ended: claims.session.expires_at.is_some_and(|end| end <= now),
+                    member_session_id: claims.session.id,
                     organization_id: claims.organization.organization_id,
                 }
             }
@@ -214,13 +245,10 @@ impl LocalVerifier {
         }
     }
 
-    /// Revokes the session `member_session_id` on this instance until `until`: its
-    /// JWTs are refused at once, from the cache too.
+    /// Revokes the session `member_session_id` until `until`: its JWTs are refused at
+    /// once, from the cache too (the revocations tell it).
     pub(crate) fn revoke(&self, member_session_id: &str, until: SystemTime) {
         self.revocations.revoke(member_session_id, until);
-        if let Some(tokens) = &self.tokens {
-            tokens.remove_session(member_session_id);
-        }
     }
 
     /// Whether the session `member_session_id` is revoked.

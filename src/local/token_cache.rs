@@ -83,14 +83,22 @@ impl Equivalent<Arc<str>> for RawToken<'_> {
     }
 }
 
+/// What a verification established about a token, kept with it.
+#[derive(Clone)]
+pub(crate) struct Verified {
+    pub(crate) member: AuthenticatedMember,
+    /// The `kid` of the key that verified the token.
+    pub(crate) kid: Arc<str>,
+    /// Its `iat` (unix seconds).
+    pub(crate) issued_at: u64,
+    /// The monotonic reading from which the token is no longer trusted locally.
+    pub(crate) trusted_until: Instant,
+}
+
 #[derive(Clone)]
 struct Entry {
-    member: AuthenticatedMember,
-    /// The `kid` of the key that verified the token.
-    kid: Arc<str>,
-    /// The monotonic reading from which the token is no longer trusted locally.
-    trusted_until: Instant,
-    /// The epoch read before the token was last checked (denylist, key set).
+    verified: Verified,
+    /// The epoch read before the token was last checked (revocations, key set).
     checked_at: u64,
 }
 
@@ -108,13 +116,9 @@ pub(crate) enum Lookup {
 pub(crate) struct Unchecked(Entry);
 
 impl Unchecked {
-    pub(crate) fn member(&self) -> &AuthenticatedMember {
-        &self.0.member
-    }
-
-    /// The `kid` of the key that verified the token.
-    pub(crate) fn kid(&self) -> &str {
-        &self.0.kid
+    /// What the token's verification established.
+    pub(crate) fn verified(&self) -> &Verified {
+        &self.0.verified
     }
 }
 
@@ -158,34 +162,25 @@ impl TokenCache {
     pub(crate) fn get(&self, jwt: &[u8], now: Instant) -> Option<Lookup> {
         let epoch = self.epoch();
         let entry = self.entries.get(&RawToken(jwt))?;
-        if now >= entry.trusted_until {
+        if now >= entry.verified.trusted_until {
             self.entries.remove(&RawToken(jwt));
             return None;
         }
         Some(if entry.checked_at == epoch {
-            Lookup::Checked(entry.member)
+            Lookup::Checked(entry.verified.member)
         } else {
             Lookup::Unchecked(Unchecked(entry))
         })
     }
 
-    /// Remembers `jwt`, verified with the key `kid`, until the monotonic reading
-    /// `trusted_until`; `checked_at` is the [`epoch`](Self::epoch) read before its
-    /// session was found not denylisted.
-    pub(crate) fn insert(
-        &self,
-        jwt: &str,
-        member: AuthenticatedMember,
-        kid: Arc<str>,
-        trusted_until: Instant,
-        checked_at: u64,
-    ) {
+    /// Remembers `jwt`, as `verified`, until `verified.trusted_until` (monotonic);
+    /// `checked_at` is the [`epoch`](Self::epoch) read before its session was found not
+    /// revoked.
+    pub(crate) fn insert(&self, jwt: &str, verified: Verified, checked_at: u64) {
         self.entries.insert(
             Arc::from(jwt),
             Entry {
-                member,
-                kid,
-                trusted_until,
+                verified,
                 checked_at,
             },
         );
@@ -201,7 +196,7 @@ impl TokenCache {
         Unchecked(entry): Unchecked,
         checked_at: u64,
     ) -> AuthenticatedMember {
-        let member = entry.member.clone();
+        let member = entry.verified.member.clone();
         // The key equals a token that was validated (visible ASCII) when inserted.
         if let Ok(jwt) = std::str::from_utf8(jwt) {
             let _ = self.entries.replace(
@@ -227,7 +222,7 @@ impl TokenCache {
     pub(crate) fn remove_session(&self, member_session_id: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.entries
-            .retain(|_, e| e.member.member_session_id() != member_session_id);
+            .retain(|_, e| e.verified.member.member_session_id() != member_session_id);
     }
 
     /// Drops every token verified with one of the keys `retired` (no longer in the key
@@ -235,7 +230,13 @@ impl TokenCache {
     /// that an entry inserted by a verification with the old keys is checked again.
     pub(crate) fn remove_keys(&self, retired: &[Arc<str>]) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.entries.retain(|_, e| !retired.contains(&e.kid));
+        self.entries
+            .retain(|_, e| !retired.contains(&e.verified.kid));
+    }
+
+    /// Starts a new epoch: every entry is checked again on its next hit.
+    pub(crate) fn check_all_again(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     #[cfg(test)]
@@ -258,6 +259,16 @@ mod tests {
 
     fn kid(kid: &str) -> Arc<str> {
         Arc::from(kid)
+    }
+
+    /// A verified token of `session`, by key `kid`, trusted until `until` seconds in.
+    fn verified(session: &str, kid_: &str, until: u64) -> Verified {
+        Verified {
+            member: member(session),
+            kid: kid(kid_),
+            issued_at: 0,
+            trusted_until: t(until),
+        }
     }
 
     fn member(session: &str) -> AuthenticatedMember {
@@ -288,7 +299,7 @@ mod tests {
             hasher.hash_one(RawToken(a.as_bytes())),
             "raw lookups hash like the stored keys"
         );
-        cache.insert(&a, member("ms-a"), kid("k1"), t(100), cache.epoch());
+        cache.insert(&a, verified("ms-a", "k1", 100), cache.epoch());
         assert_eq!(checked(&cache, a.as_bytes(), 10).unwrap(), "ms-a");
         assert!(
             cache.get(b.as_bytes(), t(10)).is_none(),
@@ -299,7 +310,7 @@ mod tests {
     #[test]
     fn entries_expire_by_the_given_monotonic_reading() {
         let cache = TokenCache::new(100);
-        cache.insert("t.t.t", member("ms"), kid("k1"), t(100), cache.epoch());
+        cache.insert("t.t.t", verified("ms", "k1", 100), cache.epoch());
         assert!(cache.get(b"t.t.t", t(99)).is_some());
         assert!(cache.get(b"t.t.t", t(100)).is_none());
         assert!(
@@ -312,7 +323,7 @@ mod tests {
     fn logout_removes_every_token_of_the_session() {
         let cache = TokenCache::new(100);
         for (jwt, session) in [("a.a.a", "ms-1"), ("b.b.b", "ms-1"), ("c.c.c", "ms-2")] {
-            cache.insert(jwt, member(session), kid("k1"), t(100), cache.epoch());
+            cache.insert(jwt, verified(session, "k1", 100), cache.epoch());
         }
         cache.remove_session("ms-1");
         assert!(cache.get(b"a.a.a", t(1)).is_none() && cache.get(b"b.b.b", t(1)).is_none());
@@ -338,11 +349,11 @@ mod tests {
         // ... a logout of another session runs (or of this one, racing) ...
         cache.remove_session("ms-other");
         // ... and the entry is inserted afterwards, with the epoch before the logout.
-        cache.insert("t.t.t", member("ms"), kid("k1"), t(100), before);
+        cache.insert("t.t.t", verified("ms", "k1", 100), before);
         let Some(Lookup::Unchecked(entry)) = cache.get(b"t.t.t", t(1)) else {
             panic!("an entry checked before the last logout must be checked again");
         };
-        assert_eq!(entry.member().member_session_id(), "ms");
+        assert_eq!(entry.verified().member.member_session_id(), "ms");
         let now = cache.epoch();
         cache.mark_checked(b"t.t.t", entry, now);
         assert_eq!(checked(&cache, b"t.t.t", 1).as_deref(), Some("ms"));
@@ -351,7 +362,7 @@ mod tests {
     #[test]
     fn marking_a_purged_entry_checked_does_not_bring_it_back() {
         let cache = TokenCache::new(100);
-        cache.insert("t.t.t", member("ms"), kid("k1"), t(100), cache.epoch());
+        cache.insert("t.t.t", verified("ms", "k1", 100), cache.epoch());
         cache.remove_session("ms-other");
         let Some(Lookup::Unchecked(entry)) = cache.get(b"t.t.t", t(1)) else {
             panic!("unchecked after a logout");
@@ -367,17 +378,17 @@ mod tests {
     #[test]
     fn a_retired_key_removes_every_token_it_verified() {
         let cache = TokenCache::new(100);
-        cache.insert("a.a.a", member("ms-1"), kid("old"), t(100), cache.epoch());
-        cache.insert("b.b.b", member("ms-2"), kid("new"), t(100), cache.epoch());
+        cache.insert("a.a.a", verified("ms-1", "old", 100), cache.epoch());
+        cache.insert("b.b.b", verified("ms-2", "new", 100), cache.epoch());
         let before = cache.epoch();
         cache.remove_keys(&[kid("old")]);
         assert!(cache.get(b"a.a.a", t(1)).is_none());
         let Some(Lookup::Unchecked(entry)) = cache.get(b"b.b.b", t(1)) else {
             panic!("a token of another key is checked again once");
         };
-        assert_eq!(entry.kid(), "new");
+        assert_eq!(&*entry.verified().kid, "new");
         // Inserted by a verification that read the epoch before the retirement.
-        cache.insert("c.c.c", member("ms-3"), kid("old"), t(100), before);
+        cache.insert("c.c.c", verified("ms-3", "old", 100), before);
         assert!(matches!(
             cache.get(b"c.c.c", t(1)),
             Some(Lookup::Unchecked(_))
@@ -388,7 +399,7 @@ mod tests {
     fn size_is_bounded() {
         let cache = TokenCache::new(50);
         for i in 0..1_000 {
-            cache.insert(&format!("h.p.{i:0>64}"), member("ms"), kid("k1"), t(100), 0);
+            cache.insert(&format!("h.p.{i:0>64}"), verified("ms", "k1", 100), 0);
         }
         assert!(cache.len() <= 50, "{}", cache.len());
     }

@@ -102,12 +102,18 @@ async fn decide_locally(
     Ok((member, verdict))
 }
 
+/// What a stale but validly signed JWT says of its session.
+pub(crate) struct Signed {
+    pub(crate) member_session_id: String,
+    pub(crate) organization_id: String,
+}
+
 enum Initial {
     Failed(Failure),
     Remote {
         credential: SessionCredential,
-        /// The organization of a stale JWT (its signature was verified).
-        organization_hint: Option<String>,
+        /// A stale JWT's session and organization (its signature was verified).
+        signed: Option<Signed>,
         /// The stale JWT recorded a session end that has passed: if Stytch no longer
         /// knows the session, it expired (rather than was revoked).
         session_ended: bool,
@@ -157,7 +163,7 @@ impl RequestAuth {
     pub(crate) fn remote(
         core: Arc<Core>,
         credential: SessionCredential,
-        organization_hint: Option<String>,
+        signed: Option<Signed>,
         session_ended: bool,
         source: Source,
     ) -> Self {
@@ -165,7 +171,7 @@ impl RequestAuth {
             core,
             initial: Initial::Remote {
                 credential,
-                organization_hint,
+                signed,
                 session_ended,
             },
             source,
@@ -196,9 +202,7 @@ impl RequestAuth {
     ) -> Result<(AuthenticatedMember, Verdict), Failure> {
         if let (
             Initial::Remote {
-                credential,
-                organization_hint,
-                ..
+                credential, signed, ..
             },
             None,
         ) = (&self.initial, self.remote.get())
@@ -206,7 +210,8 @@ impl RequestAuth {
             // The member's own organization is known before asking Stytch only from a
             // (stale but validly signed) JWT; for a bare session token it is not, and
             // the decision below is made locally with the roles Stytch just returned.
-            if let Some(org) = organization_id.or(organization_hint.as_deref()) {
+            let organization_hint = signed.as_ref().map(|s| s.organization_id.as_str());
+            if let Some(org) = organization_id.or(organization_hint) {
                 let check = AuthorizationCheck {
                     organization_id: org.to_owned(),
                     resource_id: wanted.resource().to_owned(),
@@ -266,14 +271,25 @@ impl RequestAuth {
             // A "session not found" was remembered by the call itself (see
             // `StytchAuth::authenticate_remote`).
             Err(error) => {
-                let session_ended = matches!(
-                    self.initial,
-                    Initial::Remote {
-                        session_ended: true,
-                        ..
-                    }
-                );
-                Err(self.fail(failure_from_remote(&error, session_ended)))
+                let Initial::Remote {
+                    signed,
+                    session_ended,
+                    ..
+                } = &self.initial
+                else {
+                    return Err(self.fail(failure_from_remote(&error, false)));
+                };
+                // Stytch no longer knows the session of a validly signed JWT, before the
+                // end it recorded (revoked, not expired: the JWTs of an ended session are
+                // past that end, and never trusted locally): its other JWTs are refused
+                // here (and, with a fleet's store, everywhere).
+                if let Some(signed) = signed
+                    && !*session_ended
+                    && error.is_session_not_found()
+                {
+                    core.session_gone(&signed.member_session_id);
+                }
+                Err(self.fail(failure_from_remote(&error, *session_ended)))
             }
         };
         if let Err(failure) = &outcome

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
-use super::context::{AuthContext, RequestAuth};
+use super::context::{AuthContext, RequestAuth, Signed};
 use crate::client::wire::SessionCredential;
 use crate::core::Core;
 use crate::credentials::{self, CredentialError, Source};
@@ -122,6 +122,7 @@ fn decided(
         // Signed by Stytch but not valid locally: Stytch decides (and renews), unless
         // it already said the session is gone.
         Verification::Stale {
+            member_session_id,
             organization_id,
             session_ended,
         } => {
@@ -131,7 +132,10 @@ fn decided(
             remote(
                 core,
                 SessionCredential::Jwt(jwt.to_owned()),
-                Some(organization_id),
+                Some(Signed {
+                    member_session_id,
+                    organization_id,
+                }),
                 session_ended,
                 source,
             )
@@ -201,14 +205,14 @@ fn failed_clearing(core: &Arc<Core>, reason: Reason, source: Source) -> AuthCont
 fn remote(
     core: &Arc<Core>,
     credential: SessionCredential,
-    organization_hint: Option<String>,
+    signed: Option<Signed>,
     session_ended: bool,
     source: Source,
 ) -> AuthContext {
     AuthContext::Deferred(Arc::new(RequestAuth::remote(
         Arc::clone(core),
         credential,
-        organization_hint,
+        signed,
         session_ended,
         source,
     )))
@@ -371,9 +375,13 @@ mod tests {
         // ... the whole logout runs: denylist, new epoch, purge ...
         let _clearing = auth.logout(&member).await.expect("logout");
         // ... and then the verification inserts its entry.
-        let until = crate::Clock::monotonic(&emu.clock()) + Duration::from_secs(300);
-        let kid: Arc<str> = Arc::from(emu.signing_kid());
-        tokens.insert(&session.session_jwt, member, kid, until, before);
+        let verified_then = crate::local::token_cache::Verified {
+            member,
+            kid: Arc::from(emu.signing_kid()),
+            issued_at: crate::clock::unix_seconds(crate::Clock::now(&emu.clock())),
+            trusted_until: crate::Clock::monotonic(&emu.clock()) + Duration::from_secs(300),
+        };
+        tokens.insert(&session.session_jwt, verified_then, before);
 
         assert!(
             verified(&auth).is_none(),

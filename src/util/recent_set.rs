@@ -51,24 +51,35 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
 
     /// Adds `key` at `now`, forgetting expired keys and, when full, the oldest.
     pub(crate) fn insert(&self, key: K, now: Reading) {
-        self.insert_for(key, now, self.ttl);
+        let _ = self.insert_for(key, now, self.ttl);
     }
 
     /// Adds `key` at `now` for `lifetime` (instead of the set's `ttl`), forgetting
-    /// expired keys and, when full, the oldest.
-    pub(crate) fn insert_for(&self, key: K, now: Reading, lifetime: Duration) {
+    /// expired keys and, when full, the oldest. Returns how many keys were forgotten
+    /// before their time for want of room (zero while the capacity suffices).
+    pub(crate) fn insert_for(&self, key: K, now: Reading, lifetime: Duration) -> usize {
         let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let state = &mut *guard;
         let seq = state.next;
         state.next += 1;
         state.added.insert(key.clone(), (seq, now, lifetime));
         state.order.push_back((key, seq));
+        // Full: first forget every expired key, wherever it is in the order (keys live
+        // for different times), and only then the oldest live ones.
+        if state.added.len() > self.capacity {
+            state
+                .added
+                .retain(|_, &mut (_, at, lifetime)| !expired(at, lifetime, now));
+        }
+        let mut evicted_live = 0;
         while let Some((front, front_seq)) = state.order.front() {
             match state.added.get(front) {
                 Some(&(latest, at, lifetime)) if latest == *front_seq => {
-                    if !expired(at, lifetime, now) && state.added.len() <= self.capacity {
+                    let live = !expired(at, lifetime, now);
+                    if live && state.added.len() <= self.capacity {
                         break;
                     }
+                    evicted_live += usize::from(live);
                     state.added.remove(front);
                 }
                 // Stale: the key was added again later (or already forgotten).
@@ -83,6 +94,7 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
                 .order
                 .retain(|(k, seq)| added.get(k).is_some_and(|(latest, ..)| latest == seq));
         }
+        evicted_live
     }
 
     /// Whether `key` was added less than its lifetime before `now` (by either reading).
@@ -186,6 +198,30 @@ mod tests {
         // Stepped back by a day, an hour later: the wall clock says no time passed.
         set.insert("c".to_string(), stepped(10_000, 200_000));
         assert!(set.contains("c", stepped(13_600, 200_000 - 86_400 + 3_600)));
+    }
+
+    /// Keys of different lifetimes: when full, the expired ones go first wherever they
+    /// are; a live key forgotten for want of room is counted.
+    #[test]
+    fn when_full_expired_keys_go_before_live_ones_and_live_losses_are_counted() {
+        let set = RecentSet::new(3, HOUR);
+        assert_eq!(set.insert_for("long".to_string(), at(0), HOUR), 0);
+        assert_eq!(
+            set.insert_for("short-1".to_string(), at(0), Duration::from_secs(10)),
+            0
+        );
+        assert_eq!(
+            set.insert_for("short-2".to_string(), at(0), Duration::from_secs(10)),
+            0
+        );
+        // At 20 s both short keys have expired: room without losing the long one.
+        assert_eq!(set.insert_for("a".to_string(), at(20), HOUR), 0);
+        assert_eq!(set.insert_for("b".to_string(), at(20), HOUR), 0);
+        assert!(set.contains("long", at(20)));
+        // Full of live keys: the oldest live one goes, and is counted.
+        assert_eq!(set.insert_for("c".to_string(), at(20), HOUR), 1);
+        assert!(!set.contains("long", at(20)));
+        assert!(set.contains("c", at(20)));
     }
 
     #[test]
