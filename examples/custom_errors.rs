@@ -8,6 +8,8 @@
 //! ```text
 //! cargo run --example custom_errors
 //! ```
+//!
+//! `tests/examples.rs` runs the same router and hook and checks each answer.
 
 use axum::body::Body;
 use axum::response::{Html, IntoResponse, Redirect};
@@ -22,7 +24,7 @@ use serde_json::json;
 use tower::ServiceExt as _;
 
 /// The app's error policy, decided per request.
-fn on_auth_error(rejection: &AuthRejection, parts: &Parts) -> Option<axum::response::Response> {
+pub fn on_auth_error(rejection: &AuthRejection, parts: &Parts) -> Option<axum::response::Response> {
     if rejection.status().is_server_error() {
         return None;
     }
@@ -61,7 +63,9 @@ fn percent_encode(value: &str) -> String {
         .collect()
 }
 
-fn router(auth: &StytchAuth) -> Router {
+/// `/api/me` (JSON), `/dashboard` (HTML), both for signed-in members, and the
+/// `/login` page.
+pub fn router(auth: &StytchAuth) -> Router {
     Router::new()
         .route(
             "/api/me",

@@ -7,19 +7,60 @@
 //! ```text
 //! cargo run --example multi_tenant
 //! ```
+//!
+//! `tests/examples.rs` runs the same router and seed and checks each status.
 
 use axum::body::Body;
 use axum::extract::Path;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use axum_stytch::testing::StytchEmulator;
 use axum_stytch::testing::{Policy, Role};
+use axum_stytch::testing::{SessionTokens, StytchEmulator};
 use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth};
 use http::Request;
 use serde_json::json;
 use tower::ServiceExt as _;
 
-fn router(auth: &StytchAuth) -> Router {
+/// Members read an organization's projects, owners also delete them.
+pub fn policy() -> Policy {
+    Policy::new()
+        .role(Role::new("member").allow("project", ["read"]))
+        .role(Role::new("owner").allow("project", ["*"]))
+}
+
+/// Two organizations on an emulator: an owner of `acme` and a member of `globex`,
+/// with a session each.
+pub struct Tenants {
+    pub emulator: StytchEmulator,
+    pub acme: String,
+    pub globex: String,
+    pub acme_owner: SessionTokens,
+    pub globex_member: SessionTokens,
+}
+
+/// Starts an emulator with [`policy`] and seeds [`Tenants`].
+pub async fn tenants() -> Tenants {
+    let emulator = StytchEmulator::start().await;
+    emulator.set_policy(policy());
+    let acme = emulator.create_organization("acme");
+    let globex = emulator.create_organization("globex");
+    let acme_owner =
+        emulator.create_session(&emulator.create_member(&acme, "owner@acme.test", &["owner"]));
+    let globex_member =
+        emulator.create_session(&emulator.create_member(&globex, "m@globex.test", &["member"]));
+    Tenants {
+        emulator,
+        acme,
+        globex,
+        acme_owner,
+        globex_member,
+    }
+}
+
+/// `GET /orgs/{organization_id}/projects` (project/read) and
+/// `DELETE /orgs/{organization_id}/projects/{project}` (project/delete), each for
+/// members of that organization only.
+pub fn router(auth: &StytchAuth) -> Router {
     Router::new()
         .route(
             "/orgs/{organization_id}/projects",
@@ -51,19 +92,13 @@ async fn delete_project(Path((organization_id, project)): Path<(String, String)>
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let emulator = StytchEmulator::start().await;
-    emulator.set_policy(
-        Policy::new()
-            .role(Role::new("member").allow("project", ["read"]))
-            .role(Role::new("owner").allow("project", ["*"])),
-    );
-    let acme = emulator.create_organization("acme");
-    let globex = emulator.create_organization("globex");
-    let acme_owner =
-        emulator.create_session(&emulator.create_member(&acme, "owner@acme.test", &["owner"]));
-    let globex_member =
-        emulator.create_session(&emulator.create_member(&globex, "m@globex.test", &["member"]));
-
+    let Tenants {
+        emulator,
+        acme,
+        globex,
+        acme_owner,
+        globex_member,
+    } = tenants().await;
     let auth = emulator.auth_builder().build()?;
     let app = router(&auth);
     let cases = [

@@ -5,11 +5,10 @@
 mod app;
 mod common;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{send, send_request};
+use common::{example_binary, send, send_request, spawn_until};
 use http::StatusCode;
 
 #[tokio::test]
@@ -86,62 +85,70 @@ async fn demo_login_sets_cookies_that_work() {
     );
 }
 
-/// Kills the child process when the test ends, whatever happens.
-struct Running(Child);
+/// The `Cookie` header a browser sends after `/demo/login/{who}`.
+async fn demo_login(router: &axum::Router, who: &str) -> String {
+    let res = send(router, "GET", &format!("/demo/login/{who}"), None).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "login as {who}");
+    let jwt = res
+        .set_cookie_value("stytch_session_jwt")
+        .expect("jwt cookie");
+    let token = res
+        .set_cookie_value("stytch_session")
+        .expect("token cookie");
+    format!("stytch_session_jwt={jwt}; stytch_session={token}")
+}
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+#[tokio::test]
+async fn logout_then_login_again_works() {
+    let demo = app::Demo::start().await;
+    let auth = demo.emulator.auth_builder().build().unwrap();
+    let router = app::router(auth, Some(&demo));
+
+    let first = demo_login(&router, "viewer").await;
+    let res = send(&router, "GET", "/me", Some(&first)).await;
+    assert_eq!(res.status, StatusCode::OK, "signed in: {}", res.body);
+    let res = send(&router, "POST", "/logout", Some(&first)).await;
+    assert_eq!(res.status, StatusCode::OK, "logout: {}", res.body);
+    let res = send(&router, "GET", "/me", Some(&first)).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "the old session");
+    assert_eq!(res.reason(), "session_revoked");
+
+    // Each login starts a new session, so signing in again works.
+    let second = demo_login(&router, "viewer").await;
+    assert_ne!(first, second, "a new session");
+    let res = send(&router, "GET", "/me", Some(&second)).await;
+    assert_eq!(res.status, StatusCode::OK, "signed in again: {}", res.body);
+    assert_eq!(
+        res.json()["roles"],
+        serde_json::json!(["stytch_member", "viewer"])
+    );
+    // Also by the opaque token alone (Stytch is asked: the session is live there).
+    let token = second.split("; ").nth(1).unwrap();
+    let res = send(&router, "GET", "/me", Some(token)).await;
+    assert_eq!(res.status, StatusCode::OK, "token alone: {}", res.body);
+    // The first login's session is still refused.
+    let res = send(&router, "GET", "/me", Some(&first)).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn the_binary_prints_working_cookies() {
-    // `cargo test` builds the examples next to the test binaries.
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| {
-            dir.join("examples")
-                .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX))
-        })
-        .unwrap();
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo test` (it builds examples)",
-        bin.display()
-    );
-    let mut child = Command::new(&bin)
+    let mut command = Command::new(example_binary("quickstart"));
+    command
         .env("PORT", "0")
         .env_remove("STYTCH_PROJECT_ID")
         .env_remove("STYTCH_SECRET")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _guard = Running(child);
-
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut viewer = None;
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(v) = line.strip_prefix("VIEWER='") {
-                viewer = Some(v.trim_end_matches('\'').to_owned());
-            }
-            if let Some(base) = line.strip_prefix("quickstart ready on ") {
-                let _ = tx.send((base.to_owned(), viewer.take()));
-                break;
-            }
-        }
-    });
-    let (base, viewer) = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("ready line");
+        .env("RUST_LOG", "warn");
+    let (_guard, lines) = spawn_until(command, "quickstart ready on ");
+    let base = lines
+        .last()
+        .and_then(|l| l.strip_prefix("quickstart ready on "))
+        .unwrap()
+        .to_owned();
+    let viewer = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("VIEWER='"))
+        .map(|v| v.trim_end_matches('\'').to_owned());
     let viewer = viewer.expect("VIEWER line before the ready line");
 
     let (status, body) = tokio::task::spawn_blocking(move || http_get(&base, "/me", &viewer))

@@ -7,8 +7,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_stytch::Verdict;
+use axum_stytch::testing::{EmulatorOptions, SessionTokens, StytchEmulator};
 use axum_stytch::testing::{Policy, Role};
-use axum_stytch::testing::{SessionTokens, StytchEmulator};
 use axum_stytch::{AuthenticatedMember, RequireAuthz, StytchAuth};
 use serde_json::json;
 
@@ -19,26 +19,40 @@ pub fn demo_policy() -> Policy {
         .role(Role::new("admin").allow("document", ["*"]))
 }
 
-/// An emulator seeded with the organization `acme`, an admin and a viewer.
+/// An emulator seeded with the organization `acme`, an admin and a viewer, and a
+/// session each (the ones `main.rs` prints).
 pub struct Demo {
     pub emulator: StytchEmulator,
     pub organization_id: String,
+    pub admin_member_id: String,
+    pub viewer_member_id: String,
     pub admin: SessionTokens,
     pub viewer: SessionTokens,
 }
 
 impl Demo {
+    /// A demo on an emulator with a frozen clock (tests move it).
+    #[allow(dead_code)] // Used by tests/quickstart.rs; main.rs uses `start_with`.
     pub async fn start() -> Demo {
-        let emulator = StytchEmulator::start().await;
+        Self::start_with(EmulatorOptions::new()).await
+    }
+
+    /// A demo on an emulator started with `options`.
+    pub async fn start_with(options: EmulatorOptions) -> Demo {
+        let emulator = StytchEmulator::start_with(options).await;
         emulator.set_policy(demo_policy());
         let organization_id = emulator.create_organization("acme");
-        let admin = emulator.create_member(&organization_id, "admin@acme.test", &["admin"]);
-        let viewer = emulator.create_member(&organization_id, "viewer@acme.test", &["viewer"]);
-        let admin = emulator.create_session(&admin);
-        let viewer = emulator.create_session(&viewer);
+        let admin_member_id =
+            emulator.create_member(&organization_id, "admin@acme.test", &["admin"]);
+        let viewer_member_id =
+            emulator.create_member(&organization_id, "viewer@acme.test", &["viewer"]);
+        let admin = emulator.create_session(&admin_member_id);
+        let viewer = emulator.create_session(&viewer_member_id);
         Demo {
             emulator,
             organization_id,
+            admin_member_id,
+            viewer_member_id,
             admin,
             viewer,
         }
@@ -56,15 +70,27 @@ impl Demo {
 #[derive(Clone)]
 struct AppState {
     auth: StytchAuth,
-    /// Only in emulator mode: sessions the demo login route hands out.
-    demo: Option<(SessionTokens, SessionTokens)>,
+    /// Only in emulator mode: who the demo login route signs in.
+    demo: Option<DemoLogins>,
+}
+
+/// The emulator and the members `/demo/login/{admin|viewer}` starts sessions for.
+#[derive(Clone)]
+struct DemoLogins {
+    emulator: StytchEmulator,
+    admin_member_id: String,
+    viewer_member_id: String,
 }
 
 /// The app. `demo` enables `/demo/login/{admin|viewer}` (emulator mode only).
 pub fn router(auth: StytchAuth, demo: Option<&Demo>) -> Router {
     let state = AppState {
         auth: auth.clone(),
-        demo: demo.map(|d| (d.admin.clone(), d.viewer.clone())),
+        demo: demo.map(|d| DemoLogins {
+            emulator: d.emulator.clone(),
+            admin_member_id: d.admin_member_id.clone(),
+            viewer_member_id: d.viewer_member_id.clone(),
+        }),
     };
     Router::new()
         .route("/", get(index))
@@ -136,19 +162,20 @@ async fn logout(State(state): State<AppState>, member: AuthenticatedMember) -> R
     }
 }
 
-/// Demo only: sets the cookies of a seeded member, as a real login handler would
-/// after Stytch's magic-link or password authenticate.
+/// Demo only: starts a new session for a seeded member and sets its cookies, as a
+/// real login handler would after Stytch's magic-link or password authenticate (so
+/// a login after `POST /logout` works: the logged-out session stays revoked).
 async fn demo_login(State(state): State<AppState>, Path(who): Path<String>) -> Response {
-    let Some((admin, viewer)) = &state.demo else {
+    let Some(demo) = &state.demo else {
         return (
             StatusCode::NOT_FOUND,
             "demo login exists only with the embedded emulator",
         )
             .into_response();
     };
-    let session = match who.as_str() {
-        "admin" => admin,
-        "viewer" => viewer,
+    let member_id = match who.as_str() {
+        "admin" => &demo.admin_member_id,
+        "viewer" => &demo.viewer_member_id,
         _ => {
             return (
                 StatusCode::NOT_FOUND,
@@ -157,7 +184,11 @@ async fn demo_login(State(state): State<AppState>, Path(who): Path<String>) -> R
                 .into_response();
         }
     };
-    let expires_at = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let session = demo.emulator.create_session(member_id);
+    let expires_at = demo
+        .emulator
+        .session(&session.member_session_id)
+        .map_or_else(std::time::SystemTime::now, |info| info.expires_at);
     let cookies =
         state
             .auth

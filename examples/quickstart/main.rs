@@ -14,9 +14,8 @@
 
 mod app;
 
-use std::time::{Duration, SystemTime};
-
-use axum_stytch::{Clock as _, StytchAuth};
+use axum_stytch::StytchAuth;
+use axum_stytch::testing::EmulatorOptions;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,18 +45,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         (app::router(auth, None), None)
     } else {
-        let demo = app::Demo::start().await;
-        // The emulator's clock is manual; make it follow real time for the demo (time
-        // passing, `advance`, rather than wall-clock steps, `set`).
-        let clock = demo.emulator.clock();
-        tokio::spawn(async move {
-            loop {
-                if let Ok(behind) = SystemTime::now().duration_since(clock.now()) {
-                    clock.advance(behind);
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
+        // The emulator's clock stands still unless told otherwise; the demo's follows
+        // real time, as a browser's does.
+        let demo = app::Demo::start_with(EmulatorOptions::new().follow_real_time()).await;
         let auth = demo
             .emulator
             .auth_builder()

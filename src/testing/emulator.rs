@@ -3,6 +3,7 @@
 //! machine-token operations (M2M clients, Connected Apps) are in `tokens.rs`.
 
 use std::fmt;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -41,7 +42,8 @@ impl fmt::Debug for StytchEmulator {
 
 impl StytchEmulator {
     /// Starts an emulator with a fresh `project-test-<uuid>` project, a random
-    /// `secret-test-…` secret and a [`MockClock`] frozen at the current time.
+    /// `secret-test-…` secret and a [`MockClock`] frozen at the current time, on
+    /// a free port of `127.0.0.1`.
     ///
     /// Must be called inside a Tokio runtime; the server runs as a spawned
     /// task on it.
@@ -57,16 +59,37 @@ impl StytchEmulator {
     ///
     /// # Panics
     ///
-    /// If no port can be bound on `127.0.0.1`.
+    /// If the address cannot be bound (by default a free port on `127.0.0.1`); see
+    /// [`try_start_with`](Self::try_start_with).
     pub async fn start_with(options: EmulatorOptions) -> StytchEmulator {
-        let (tcp, addr) = server::bind()
-            .await
-            .expect("StytchEmulator could not bind a port on 127.0.0.1");
-        let (config, clock) = options.into_config(addr);
-        let shared = Shared::new(config, clock);
-        StytchEmulator {
-            inner: Arc::new(server::spawn(tcp, addr, shared)),
+        let addr = options.addr();
+        match Self::try_start_with(options).await {
+            Ok(emulator) => emulator,
+            Err(error) => panic!("StytchEmulator could not bind {addr}: {error}"),
         }
+    }
+
+    /// Starts an emulator configured by `options`, or answers why its address
+    /// could not be bound (a fixed [`port`](EmulatorOptions::port) in use, say).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum_stytch::testing::{EmulatorOptions, StytchEmulator};
+    ///
+    /// # #[tokio::main] async fn main() {
+    /// let first = StytchEmulator::start().await;
+    /// let taken = EmulatorOptions::new().port(first.addr().port());
+    /// assert!(StytchEmulator::try_start_with(taken).await.is_err());
+    /// # }
+    /// ```
+    pub async fn try_start_with(options: EmulatorOptions) -> io::Result<StytchEmulator> {
+        let (tcp, addr) = server::bind(options.addr()).await?;
+        let (config, clock, follow_real_time) = options.into_config(addr);
+        let shared = Shared::new(config, clock, follow_real_time);
+        Ok(StytchEmulator {
+            inner: Arc::new(server::spawn(tcp, addr, shared)),
+        })
     }
 
     pub(super) fn shared(&self) -> &Shared {
@@ -87,7 +110,8 @@ impl StytchEmulator {
         &self.shared().config.secret
     }
 
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    /// `http://127.0.0.1:PORT` (the address it listens on), without a trailing
+    /// slash.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.inner.addr)
     }
@@ -98,7 +122,8 @@ impl StytchEmulator {
     }
 
     /// The emulator's clock (a shared handle: advancing it moves the
-    /// emulator's time).
+    /// emulator's time). It stands still unless moved, or follows real time with
+    /// [`EmulatorOptions::follow_real_time`].
     pub fn clock(&self) -> MockClock {
         self.shared().clock.clone()
     }

@@ -73,7 +73,19 @@
 //!
 //! Time on the emulator is a [`MockClock`] ([`StytchEmulator::clock`]); hand
 //! the same clock to the middleware so both agree on session and token
-//! expiry. Fault injection ([`Fault`]), request counters and
+//! expiry. It stands still unless a test moves it; with
+//! [`EmulatorOptions::follow_real_time`] it follows real time, for clients that
+//! read the system clock.
+//!
+//! # Other languages
+//!
+//! `cargo run --example emulator -- --port 4000` runs one on a fixed port with its
+//! clock following real time, seeds an organization, an admin and a viewer with
+//! sessions, an M2M client and a Connected App, and prints their credentials (as
+//! shell `export` lines and one JSON line) for a Node or Python test suite to use
+//! with Stytch's own SDK; see the README. [`EmulatorOptions::port`] and
+//! [`EmulatorOptions::bind`] choose the address (by default a free port on
+//! `127.0.0.1`). Fault injection ([`Fault`]), request counters and
 //! [`StytchEmulator::set_refusing_connections`] simulate an unhealthy
 //! Stytch.
 //!
@@ -133,6 +145,7 @@ mod listener;
 mod model;
 mod oauth;
 mod options;
+mod realtime;
 mod server;
 mod tokens;
 mod wire;

@@ -2,7 +2,7 @@
 //! a new session's credentials, and a session snapshot.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
@@ -38,6 +38,8 @@ pub struct EmulatorOptions {
     secret: Option<String>,
     clock: Option<MockClock>,
     issuer: Option<Issuer>,
+    addr: Option<SocketAddr>,
+    follow_real_time: bool,
 }
 
 /// The `iss` of minted JWTs, when not Stytch's default.
@@ -55,13 +57,15 @@ impl fmt::Debug for EmulatorOptions {
             .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
             .field("clock", &self.clock)
             .field("issuer", &self.issuer)
+            .field("addr", &self.addr)
+            .field("follow_real_time", &self.follow_real_time)
             .finish()
     }
 }
 
 impl EmulatorOptions {
-    /// Defaults: random test project id and secret, a new [`MockClock`],
-    /// issuer `stytch.com/<project_id>`.
+    /// Defaults: random test project id and secret, a new [`MockClock`] (frozen),
+    /// issuer `stytch.com/<project_id>`, a free port on `127.0.0.1`.
     pub fn new() -> Self {
         Self::default()
     }
@@ -83,6 +87,67 @@ impl EmulatorOptions {
     /// [`MockClock`].
     pub fn clock(mut self, clock: MockClock) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// Makes the emulator's clock follow real time, for clients that read the
+    /// system clock (Stytch's Node or Python SDK, a browser): without it, the clock
+    /// stands still, and to such a client every JWT the emulator mints looks
+    /// expired five minutes after it started. Default: off (the clock moves only
+    /// when a test moves it).
+    ///
+    /// The emulator advances its [`MockClock`] ([`MockClock::advance`]: both
+    /// readings move) by the real time that passes: before each request it answers
+    /// and each call on its handle, and every 100 ms from a task on the runtime, for
+    /// the other readers of the clock (a layer built with
+    /// [`StytchEmulator::auth_builder`]), which may trail real time by that much.
+    /// A test can still jump: [`advance`](MockClock::advance) and
+    /// [`set`](MockClock::set) keep working, and time goes on from where they put
+    /// it. Without [`clock`](Self::clock), the clock starts at the current system
+    /// time, to the nanosecond. Not for tests on Tokio's paused time, whose
+    /// timers this task would keep firing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use axum_stytch::{Clock as _, testing::{EmulatorOptions, StytchEmulator}};
+    ///
+    /// # #[tokio::main] async fn main() {
+    /// let emulator = StytchEmulator::start_with(EmulatorOptions::new().follow_real_time()).await;
+    /// let clock = emulator.clock();
+    /// clock.advance(Duration::from_secs(3600));
+    /// // An hour ahead of the system clock, and still moving with it.
+    /// let ahead = clock.now().duration_since(SystemTime::now()).unwrap();
+    /// assert!(ahead > Duration::from_secs(3599));
+    /// # }
+    /// ```
+    ///
+    /// [`StytchEmulator::auth_builder`]: crate::testing::StytchEmulator::auth_builder
+    pub fn follow_real_time(mut self) -> Self {
+        self.follow_real_time = true;
+        self
+    }
+
+    /// Listens on this port of `127.0.0.1` (0: any free port). Default: any free
+    /// port. For an emulator that other processes reach at a known address, such
+    /// as `cargo run --example emulator`; the port must be free.
+    pub fn port(mut self, port: u16) -> Self {
+        self.addr = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        self
+    }
+
+    /// Listens on this address. Default: `127.0.0.1:0` (a free port on the
+    /// loopback interface only).
+    ///
+    /// An address other than a loopback one (`0.0.0.0`, say, inside a container)
+    /// lets other machines authenticate with the project secret and read the
+    /// signing keys: for a test network only. [`StytchEmulator::base_url`] is
+    /// `http://` and this address.
+    ///
+    /// [`StytchEmulator::base_url`]: crate::testing::StytchEmulator::base_url
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.addr = Some(addr);
         self
     }
 
@@ -116,9 +181,15 @@ impl EmulatorOptions {
 }
 
 impl EmulatorOptions {
-    /// The project settings these options give for a server on `addr`, and the
-    /// clock: what is not set is generated here.
-    pub(super) fn into_config(self, addr: SocketAddr) -> (Config, MockClock) {
+    /// The address to listen on.
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.addr
+            .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    }
+
+    /// The project settings these options give for a server on `addr`, the clock,
+    /// and whether it follows real time: what is not set is generated here.
+    pub(super) fn into_config(self, addr: SocketAddr) -> (Config, MockClock, bool) {
         let project_id = self
             .project_id
             .unwrap_or_else(|| format!("project-test-{}", uuid::Uuid::new_v4()));
@@ -143,7 +214,14 @@ impl EmulatorOptions {
             issuer,
             origin,
         };
-        (config, self.clock.unwrap_or_default())
+        let clock = match self.clock {
+            Some(clock) => clock,
+            // Following real time from the exact current time, not a whole second
+            // behind it.
+            None if self.follow_real_time => MockClock::at(SystemTime::now()),
+            None => MockClock::new(),
+        };
+        (config, clock, self.follow_real_time)
     }
 }
 

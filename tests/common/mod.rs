@@ -210,3 +210,73 @@ pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// The path of example `name`'s binary, which `cargo test` builds next to the test
+/// binaries (a `cargo test --test NAME` does not: run `cargo build --examples`).
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| {
+            dir.join("examples")
+                .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+        })
+        .expect("target/<profile>/deps");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo test` (it builds examples)",
+        bin.display()
+    );
+    bin
+}
+
+/// Kills a child process when dropped, whatever happens in the test.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns `command` with its stdout piped (stderr dropped) and returns it, killed
+/// when dropped, with the lines it printed up to the first starting with `last`
+/// (at most 60 s).
+pub fn spawn_until(mut command: std::process::Command, last: &str) -> (KillOnDrop, Vec<String>) {
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the program starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let guard = KillOnDrop(child);
+    (guard, lines_until(stdout, last, Duration::from_secs(60)))
+}
+
+/// The lines `out` prints up to and including the first one starting with `last`
+/// (at most `timeout` of real time; panics past it).
+pub fn lines_until(
+    out: impl std::io::Read + Send + 'static,
+    last: &str,
+    timeout: Duration,
+) -> Vec<String> {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let last = last.to_owned();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let done = line.starts_with(&last);
+            lines.push(line);
+            if done {
+                let _ = tx.send(lines);
+                return;
+            }
+        }
+    });
+    rx.recv_timeout(timeout)
+        .expect("the program printed its last line in time")
+}
