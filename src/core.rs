@@ -16,7 +16,7 @@ use crate::cookies::CookieSettings;
 use crate::credentials::CredentialSettings;
 use crate::diagnostics::Diagnostics;
 use crate::jwt::jwks::{JwksCache, JwksSettings, OnRetired};
-use crate::jwt::verify::ClaimRules;
+use crate::jwt::registered::ClaimRules;
 use crate::local::LocalVerifier;
 use crate::local::token_cache::TokenCache;
 use crate::member::AuthenticatedMember;

@@ -1,6 +1,6 @@
 //! Local verification of Stytch JWTs, in two parts: what every Stytch JWT shares (the
 //! header, the `kid`, the RS256 signature: [`verify`]; the registered claims and their
-//! rules: [`registered`] and [`verify::ClaimRules`]; the keys: [`keys`], [`jwks`]) and
+//! rules: [`registered`]; the keys: [`keys`], [`jwks`]) and
 //! what each kind adds (a member session: [`session`]). Another kind (machine tokens)
 //! plugs in beside [`session`], as another [`registered::TokenKind`].
 
@@ -8,6 +8,7 @@ pub(crate) mod jwks;
 pub(crate) mod keys;
 pub(crate) mod known_headers;
 pub(crate) mod registered;
+pub(crate) mod rejected;
 pub(crate) mod session;
 #[cfg(test)]
 pub(crate) mod test_keys;

@@ -3,11 +3,13 @@
 //! their rules.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::verify::Rejected;
+use super::rejected::Rejected;
+use crate::clock::unix_seconds;
 use crate::serde_helpers::set_once;
 
 /// The registered claims, decoded.
@@ -69,7 +71,7 @@ impl RegisteredFields {
 }
 
 /// A kind of Stytch JWT: its registered claims, and what its own claims add to the
-/// rules every kind follows ([`ClaimRules::check`](super::verify::ClaimRules::check)).
+/// rules every kind follows ([`ClaimRules::check`]).
 pub(crate) trait TokenKind {
     /// The registered claims.
     fn registered(&self) -> &Registered;
@@ -124,5 +126,70 @@ impl Audience {
             Audience::One(a) => a == project_id,
             Audience::Many(all) => all.iter().any(|a| a == project_id),
         }
+    }
+}
+
+/// The claim rules of one project.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimRules {
+    pub(crate) project_id: String,
+    /// `stytch.com/<project_id>`, and the custom domain's origin when one is configured.
+    pub(crate) issuers: Vec<String>,
+    pub(crate) leeway_secs: u64,
+    /// `0` means every token is too old (always ask Stytch).
+    pub(crate) max_token_age_secs: u64,
+}
+
+/// A signed token's standing at a given time.
+#[derive(Debug)]
+pub(crate) enum Standing {
+    /// Valid now; may be trusted locally until `valid_until` (unix seconds, exclusive).
+    Fresh { valid_until: u64 },
+    /// Validly signed but not valid locally: expired, older than the age limit, past
+    /// the end of the session as the JWT recorded it (Stytch may have extended the
+    /// session since), or not yet valid by our clock (`iat`/`nbf` more than the leeway
+    /// ahead: our clock is behind Stytch's). Stytch must decide.
+    Stale {
+        /// Not yet valid by our clock (`iat`/`nbf` ahead).
+        issued_ahead: bool,
+    },
+}
+
+impl ClaimRules {
+    /// The standing at `now` of a validly signed token of any kind: issuer, audience
+    /// and subject first, then the kind's own claims, then the times (`iat`/`nbf`,
+    /// `exp` + leeway, the age limit, and the kind's deadline).
+    pub(crate) fn check<C: TokenKind>(
+        &self,
+        token: &C,
+        now: SystemTime,
+    ) -> Result<Standing, Rejected> {
+        let claims = token.registered();
+        if !self.issuers.contains(&claims.iss) {
+            return Err(Rejected::ForeignIssuer);
+        }
+        if !claims.aud.contains(&self.project_id) || claims.sub.is_empty() {
+            return Err(Rejected::InvalidClaims);
+        }
+        token.check_kind()?;
+        let now_secs = unix_seconds(now);
+        let latest_start = now_secs.saturating_add(self.leeway_secs);
+        if claims.iat > latest_start || claims.nbf.is_some_and(|nbf| nbf > latest_start) {
+            return Ok(Standing::Stale { issued_ahead: true });
+        }
+        // Expired from `exp` + leeway on (RFC 7519 §4.1.4: valid only before `exp`).
+        let exp_deadline = claims.exp.saturating_add(self.leeway_secs);
+        // An `iat` slightly ahead (within the leeway) must not extend local trust.
+        let age_deadline = claims
+            .iat
+            .min(now_secs)
+            .saturating_add(self.max_token_age_secs);
+        let valid_until = exp_deadline.min(age_deadline).min(token.kind_deadline());
+        if now_secs >= valid_until {
+            return Ok(Standing::Stale {
+                issued_ahead: false,
+            });
+        }
+        Ok(Standing::Fresh { valid_until })
     }
 }

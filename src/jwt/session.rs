@@ -14,7 +14,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::registered::{Registered, RegisteredFields, TokenKind};
-use super::verify::Rejected;
+use super::rejected::Rejected;
 use crate::member::{AuthMethod, AuthenticatedMember, AuthenticationFactor, MemberData};
 use crate::serde_helpers::{Key, set_once};
 

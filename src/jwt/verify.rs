@@ -12,7 +12,6 @@
 //! the tests) at about a quarter of its cost.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use aws_lc_rs::signature::ParsedPublicKey;
 use base64_simd::{Out, URL_SAFE_NO_PAD as BASE64URL};
@@ -20,35 +19,12 @@ use jsonwebtoken::Algorithm;
 
 use super::keys::MAX_KID_LEN;
 use super::known_headers::KnownHeaders;
-use super::registered::TokenKind;
-use crate::clock::unix_seconds;
+use super::rejected::Rejected;
 
 /// No Stytch session JWT comes near this; anything longer is rejected unparsed.
 pub(crate) const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// An RSA-8192 signature is 1,024 bytes.
 const MAX_SIGNATURE_LEN: usize = 1024;
-
-/// Why a JWT was rejected without asking Stytch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Rejected {
-    /// Not three base64url segments of JSON, too long, or claims of the wrong shape.
-    Malformed,
-    /// `alg` is not RS256 (including `none` and HMAC).
-    UnsupportedAlgorithm,
-    /// No usable `kid`.
-    MissingKid,
-    /// The signature does not verify with the key named by `kid`.
-    BadSignature,
-    /// `kid` names no key of Stytch's JWKS, even after a refresh: a forgery, or a key
-    /// retired (logged apart from bad signatures, for key rotations).
-    UnknownKid,
-    /// Signed with the project's keys, but its `iss` is none of the accepted issuers:
-    /// minted through a custom domain the layer was not configured with (logged apart,
-    /// as it refuses every session of such a project).
-    ForeignIssuer,
-    /// Signed, but for another audience, or without a subject, session or organization.
-    InvalidClaims,
-}
 
 /// A JWT split into its parts, header decoded, signature not yet checked. Its `Debug`
 /// shows the `kid` only: the token is a credential.
@@ -179,79 +155,16 @@ fn decode_header(header: &str) -> Result<jsonwebtoken::Header, Rejected> {
     jsonwebtoken::decode_header(&buf[..len + 2]).map_err(|_| Rejected::Malformed)
 }
 
-/// The claim rules of one project.
-#[derive(Debug, Clone)]
-pub(crate) struct ClaimRules {
-    pub(crate) project_id: String,
-    /// `stytch.com/<project_id>`, and the custom domain's origin when one is configured.
-    pub(crate) issuers: Vec<String>,
-    pub(crate) leeway_secs: u64,
-    /// `0` means every token is too old (always ask Stytch).
-    pub(crate) max_token_age_secs: u64,
-}
-
-/// A signed token's standing at a given time.
-#[derive(Debug)]
-pub(crate) enum Standing {
-    /// Valid now; may be trusted locally until `valid_until` (unix seconds, exclusive).
-    Fresh { valid_until: u64 },
-    /// Validly signed but not valid locally: expired, older than the age limit, past
-    /// the end of the session as the JWT recorded it (Stytch may have extended the
-    /// session since), or not yet valid by our clock (`iat`/`nbf` more than the leeway
-    /// ahead: our clock is behind Stytch's). Stytch must decide.
-    Stale {
-        /// Not yet valid by our clock (`iat`/`nbf` ahead).
-        issued_ahead: bool,
-    },
-}
-
-impl ClaimRules {
-    /// The standing at `now` of a validly signed token of any kind: issuer, audience
-    /// and subject first, then the kind's own claims, then the times (`iat`/`nbf`,
-    /// `exp` + leeway, the age limit, and the kind's deadline).
-    pub(crate) fn check<C: TokenKind>(
-        &self,
-        token: &C,
-        now: SystemTime,
-    ) -> Result<Standing, Rejected> {
-        let claims = token.registered();
-        if !self.issuers.contains(&claims.iss) {
-            return Err(Rejected::ForeignIssuer);
-        }
-        if !claims.aud.contains(&self.project_id) || claims.sub.is_empty() {
-            return Err(Rejected::InvalidClaims);
-        }
-        token.check_kind()?;
-        let now_secs = unix_seconds(now);
-        let latest_start = now_secs.saturating_add(self.leeway_secs);
-        if claims.iat > latest_start || claims.nbf.is_some_and(|nbf| nbf > latest_start) {
-            return Ok(Standing::Stale { issued_ahead: true });
-        }
-        // Expired from `exp` + leeway on (RFC 7519 §4.1.4: valid only before `exp`).
-        let exp_deadline = claims.exp.saturating_add(self.leeway_secs);
-        // An `iat` slightly ahead (within the leeway) must not extend local trust.
-        let age_deadline = claims
-            .iat
-            .min(now_secs)
-            .saturating_add(self.max_token_age_secs);
-        let valid_until = exp_deadline.min(age_deadline).min(token.kind_deadline());
-        if now_secs >= valid_until {
-            return Ok(Standing::Stale {
-                issued_ahead: false,
-            });
-        }
-        Ok(Standing::Fresh { valid_until })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwt::registered::{ClaimRules, Standing};
     use crate::jwt::session::SessionClaims;
     use crate::jwt::test_keys::{TestKey, claims_json};
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use std::time::Duration;
+    use std::time::SystemTime;
 
     proptest::proptest! {
         /// The hot path's decoder accepts and rejects exactly what the `base64` crate's

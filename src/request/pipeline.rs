@@ -10,7 +10,7 @@ use super::context::{AuthContext, RequestAuth, Signed};
 use crate::client::wire::SessionCredential;
 use crate::core::Core;
 use crate::credentials::{self, CredentialError, Source};
-use crate::jwt::verify::Rejected;
+use crate::jwt::rejected::Rejected;
 use crate::local::Verification;
 use crate::rejection::{Failure, Reason};
 use crate::remote::session_gone;
