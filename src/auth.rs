@@ -117,7 +117,7 @@ impl StytchAuth {
     /// # }
     /// ```
     pub async fn warm_up(&self) -> Result<(), ClientError> {
-        self.core.local.warm_up().await
+        self.core.warm_up().await
     }
 
     /// The layer's counters.

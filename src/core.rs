@@ -15,6 +15,8 @@ use crate::config::{ConfigError, Settings};
 use crate::cookies::CookieSettings;
 use crate::credentials::CredentialSettings;
 use crate::diagnostics::Diagnostics;
+#[cfg(feature = "redis")]
+use crate::fleet::{FleetRevocations, FleetSettings};
 use crate::jwt::jwks::{JwksCache, JwksSettings, OnRetired};
 use crate::jwt::registered::ClaimRules;
 use crate::local::LocalVerifier;
@@ -26,7 +28,7 @@ use crate::rbac::Verdict;
 use crate::rbac::resource_action::ResourceAction;
 use crate::rejection::{ErrorHandler, Failure};
 use crate::remote::{RemoteAuthenticator, RemoteSettings};
-use crate::revocation::{LocalRevocations, RevocationHooks};
+use crate::revocation::{LocalRevocations, RevocationHooks, Revocations};
 use crate::timestamp::saturating_add;
 use crate::unverified::UnverifiedSettings;
 
@@ -49,6 +51,10 @@ pub(crate) struct Core {
     /// How long a session Stytch said is gone is refused: JWTs older than
     /// `max_token_age` (+ leeway) go to Stytch anyway.
     gone_for: Duration,
+    /// The fleet's revocations, when shared through Redis.
+    #[cfg(feature = "redis")]
+    fleet: Option<Arc<FleetRevocations>>,
+    request_timeout: Duration,
     client: StytchClient,
 }
 
@@ -112,7 +118,7 @@ impl Core {
             }
             None => RevocationHooks::none(),
         };
-        let revocations = LocalRevocations::new(
+        let revocations_local = LocalRevocations::new(
             s.clock.clone(),
             s.revocation_capacity,
             s.leeway.as_secs(),
@@ -120,6 +126,14 @@ impl Core {
             Arc::clone(&metrics),
             Arc::clone(&diagnostics),
         );
+        let revocations = Arc::clone(&revocations_local);
+        let revocations: Arc<dyn Revocations> = revocations;
+        #[cfg(feature = "redis")]
+        let (revocations, fleet) =
+            match fleet_store(&s, &revocations_local, &metrics, &diagnostics)? {
+                Some(fleet) => (Arc::clone(&fleet) as Arc<dyn Revocations>, Some(fleet)),
+                None => (revocations, None),
+            };
         let local = LocalVerifier::new(
             s.clock.clone(),
             ClaimRules {
@@ -185,6 +199,9 @@ impl Core {
             diagnostics,
             error_handler: s.error_handler,
             gone_for: s.max_token_age.saturating_add(s.leeway),
+            #[cfg(feature = "redis")]
+            fleet,
+            request_timeout: s.request_timeout,
             client,
         })
     }
@@ -203,6 +220,24 @@ impl Core {
     pub(crate) fn session_gone(&self, member_session_id: &str) {
         let until = saturating_add(self.clock.now(), self.gone_for);
         self.local.revoke(member_session_id, until);
+    }
+
+    /// Fetches the keys now, and (with a fleet's store) waits for the fleet's
+    /// revocations to be loaded once, at most `request_timeout`.
+    pub(crate) async fn warm_up(&self) -> Result<(), ClientError> {
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.fleet
+            && !fleet.loaded(self.request_timeout).await
+        {
+            tracing::warn!(
+                "the fleet's revocations could not be loaded from Redis yet: this instance \
+                 starts without them (a JWT revoked elsewhere is accepted until it is \
+                 max_token_age old) and loads them once Redis answers"
+            );
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = self.request_timeout;
+        self.local.warm_up().await
     }
 
     /// Whether the session `member_session_id` is revoked.
@@ -229,4 +264,38 @@ impl Core {
     pub(crate) fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot(self.remote.coalesced())
     }
+}
+
+/// The fleet's store in Redis, when `revocations_in_redis` was given.
+#[cfg(feature = "redis")]
+fn fleet_store(
+    s: &Settings,
+    local: &Arc<LocalRevocations>,
+    metrics: &Arc<Metrics>,
+    diagnostics: &Arc<Diagnostics>,
+) -> Result<Option<Arc<FleetRevocations>>, ConfigError> {
+    let Some(url) = &s.redis_url else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| ConfigError::InvalidSetting {
+        setting: "revocations_in_redis",
+        reason,
+    };
+    crate::fleet::check_url(url).map_err(invalid)?;
+    let settings = FleetSettings {
+        url: url.clone(),
+        keys: crate::fleet::Keys::new(&s.redis_key_prefix, &s.project_id),
+        ttl: s.max_token_age.saturating_add(s.leeway),
+        max_staleness: s.revocation_feed_max_staleness,
+        timeout: s.request_timeout,
+    };
+    FleetRevocations::start(
+        settings,
+        Arc::clone(local),
+        s.clock.clone(),
+        Arc::clone(metrics),
+        Arc::clone(diagnostics),
+    )
+    .map(Some)
+    .map_err(|e| invalid(format!("could not start the revocations thread: {e}")))
 }

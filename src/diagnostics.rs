@@ -21,6 +21,9 @@ pub(crate) struct Diagnostics {
     saturated: WarnLimiter,
     unverified: WarnLimiter,
     revocations_lost: WarnLimiter,
+    feed: WarnLimiter,
+    malformed: WarnLimiter,
+    outbox: WarnLimiter,
 }
 
 impl fmt::Debug for Diagnostics {
@@ -43,6 +46,9 @@ impl Diagnostics {
             saturated: WarnLimiter::default(),
             unverified: WarnLimiter::default(),
             revocations_lost: WarnLimiter::default(),
+            feed: WarnLimiter::default(),
+            malformed: WarnLimiter::default(),
+            outbox: WarnLimiter::default(),
         }
     }
 
@@ -156,6 +162,46 @@ impl Diagnostics {
                  forgotten, and JWTs issued until now go to Stytch instead of being trusted \
                  locally; raise revocation_capacity above the logout rate times \
                  max_token_age (logged at most once a minute)"
+            );
+        }
+    }
+
+    /// The connection to the fleet's Redis failed (it is made again, resubscribed
+    /// and reloaded); meanwhile revocations elsewhere are not heard.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn revocation_feed_failed(&self, error: &dyn fmt::Display) {
+        if self.allow(&self.feed) {
+            tracing::warn!(
+                %error,
+                "the fleet's revocations in Redis cannot be reached: this instance keeps \
+                 answering, but hears no logout made elsewhere (a JWT revoked on another \
+                 instance is accepted here until it is max_token_age old) and publishes its \
+                 own once Redis is back (logged at most once a minute)"
+            );
+        }
+    }
+
+    /// A message on the revocations channel, or an entry of the set, that is not a
+    /// revocation of ours: ignored.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn revocation_malformed(&self) {
+        if self.allow(&self.malformed) {
+            tracing::warn!(
+                "a message on the fleet's revocations channel (or an entry of its set) is \
+                 not a revocation of this crate's format: ignored (logged at most once a \
+                 minute)"
+            );
+        }
+    }
+
+    /// The outbox of revocations to publish overflowed during a Redis outage.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn revocation_outbox_full(&self) {
+        if self.allow(&self.outbox) {
+            tracing::warn!(
+                "the outbox of revocations waiting for Redis is full: the oldest are dropped \
+                 (other instances refuse them only once they are max_token_age old; logged \
+                 at most once a minute)"
             );
         }
     }

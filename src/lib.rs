@@ -124,6 +124,8 @@ mod core;
 mod credentials;
 mod diagnostics;
 mod extract;
+#[cfg(feature = "redis")]
+mod fleet;
 pub mod guard;
 #[cfg(feature = "__internals")]
 #[doc(hidden)]

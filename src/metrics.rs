@@ -11,6 +11,11 @@ pub(crate) struct Metrics {
     remote_authentications: AtomicU64,
     unverified_refused: AtomicU64,
     revocations_lost: AtomicU64,
+    revocations_published: AtomicU64,
+    revocations_received: AtomicU64,
+    revocations_unpublished: AtomicU64,
+    revocations_malformed: AtomicU64,
+    revocation_feed_failures: AtomicU64,
     renewals: AtomicU64,
     jwks_fetches: AtomicU64,
     jwks_fetch_failures: AtomicU64,
@@ -50,6 +55,31 @@ impl Metrics {
             .fetch_add(u64::try_from(lost).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn revocation_published(&self) {
+        bump(&self.revocations_published);
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn revocation_received(&self) {
+        bump(&self.revocations_received);
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn revocation_unpublished(&self) {
+        bump(&self.revocations_unpublished);
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn revocation_malformed(&self) {
+        bump(&self.revocations_malformed);
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn revocation_feed_failure(&self) {
+        bump(&self.revocation_feed_failures);
+    }
+
     pub(crate) fn renewal(&self) {
         bump(&self.renewals);
     }
@@ -80,6 +110,11 @@ impl Metrics {
             coalesced_authentications,
             unverified_authentications_refused: get(&self.unverified_refused),
             revocations_lost: get(&self.revocations_lost),
+            revocations_published: get(&self.revocations_published),
+            revocations_received: get(&self.revocations_received),
+            revocations_unpublished: get(&self.revocations_unpublished),
+            revocations_malformed: get(&self.revocations_malformed),
+            revocation_feed_failures: get(&self.revocation_feed_failures),
             renewals: get(&self.renewals),
             jwks_fetches: get(&self.jwks_fetches),
             jwks_fetch_failures: get(&self.jwks_fetch_failures),
@@ -117,6 +152,19 @@ pub struct MetricsSnapshot {
     /// full. Each makes every JWT issued until then go to Stytch (never let in): raise
     /// the capacity when this grows.
     pub revocations_lost: u64,
+    /// Revocations this instance published to the fleet (`revocations_in_redis`).
+    pub revocations_published: u64,
+    /// Revocations received from the fleet (loaded at start or after a reconnect, or
+    /// published by another instance; an instance hears its own too).
+    pub revocations_received: u64,
+    /// Revocations never published: the outbox (10,000) was full during a long Redis
+    /// outage, and the oldest went.
+    pub revocations_unpublished: u64,
+    /// Messages or set entries in Redis that are not revocations of ours, ignored.
+    pub revocations_malformed: u64,
+    /// Failed connections to Redis or commands: each ends the connection, which is
+    /// made again (resubscribed, reloaded).
+    pub revocation_feed_failures: u64,
     /// Renewed session credentials Stytch returned for cookie requests. The response
     /// carries them unless the handler set the session cookies itself.
     pub renewals: u64,

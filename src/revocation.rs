@@ -134,6 +134,15 @@ impl LocalRevocations {
     }
 }
 
+impl LocalRevocations {
+    /// Every cached token must be checked again (the revocations it was checked
+    /// against may no longer be trusted).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn check_all_again(&self) {
+        (self.hooks.distrust)();
+    }
+}
+
 impl Revocations for LocalRevocations {
     fn revoke(&self, member_session_id: &str, until: SystemTime) {
         self.record(member_session_id, until);

@@ -59,6 +59,7 @@ impl fmt::Debug for StytchAuthBuilder {
             .field("session_token_cookie", &self.settings.token_cookie)
             .field("bearer_tokens", &self.settings.bearer)
             .field("session_duration", &self.settings.session_duration)
+            .field("revocations_in_redis", &self.redis_url_redacted())
             .finish_non_exhaustive()
     }
 }
@@ -300,12 +301,64 @@ impl StytchAuthBuilder {
         self
     }
 
-    /// Most logged-out sessions remembered locally, so their JWTs are refused at once
-    /// on this instance; also the most credentials remembered as unknown to Stytch
-    /// (refused without asking again). Each is remembered for an hour; when full, the
-    /// oldest are forgotten first. Default: 10,000 each. At most 10,000,000.
+    /// Most revoked sessions remembered, so their JWTs are refused at once (logged out
+    /// here, said gone by Stytch, or revoked by the fleet with
+    /// `revocations_in_redis`); also the most credentials remembered as unknown to
+    /// Stytch (refused without asking again). Default: 100,000 each. At most
+    /// 10,000,000.
+    ///
+    /// A revocation is needed while the session's JWTs could be trusted locally:
+    /// `max_token_age` + leeway (305 s by default) after it; a logout on this instance
+    /// is kept for an hour. Size it above the fleet's logout rate times that: 100,000
+    /// covers about 300 logouts a second (about 15 MB when full). When full of
+    /// revocations still needed, the oldest goes, and every JWT issued until then is
+    /// sent to Stytch instead of being trusted (never let in), counted in
+    /// `MetricsSnapshot::revocations_lost` and warned about.
     pub fn revocation_capacity(mut self, entries: usize) -> Self {
         self.settings.revocation_capacity = entries;
+        self
+    }
+
+    /// Shares revocations with every instance of the fleet through the Redis at `url`
+    /// (`redis://[user:password@]host[:port][/db]`, `rediss://` for TLS,
+    /// `redis+unix:///path/to/socket`). Feature `redis`. Default: off (each instance
+    /// knows its own logouts only).
+    ///
+    /// A logout, and a session Stytch said is gone, is then refused by every instance
+    /// within milliseconds, instead of when each one's JWT copy ages out. Nothing on the
+    /// request path touches Redis: each instance keeps a local copy, loaded at start
+    /// ([`StytchAuth::warm_up`](crate::StytchAuth::warm_up) waits for it, at most
+    /// `request_timeout`) and fed from a pub/sub channel by a background thread. While
+    /// Redis is unreachable, requests are answered as before (no 5xx, no wait),
+    /// revocations made here wait in an outbox, and this instance does not hear those
+    /// made elsewhere (see [`revocation_feed_max_staleness`](Self::revocation_feed_max_staleness)).
+    /// The URL is checked by `build()`; its password is never logged.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn revocations_in_redis(mut self, url: impl Into<String>) -> Self {
+        self.settings.redis_url = Some(url.into());
+        self
+    }
+
+    /// The prefix of the Redis keys and channel (`<prefix>{<project_id>}:revoked`,
+    /// `<prefix>{<project_id>}:revocations`: one hash slot). Default: `axum-stytch:`.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.settings.redis_key_prefix = prefix.into();
+        self
+    }
+
+    /// The stricter choice: once the revocations feed has been silent for longer than
+    /// `staleness` (Redis unreachable), JWTs are confirmed with Stytch instead of
+    /// trusted locally, until it is back; a revoked session is then never accepted,
+    /// at the cost of one `sessions/authenticate` call per renewal window per session.
+    /// Default: off (while the feed is down, a JWT revoked elsewhere is accepted until
+    /// it is `max_token_age` old, as on a single instance).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn revocation_feed_max_staleness(mut self, staleness: Duration) -> Self {
+        self.settings.revocation_feed_max_staleness = Some(staleness);
         self
     }
 
@@ -363,6 +416,18 @@ impl StytchAuthBuilder {
     {
         self.settings.error_handler = Some(Arc::new(handler));
         self
+    }
+
+    /// The fleet's Redis URL without its credentials, if any.
+    fn redis_url_redacted(&self) -> Option<String> {
+        #[cfg(feature = "redis")]
+        return self
+            .settings
+            .redis_url
+            .as_deref()
+            .map(crate::client::redacted_url);
+        #[cfg(not(feature = "redis"))]
+        None
     }
 
     /// Validates every setting: the settings the layer is built with.

@@ -48,6 +48,13 @@ pub(crate) struct Settings {
     pub(crate) policy_grace: Duration,
     pub(crate) org_policy_capacity: usize,
     pub(crate) error_handler: Option<crate::rejection::ErrorHandler>,
+    /// The fleet's Redis (`revocations_in_redis`), and its key prefix and staleness.
+    #[cfg(feature = "redis")]
+    pub(crate) redis_url: Option<String>,
+    #[cfg(feature = "redis")]
+    pub(crate) redis_key_prefix: String,
+    #[cfg(feature = "redis")]
+    pub(crate) revocation_feed_max_staleness: Option<Duration>,
 }
 
 impl Settings {
@@ -79,11 +86,17 @@ impl Settings {
             jwks_refresh_cooldown: Duration::from_secs(30),
             jwks_max_stale: Duration::from_secs(3600),
             token_cache_capacity: 10_000,
-            revocation_capacity: 10_000,
+            revocation_capacity: 100_000,
             policy_refresh_interval: MAX_POLICY_REFRESH,
             policy_grace: Duration::from_secs(900),
             org_policy_capacity: 1_000,
             error_handler: None,
+            #[cfg(feature = "redis")]
+            redis_url: None,
+            #[cfg(feature = "redis")]
+            redis_key_prefix: "axum-stytch:".into(),
+            #[cfg(feature = "redis")]
+            revocation_feed_max_staleness: None,
         }
     }
 

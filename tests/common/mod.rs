@@ -20,6 +20,10 @@ use http::{HeaderMap, Request, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
+/// A real `redis-server` for the `redis` feature's tests.
+#[cfg(feature = "redis")]
+pub mod redis_server;
+
 // The log capture the library's unit tests use.
 #[path = "../../src/test_logs.rs"]
 mod test_logs;
