@@ -15,6 +15,7 @@
 //! | `bare` | axum hello world | the repeated token's cookies (ignored) |
 //! | `repeated` | axum-stytch layer + `AuthenticatedMember` handler | one JWT, repeated |
 //! | `repeated_outer` | the same with the layer around the whole `Router` instead of `Router::layer` | one JWT, repeated |
+//! | `repeated_redis` | `repeated` with `revocations_in_redis` (feature `redis`; `REDIS_URL`, or a `redis-server` it starts) | one JWT, repeated |
 //! | `fresh` | the same, verified-token cache of 64 entries | 4,096 distinct JWTs, cycled |
 //! | `rbac` | axum-stytch + `.route_layer(RequireAuthz::new("document", "read"))`, as in the README | one JWT, repeated |
 //! | `rbac_handler` | the same guard on the handler: `get(handler.layer(RequireAuthz::new(..)))`, without the second boxing `route_layer` adds | one JWT, repeated |
@@ -63,10 +64,12 @@ use axum_stytch::testing::{EmulatorOptions, MockClock, StytchEmulator};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "bare",
     "repeated",
     "repeated_outer",
+    // With `--features redis` only: `repeated` with the fleet's revocations in Redis.
+    "repeated_redis",
     "fresh",
     "rbac",
     "rbac_handler",
@@ -157,11 +160,13 @@ mod server {
         // Exit when the harness goes away, or at the deadline whatever happens.
         std::thread::spawn(|| {
             let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            redis::stop();
             std::process::exit(0);
         });
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_secs(lifetime_secs));
             eprintln!("server: lifetime of {lifetime_secs} s reached, exiting");
+            redis::stop();
             std::process::exit(3);
         });
         // The default multi-thread runtime: one worker per CPU it may run on.
@@ -234,6 +239,10 @@ mod server {
         let minted = started.elapsed();
 
         let repeated_auth = fixture.auth(10_000).await;
+        #[cfg(feature = "redis")]
+        let redis_auth = fixture
+            .auth_with(10_000, |b| b.revocations_in_redis(redis::url()))
+            .await;
         let fresh_auth = fixture.auth(FRESH_CACHE_CAPACITY).await;
         let rbac_auth = fixture.auth(10_000).await;
         let rbac_handler_auth = fixture.auth(10_000).await;
@@ -244,6 +253,8 @@ mod server {
 
         let bare = common::bare_app();
         let repeated = common::member_app(&repeated_auth);
+        #[cfg(feature = "redis")]
+        let repeated_redis = common::member_app(&redis_auth);
         let outer_auth = fixture.auth(10_000).await;
         let repeated_outer = common::member_app_outer(&outer_auth);
         let fresh = common::member_app(&fresh_auth);
@@ -272,8 +283,11 @@ mod server {
             assert_answers_ok(name, app.clone(), &cookie).await;
         }
         assert_answers_ok("repeated_outer", repeated_outer.clone(), &cookie).await;
+        #[cfg(feature = "redis")]
+        assert_answers_ok("repeated_redis", repeated_redis.clone(), &cookie).await;
 
-        let auths = [
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut auths = vec![
             ("repeated", repeated_auth),
             ("repeated_outer", outer_auth),
             ("fresh", fresh_auth),
@@ -281,6 +295,8 @@ mod server {
             ("rbac_handler", rbac_handler_auth),
             ("rbac_extractor", rbac_extractor_auth),
         ];
+        #[cfg(feature = "redis")]
+        auths.push(("repeated_redis", redis_auth));
         let counters = references.jsonwebtoken_counters;
         let direct_counters = references.aws_lc_direct_counters;
         let cached_counters = references.aws_lc_cached_counters;
@@ -333,6 +349,8 @@ mod server {
             ports.push(serve_on_loopback(name, app).await);
         }
         ports.push(serve_on_loopback("repeated_outer", repeated_outer).await);
+        #[cfg(feature = "redis")]
+        ports.push(serve_on_loopback("repeated_redis", repeated_redis).await);
 
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
         let mut out = std::io::stdout().lock();
@@ -384,6 +402,7 @@ mod client {
                 .iter()
                 .copied()
                 .filter(|s| *s == "bare" || wanted.split(',').any(|w| w.trim() == *s))
+                .filter(|s| cfg!(feature = "redis") || *s != "repeated_redis")
                 .collect();
             scenarios.dedup();
             Self {
@@ -739,6 +758,11 @@ mod client {
             check(what, got, by_cost, target);
         }
         for (a, b, meaning) in [
+            (
+                "repeated_redis",
+                "repeated",
+                "the fleet's revocations in Redis: nothing on the request path",
+            ),
             ("rbac_handler", "repeated", "the guard's own cost"),
             (
                 "repeated_outer",
@@ -1095,5 +1119,49 @@ mod client {
                 Some((name, [*v.first()?, *v.get(1)?, *v.get(2)?, *v.get(3)?]))
             })
             .collect()
+    }
+}
+
+/// The `repeated_redis` scenario's Redis: `REDIS_URL`, or a `redis-server` the server
+/// process starts (and stops before it exits).
+mod redis {
+    #[cfg(feature = "redis")]
+    static CHILD: std::sync::Mutex<Option<std::process::Child>> = std::sync::Mutex::new(None);
+
+    /// The URL, starting a server when `REDIS_URL` is not set.
+    #[cfg(feature = "redis")]
+    pub fn url() -> String {
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            return url;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server), or set REDIS_URL");
+        *CHILD.lock().expect("the child") = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        format!("redis://127.0.0.1:{port}")
+    }
+
+    /// Stops the server started by [`url`], if any.
+    pub fn stop() {
+        #[cfg(feature = "redis")]
+        if let Some(mut child) = CHILD.lock().ok().and_then(|mut c| c.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

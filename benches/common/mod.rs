@@ -206,13 +206,23 @@ impl Fixture {
     /// A `StytchAuth` on this emulator with a `capacity`-entry verified-token cache,
     /// its JWKS already loaded, and a [`FrozenClock`] at the emulator's time.
     pub async fn auth(&self, capacity: usize) -> StytchAuth {
-        let auth = self
-            .emulator
-            .auth_builder()
-            .clock(FrozenClock(self.emulator.clock().now()))
-            .token_cache_capacity(capacity)
-            .build()
-            .expect("a valid configuration");
+        self.auth_with(capacity, |b| b).await
+    }
+
+    /// [`auth`](Self::auth), with more settings.
+    pub async fn auth_with(
+        &self,
+        capacity: usize,
+        configure: impl FnOnce(axum_stytch::StytchAuthBuilder) -> axum_stytch::StytchAuthBuilder,
+    ) -> StytchAuth {
+        let auth = configure(
+            self.emulator
+                .auth_builder()
+                .clock(FrozenClock(self.emulator.clock().now()))
+                .token_cache_capacity(capacity),
+        )
+        .build()
+        .expect("a valid configuration");
         auth.warm_up().await.expect("JWKS warm-up");
         auth
     }
