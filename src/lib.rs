@@ -65,7 +65,8 @@
 //! | [`max_concurrent_authentications`](StytchAuthBuilder::max_concurrent_authentications) | 256 calls in flight |
 //! | [`unverified_authentications_per_second`](StytchAuthBuilder::unverified_authentications_per_second), [`max_concurrent_unverified_authentications`](StytchAuthBuilder::max_concurrent_unverified_authentications) | 20 calls per second, 32 in flight (session tokens not yet confirmed by Stytch) |
 //! | [`jwks_refresh_interval`](StytchAuthBuilder::jwks_refresh_interval), [`jwks_refresh_cooldown`](StytchAuthBuilder::jwks_refresh_cooldown), [`jwks_max_stale`](StytchAuthBuilder::jwks_max_stale) | 300 s, 30 s, 1 h |
-//! | [`token_cache_capacity`](StytchAuthBuilder::token_cache_capacity), [`revocation_capacity`](StytchAuthBuilder::revocation_capacity) | 10,000, 10,000 |
+//! | [`token_cache_capacity`](StytchAuthBuilder::token_cache_capacity), [`revocation_capacity`](StytchAuthBuilder::revocation_capacity) | 10,000, 100,000 |
+//! | `revocations_in_redis`, `redis_key_prefix`, `revocation_feed_max_staleness` (feature `redis`) | off (each instance knows its own logouts), `axum-stytch:`, off |
 //! | [`policy_refresh_interval`](StytchAuthBuilder::policy_refresh_interval), [`policy_grace`](StytchAuthBuilder::policy_grace), [`org_policy_capacity`](StytchAuthBuilder::org_policy_capacity) | 300 s (max), 15 min, 1,000 |
 //! | [`clock`](StytchAuthBuilder::clock) | the system clock |
 //! | [`error_handler`](StytchAuthBuilder::error_handler) | JSON `{"error": reason, "message": ...}` |
@@ -77,7 +78,9 @@
 //! * **Revocation window.** A locally verified JWT stays valid until it is
 //!   `max_token_age` old (at most 5 minutes), even if the session was revoked at Stytch
 //!   meanwhile. [`StytchAuth::logout`] refuses the session's JWTs on this instance at
-//!   once; other instances accept them until they age out. Lower `max_token_age` to
+//!   once; other instances accept them until they age out, unless the fleet shares
+//!   revocations through Redis (feature `redis`, `revocations_in_redis`): then within
+//!   milliseconds. Lower `max_token_age` to
 //!   shrink the window (each request then costs more calls to Stytch), or set it to
 //!   zero to ask Stytch every time.
 //! * **RBAC freshness.** Local decisions use a policy at most 5 minutes old (plus the

@@ -310,7 +310,7 @@ impl StytchAuthBuilder {
     /// A revocation is needed while the session's JWTs could be trusted locally:
     /// `max_token_age` + leeway (305 s by default) after it; a logout on this instance
     /// is kept for an hour. Size it above the fleet's logout rate times that: 100,000
-    /// covers about 300 logouts a second (about 15 MB when full). When full of
+    /// covers about 300 logouts a second (about 27 MB when full). When full of
     /// revocations still needed, the oldest goes, and every JWT issued until then is
     /// sent to Stytch instead of being trusted (never let in), counted in
     /// `MetricsSnapshot::revocations_lost` and warned about.
