@@ -169,7 +169,8 @@ mod mock {
     /// millennium): an `Instant` cannot hold an unbounded offset.
     const MAX_ELAPSED: Duration = Duration::from_secs(1_000 * 366 * 24 * 3600);
 
-    /// A clock that only moves when told to. Cheap to clone; clones share time.
+    /// A clock that moves only when told to, or also with real time
+    /// ([`real_time`](Self::real_time)). Cheap to clone; clones share time.
     ///
     /// Available with the `test-util` feature. The [`StytchEmulator`] owns
     /// one; hand the same clock to [`StytchAuthBuilder::clock`] so that the
@@ -206,9 +207,32 @@ mod mock {
 
     #[derive(Debug)]
     struct State {
+        /// The wall reading as of `since` (or for good, when not following).
         wall: SystemTime,
-        /// Time passed since creation ([`MockClock::advance`]).
+        /// Time passed since creation as of `since` ([`MockClock::advance`]).
         elapsed: Duration,
+        /// Following real time ([`MockClock::real_time`]): the real instant from
+        /// which real time is added to both readings.
+        since: Option<Instant>,
+    }
+
+    impl State {
+        /// Real time passed since `since` (none when not following).
+        fn passed(&self) -> Duration {
+            self.since.map_or(Duration::ZERO, |since| since.elapsed())
+        }
+
+        /// Folds the real time passed into the readings, so a jump applies to the
+        /// clock as it reads now.
+        fn settle(&mut self) {
+            if let Some(since) = self.since {
+                let now = Instant::now();
+                let passed = now.saturating_duration_since(since);
+                self.wall = crate::timestamp::saturating_add(self.wall, passed);
+                self.elapsed = self.elapsed.saturating_add(passed).min(MAX_ELAPSED);
+                self.since = Some(now);
+            }
+        }
     }
 
     impl MockClock {
@@ -220,12 +244,47 @@ mod mock {
 
         /// A clock frozen at `time`.
         pub fn at(time: SystemTime) -> Self {
+            Self::starting(time, None)
+        }
+
+        /// A clock that follows real time from the current system time (to the
+        /// nanosecond): both readings move as real time passes, read from the system's
+        /// monotonic clock at each reading, so it never trails it.
+        /// [`advance`](Self::advance) and [`set`](Self::set) still jump, and time goes
+        /// on from where they put it. For clients that read the system clock (another
+        /// language's SDK) next to a test that jumps.
+        ///
+        /// ```
+        /// use std::time::{Duration, SystemTime};
+        /// use axum_stytch::{Clock, testing::MockClock};
+        ///
+        /// let clock = MockClock::real_time();
+        /// clock.advance(Duration::from_secs(3600));
+        /// let ahead = clock.now().duration_since(SystemTime::now()).unwrap();
+        /// assert!(ahead > Duration::from_secs(3599) && ahead <= Duration::from_secs(3600));
+        /// ```
+        pub fn real_time() -> Self {
+            Self::starting(SystemTime::now(), Some(Instant::now()))
+        }
+
+        /// Makes this clock (and its clones) follow real time from its current
+        /// reading on.
+        #[cfg(feature = "test-util")]
+        pub(crate) fn follow_real_time(&self) {
+            let mut state = self.lock();
+            state.settle();
+            state.since.get_or_insert_with(Instant::now);
+        }
+
+        fn starting(wall: SystemTime, since: Option<Instant>) -> Self {
+            let origin = Instant::now();
             Self {
                 state: Arc::new(Mutex::new(State {
-                    wall: time,
+                    wall,
                     elapsed: Duration::ZERO,
+                    since: since.map(|_| origin),
                 })),
-                origin: Instant::now(),
+                origin,
             }
         }
 
@@ -233,13 +292,16 @@ mod mock {
         /// end of year 9999).
         pub fn advance(&self, by: Duration) {
             let mut state = self.lock();
+            state.settle();
             state.wall = crate::timestamp::saturating_add(state.wall, by);
             state.elapsed = state.elapsed.saturating_add(by).min(MAX_ELAPSED);
         }
 
         /// Steps the wall clock to `time` (which may be in the past): no time passes.
         pub fn set(&self, time: SystemTime) {
-            self.lock().wall = time;
+            let mut state = self.lock();
+            state.settle();
+            state.wall = time;
         }
 
         fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -255,11 +317,17 @@ mod mock {
 
     impl Clock for MockClock {
         fn now(&self) -> SystemTime {
-            self.lock().wall
+            let state = self.lock();
+            crate::timestamp::saturating_add(state.wall, state.passed())
         }
 
         fn monotonic(&self) -> Instant {
-            self.origin + self.lock().elapsed
+            let state = self.lock();
+            self.origin
+                + state
+                    .elapsed
+                    .saturating_add(state.passed())
+                    .min(MAX_ELAPSED)
         }
     }
 }
@@ -277,6 +345,38 @@ mod tests {
         // Read just before another task stamped the value.
         assert_eq!(age(t, t - secs(60)), Some(Duration::ZERO));
         assert_eq!(age(t, t - secs(61)), None);
+    }
+
+    /// A real-time clock never trails the system clock, and keeps the jumps a test
+    /// makes, moving on from where they put it.
+    #[test]
+    fn a_real_time_mock_clock_moves_with_real_time_and_keeps_jumps() {
+        let began = Instant::now();
+        let clock = MockClock::real_time();
+        let (wall, mono) = (clock.now(), clock.monotonic());
+        // Real time passes without sleeping: spin until the clock has moved.
+        while clock.now() == wall {
+            std::hint::spin_loop();
+        }
+        let moved = clock.now().duration_since(wall).expect("forward");
+        assert!(moved <= began.elapsed(), "{moved:?}");
+        assert!(clock.monotonic() > mono, "both readings move");
+
+        clock.advance(Duration::from_secs(3600));
+        let ahead = clock
+            .now()
+            .duration_since(SystemTime::now())
+            .expect("an hour ahead");
+        assert!(ahead > Duration::from_secs(3599) && ahead <= Duration::from_secs(3600));
+
+        // A step of the wall clock is kept too (the monotonic reading does not jump
+        // back), and time goes on from there.
+        let stepped = SystemTime::UNIX_EPOCH + Duration::from_secs(5);
+        let before_step = clock.monotonic();
+        clock.set(stepped);
+        assert!(clock.monotonic() >= before_step);
+        let after = clock.now().duration_since(stepped).expect("from the step");
+        assert!(after <= began.elapsed());
     }
 
     #[test]

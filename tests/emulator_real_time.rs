@@ -26,8 +26,8 @@ async fn the_clock_moves_by_itself() {
     let emulator = real_time().await;
     let clock = emulator.clock();
     let (wall, mono) = (clock.now(), clock.monotonic());
-    // Read through the handle only, not through the emulator: the background task
-    // moves it (every 100 ms).
+    // Read through the handle only, not through the emulator: the clock itself
+    // follows real time.
     wait_until("the clock to move", || clock.now() > wall).await;
     assert!(clock.monotonic() > mono, "both readings move");
     let (now, reading) = (SystemTime::now(), clock.now());
@@ -121,7 +121,9 @@ async fn a_given_clock_follows_real_time_from_its_reading() {
     wait_until("the clock to move", || clock.now() > start).await;
     let moved = clock.now().duration_since(start).unwrap();
     assert!(moved < Duration::from_secs(10), "{moved:?}");
-    assert_eq!(emulator.clock().now(), clock.now());
+    // One clock, moving: the emulator's reading falls between two of the test's.
+    let (before, shared, after) = (clock.now(), emulator.clock().now(), clock.now());
+    assert!(before <= shared && shared <= after);
 }
 
 /// A port that was free a moment ago.

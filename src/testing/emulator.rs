@@ -85,8 +85,8 @@ impl StytchEmulator {
     /// ```
     pub async fn try_start_with(options: EmulatorOptions) -> io::Result<StytchEmulator> {
         let (tcp, addr) = server::bind(options.addr()).await?;
-        let (config, clock, follow_real_time) = options.into_config(addr);
-        let shared = Shared::new(config, clock, follow_real_time);
+        let (config, clock) = options.into_config(addr);
+        let shared = Shared::new(config, clock);
         Ok(StytchEmulator {
             inner: Arc::new(server::spawn(tcp, addr, shared)),
         })

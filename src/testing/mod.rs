@@ -145,7 +145,6 @@ mod listener;
 mod model;
 mod oauth;
 mod options;
-mod realtime;
 mod server;
 mod tokens;
 mod wire;

@@ -96,16 +96,15 @@ impl EmulatorOptions {
     /// expired five minutes after it started. Default: off (the clock moves only
     /// when a test moves it).
     ///
-    /// The emulator advances its [`MockClock`] ([`MockClock::advance`]: both
-    /// readings move) by the real time that passes: before each request it answers
-    /// and each call on its handle, and every 100 ms from a task on the runtime, for
-    /// the other readers of the clock (a layer built with
-    /// [`StytchEmulator::auth_builder`]), which may trail real time by that much.
-    /// A test can still jump: [`advance`](MockClock::advance) and
-    /// [`set`](MockClock::set) keep working, and time goes on from where they put
-    /// it. Without [`clock`](Self::clock), the clock starts at the current system
-    /// time, to the nanosecond. Not for tests on Tokio's paused time, whose
-    /// timers this task would keep firing.
+    /// The emulator's [`MockClock`] (and so a layer built with
+    /// [`StytchAuthBuilder::clock`](crate::StytchAuthBuilder::clock) or
+    /// [`StytchEmulator::auth_builder`], which share it) then moves with real time,
+    /// as [`MockClock::real_time`] does: each reading adds the real time passed, so
+    /// it never trails the system clock. A test can still jump:
+    /// [`advance`](MockClock::advance) and [`set`](MockClock::set) keep working, and
+    /// time goes on from where they put it. Without [`clock`](Self::clock), the
+    /// clock starts at the current system time, to the nanosecond; a clock given
+    /// with it follows real time from its reading at start.
     ///
     /// # Examples
     ///
@@ -189,7 +188,7 @@ impl EmulatorOptions {
 
     /// The project settings these options give for a server on `addr`, the clock,
     /// and whether it follows real time: what is not set is generated here.
-    pub(super) fn into_config(self, addr: SocketAddr) -> (Config, MockClock, bool) {
+    pub(super) fn into_config(self, addr: SocketAddr) -> (Config, MockClock) {
         let project_id = self
             .project_id
             .unwrap_or_else(|| format!("project-test-{}", uuid::Uuid::new_v4()));
@@ -215,13 +214,18 @@ impl EmulatorOptions {
             origin,
         };
         let clock = match self.clock {
-            Some(clock) => clock,
+            Some(clock) => {
+                if self.follow_real_time {
+                    clock.follow_real_time();
+                }
+                clock
+            }
             // Following real time from the exact current time, not a whole second
             // behind it.
-            None if self.follow_real_time => MockClock::at(SystemTime::now()),
+            None if self.follow_real_time => MockClock::real_time(),
             None => MockClock::new(),
         };
-        (config, clock, self.follow_real_time)
+        (config, clock)
     }
 }
 

@@ -25,7 +25,6 @@ use super::faults::{Endpoint, Fault, Faults};
 use super::listener::RefusingListener;
 use super::model::Config;
 use super::oauth::OAuthRequest;
-use super::realtime::RealTime;
 use super::wire::ApiError;
 use crate::clock::{Clock, MockClock};
 
@@ -33,8 +32,6 @@ use crate::clock::{Clock, MockClock};
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) clock: MockClock,
-    /// Set when the clock follows real time.
-    real_time: Option<Arc<RealTime>>,
     /// While `true`, connections are refused ([`RefusingListener`]).
     pub(crate) refusing: Arc<AtomicBool>,
     project: Mutex<Project>,
@@ -42,18 +39,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The state of a new server; with `follow_real_time`, the clock is advanced
-    /// with real time from now on (a task spawned on the current runtime).
-    pub(crate) fn new(config: Config, clock: MockClock, follow_real_time: bool) -> Self {
+    /// The state of a new server.
+    pub(crate) fn new(config: Config, clock: MockClock) -> Self {
         let project = Project::new(config.clone(), clock.now());
-        let real_time = follow_real_time.then(|| Arc::new(RealTime::new(clock.clone())));
-        if let Some(real_time) = &real_time {
-            RealTime::spawn_ticker(real_time);
-        }
         Self {
             config,
             clock,
-            real_time,
             refusing: Arc::new(AtomicBool::new(false)),
             project: Mutex::new(project),
             faults: Mutex::new(Faults::default()),
@@ -70,11 +61,8 @@ impl Shared {
         self.faults.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The clock's reading, brought up to real time first when it follows it.
+    /// The clock's reading.
     pub(crate) fn now(&self) -> SystemTime {
-        if let Some(real_time) = &self.real_time {
-            real_time.sync();
-        }
         self.clock.now()
     }
 }
