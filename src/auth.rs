@@ -243,4 +243,46 @@ impl StytchAuth {
     pub fn clear_cookies(&self) -> SessionCookies {
         SessionCookies::new(self.core.cookies.clear())
     }
+
+    /// The routes that serve the protected-resource metadata (RFC 9728) given to
+    /// [`protected_resource`](crate::StytchAuthBuilder::protected_resource): `GET` and
+    /// `OPTIONS` on `/.well-known/oauth-protected-resource` with the resource's path
+    /// inserted (`…/oauth-protected-resource/mcp`) and on the root form, public (no
+    /// credentials needed), readable from any origin. Merge them into the router; with
+    /// no protected resource configured, there are none (and a warning is logged).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::{Router, routing::post};
+    /// use axum_stytch::{ProtectedResource, RequireScope, StytchAuth};
+    ///
+    /// # fn app() -> Result<Router, axum_stytch::ConfigError> {
+    /// let auth = StytchAuth::builder("project-test-00000000-0000-0000-0000-000000000000", "secret-test-...")
+    ///     .connected_app_tokens(true)
+    ///     .project_domain("https://acme-1234.customers.stytch.dev")
+    ///     .protected_resource(ProtectedResource::new("https://api.example.com/mcp"))
+    ///     .build()?;
+    /// let app = Router::new()
+    ///     .route("/mcp", post(|| async { "tools" }).route_layer(RequireScope::new("read:documents")))
+    ///     .merge(auth.protected_resource_metadata())
+    ///     .layer(auth.layer());
+    /// # Ok(app) }
+    /// # app().unwrap();
+    /// ```
+    pub fn protected_resource_metadata<S>(&self) -> axum::Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        match &self.core.resource_metadata {
+            Some(metadata) => metadata.router(),
+            None => {
+                tracing::warn!(
+                    "protected_resource_metadata(): no protected resource is configured \
+                     (StytchAuthBuilder::protected_resource), so no metadata is served"
+                );
+                axum::Router::new()
+            }
+        }
+    }
 }

@@ -6,11 +6,13 @@ use std::marker::PhantomData;
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
+use crate::caller::Caller;
 use crate::extract::{context, reject_authz};
 use crate::member::AuthenticatedMember;
 use crate::rbac::Verdict;
 use crate::rbac::resource_action::ResourceAction;
 use crate::rejection::AuthRejection;
+use crate::request::context::not_accepted;
 
 /// A permission declared once as a type: a resource and an action of your Stytch RBAC
 /// policy. Declare it with [`permission!`](crate::permission) or by hand.
@@ -62,7 +64,9 @@ macro_rules! permission {
 }
 
 /// Extractor: the member, allowed to perform `P` in their own organization, with the
-/// verdict. Rejects like [`RequireAuthz`](crate::RequireAuthz): 401, 403 or 503.
+/// verdict. Rejects like [`RequireAuthz`](crate::RequireAuthz): 401, 403 or 503; a
+/// machine caller, even one whose scopes grant `P`, with 401 `caller_not_accepted`
+/// (this extractor hands out a member: guard routes for agents with `RequireAuthz`).
 ///
 /// The same decision as the guard, made the same way (without waiting when the JWT
 /// was verified locally and the cached policy is fresh, at the time the layer verified
@@ -108,14 +112,17 @@ impl<S: Send + Sync, P: RequiredPermission> FromRequestParts<S> for Authorized<P
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let ctx = context(parts)?;
         let wanted = ResourceAction::from_static(P::RESOURCE, P::ACTION);
-        let (member, verdict) = ctx
+        let (caller, verdict) = ctx
             .authorize(None, &wanted)
             .await
             .map_err(|f| reject_authz(ctx, f, &wanted, parts))?;
-        Ok(Self {
-            member,
-            verdict,
-            _permission: PhantomData,
-        })
+        match caller {
+            Caller::Member(member) => Ok(Self {
+                member,
+                verdict,
+                _permission: PhantomData,
+            }),
+            _ => Err(reject_authz(ctx, not_accepted(ctx.core()), &wanted, parts)),
+        }
     }
 }

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::caller::ConnectedAppCaller;
 use crate::client::{ClientError, ClientSettings, Endpoint, StytchClient};
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, Settings};
@@ -28,6 +29,7 @@ use crate::rbac::Verdict;
 use crate::rbac::resource_action::ResourceAction;
 use crate::rejection::{ErrorHandler, Failure};
 use crate::remote::{RemoteAuthenticator, RemoteSettings};
+use crate::resource_metadata::ResourceMetadata;
 use crate::revocation::{LocalRevocations, RevocationHooks, Revocations};
 use crate::timestamp::saturating_add;
 use crate::unverified::UnverifiedSettings;
@@ -48,6 +50,8 @@ pub(crate) struct Core {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) diagnostics: Arc<Diagnostics>,
     pub(crate) error_handler: Option<ErrorHandler>,
+    /// The protected-resource metadata, when configured.
+    pub(crate) resource_metadata: Option<ResourceMetadata>,
     /// How long a session Stytch said is gone is refused: JWTs older than
     /// `max_token_age` (+ leeway) go to Stytch anyway.
     gone_for: Duration,
@@ -84,6 +88,22 @@ impl Core {
         let diagnostics = Arc::new(Diagnostics::new(s.clock.clone()));
         let mut issuers = vec![format!("stytch.com/{}", s.project_id)];
         issuers.extend(endpoint.custom_issuer.clone());
+        // Validated: an origin.
+        let project_domain = s
+            .project_domain
+            .as_deref()
+            .and_then(|d| crate::client::origin(d).ok());
+        issuers.extend(project_domain.clone());
+        issuers.dedup();
+        let resource_metadata = s
+            .protected_resource
+            .as_ref()
+            .map(|r| ResourceMetadata::new(r, project_domain.as_deref()))
+            .transpose()
+            .map_err(|reason| ConfigError::InvalidSetting {
+                setting: "protected_resource",
+                reason,
+            })?;
         // Entries expire by the injected clock, checked on every read.
         let tokens = (s.token_cache_capacity > 0 && !s.max_token_age.is_zero())
             .then(|| Arc::new(TokenCache::new(s.token_cache_capacity)));
@@ -141,6 +161,7 @@ impl Core {
                 issuers,
                 leeway_secs: s.leeway.as_secs(),
                 max_token_age_secs: s.max_token_age.as_secs(),
+                machine_max_age_secs: s.machine_token_max_age.as_secs(),
             },
             jwks,
             tokens,
@@ -180,7 +201,9 @@ impl Core {
                 s.token_cookie.clone(),
                 s.bearer,
                 s.max_cookie_size,
-            ),
+            )
+            .with_machine_tokens(s.m2m_tokens, s.connected_app_tokens),
+            resource_metadata,
             cookies: CookieSettings {
                 jwt_name: s.jwt_cookie,
                 token_name: s.token_cookie,
@@ -240,6 +263,11 @@ impl Core {
         self.local.warm_up().await
     }
 
+    /// The URL of the protected-resource metadata, named in Bearer challenges.
+    pub(crate) fn resource_metadata_url(&self) -> Option<&Arc<str>> {
+        self.resource_metadata.as_ref().map(|m| &m.url)
+    }
+
     /// Whether the session `member_session_id` is revoked.
     pub(crate) fn is_revoked(&self, member_session_id: &str) -> bool {
         self.local.is_revoked(member_session_id)
@@ -256,6 +284,21 @@ impl Core {
     ) -> Result<Verdict, Failure> {
         self.policy
             .decide(member, organization_id, wanted, now)
+            .await
+            .inspect_err(|f| self.metrics.failure(f.reason))
+    }
+
+    /// The local RBAC decision for the Connected App `app` (its scopes, through the
+    /// project policy) on `wanted` in `organization_id` at `now`; a refusal is counted.
+    pub(crate) async fn decide_for_app(
+        &self,
+        app: &ConnectedAppCaller,
+        organization_id: &str,
+        wanted: &ResourceAction,
+        now: SystemTime,
+    ) -> Result<Verdict, Failure> {
+        self.policy
+            .decide_for_app(app, organization_id, wanted, now)
             .await
             .inspect_err(|f| self.metrics.failure(f.reason))
     }

@@ -10,12 +10,17 @@ use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
 use memchr::memmem;
 
+use crate::caller::CallerKind;
+
 /// Where credentials are looked for.
 #[derive(Debug, Clone)]
 pub struct CredentialSettings {
     jwt_cookie: String,
     token_cookie: String,
+    /// Whether `Authorization: Bearer` is read (for any kind of token).
     bearer: bool,
+    /// Which callers each place may carry.
+    accepts: Accepts,
     max_cookie_size: usize,
     /// The names' common prefix, searched for in `Cookie` headers (`None` when the
     /// names differ in their first byte).
@@ -41,15 +46,54 @@ impl CredentialSettings {
             jwt_cookie,
             token_cookie,
             bearer,
+            accepts: Accepts {
+                bearer_sessions: bearer,
+                m2m: false,
+                connected_apps: false,
+            },
             max_cookie_size,
             prefix,
         }
+    }
+
+    /// Also takes M2M and Connected-App tokens (as `Authorization: Bearer`), as enabled.
+    pub(crate) fn with_machine_tokens(mut self, m2m: bool, connected_apps: bool) -> Self {
+        self.accepts.m2m = m2m;
+        self.accepts.connected_apps = connected_apps;
+        self.bearer = self.accepts.bearer_sessions || m2m || connected_apps;
+        self
     }
 
     /// Whether `Authorization: Bearer` is read.
     pub(crate) fn bearer(&self) -> bool {
         self.bearer
     }
+
+    /// Whether a caller of `kind` may come from `source`: cookies carry member sessions
+    /// only; a bearer token, the kinds enabled for it.
+    #[inline]
+    pub(crate) fn accepts(&self, kind: CallerKind, source: Source) -> bool {
+        match (source, kind) {
+            (Source::Cookie, CallerKind::Member) => true,
+            (Source::Cookie, _) => false,
+            (Source::Bearer, CallerKind::Member) => self.accepts.bearer_sessions,
+            (Source::Bearer, CallerKind::M2m) => self.accepts.m2m,
+            (Source::Bearer, CallerKind::ConnectedApp) => self.accepts.connected_apps,
+        }
+    }
+
+    /// Whether a member session may be sent as a bearer token.
+    pub(crate) fn bearer_sessions(&self) -> bool {
+        self.accepts.bearer_sessions
+    }
+}
+
+/// Which callers a bearer token may be.
+#[derive(Debug, Clone, Copy)]
+struct Accepts {
+    bearer_sessions: bool,
+    m2m: bool,
+    connected_apps: bool,
 }
 
 /// Where the credentials came from (renewed credentials are only written back as

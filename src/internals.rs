@@ -5,7 +5,7 @@ use http::HeaderMap;
 
 use crate::credentials::{self, CredentialSettings};
 use crate::rbac::Role;
-use crate::rbac::decision::{CompiledRoles, Granting, decide};
+use crate::rbac::decision::{Granting, Grants, decide};
 
 /// Where the layer looks for credentials.
 #[derive(Debug)]
@@ -55,12 +55,12 @@ pub fn parse_token_unverified(token: &str) -> Option<String> {
 
 /// Roles compiled for decisions.
 #[derive(Debug)]
-pub struct Roles(CompiledRoles);
+pub struct Roles(Grants);
 
 impl Roles {
     /// Compiles `roles`.
     pub fn new(roles: &[Role]) -> Self {
-        Self(CompiledRoles::new(roles))
+        Self(Grants::of_roles(roles))
     }
 }
 

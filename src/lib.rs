@@ -119,6 +119,7 @@
 
 mod auth;
 mod authorized;
+mod caller;
 mod client;
 mod clock;
 mod config;
@@ -142,7 +143,9 @@ mod rbac;
 mod rejection;
 mod remote;
 mod request;
+mod resource_metadata;
 mod revocation;
+mod scope;
 mod serde_helpers;
 #[cfg(test)]
 mod test_logs;
@@ -155,13 +158,15 @@ mod util;
 
 pub use auth::StytchAuth;
 pub use authorized::{Authorized, RequiredPermission};
+pub use caller::{Caller, ConnectedAppCaller, M2mCaller};
 pub use client::{ApiError, ClientError};
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigError, StytchAuthBuilder};
 pub use cookies::{SameSite, SessionCookies};
-pub use guard::{RequireAuthz, RequireSession};
+pub use guard::{RequireAuthz, RequireScope, RequireSession};
 pub use layer::StytchAuthLayer;
 pub use member::{AuthMethod, AuthenticatedMember, AuthenticationFactor};
 pub use metrics::MetricsSnapshot;
 pub use rbac::Verdict;
 pub use rejection::{AuthRejection, Reason};
+pub use resource_metadata::ProtectedResource;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::request::Parts;
 
 use crate::rbac::resource_action::ResourceAction;
@@ -33,13 +33,27 @@ pub enum Reason {
     SessionExpired,
     /// The session was revoked (logout), or Stytch no longer knows it. 401.
     SessionRevoked,
+    /// A valid credential of a kind this route does not take: a machine token where a
+    /// member session is needed ([`AuthenticatedMember`](crate::AuthenticatedMember),
+    /// [`RequireSession`](crate::RequireSession)), a session where a machine token is
+    /// ([`M2mCaller`](crate::M2mCaller), [`RequireScope`](crate::RequireScope)), or one
+    /// kind of machine token for the other. 401.
+    CallerNotAccepted,
     /// Stytch could not be reached (or answered an error) when its answer was needed to
     /// decide. 503: the crate fails closed.
     StytchUnavailable,
     /// The member's organization is not the one the route is about. 403.
     TenancyMismatch,
-    /// None of the member's roles grants the action on the resource. 403.
+    /// None of the member's roles grants the action on the resource (or an M2M token,
+    /// which no RBAC role or scope covers, was checked for a permission). 403.
     PermissionDenied,
+    /// A machine token without the scopes the route needs: [`RequireScope`] for M2M and
+    /// Connected-App tokens, or [`RequireAuthz`](crate::RequireAuthz) for a
+    /// Connected-App token none of whose scopes grants the permission. 403, with
+    /// `WWW-Authenticate: Bearer error="insufficient_scope"` and the scopes needed.
+    ///
+    /// [`RequireScope`]: crate::RequireScope
+    InsufficientScope,
     /// The [`StytchAuth`](crate::StytchAuth) layer is not installed on this route. 500.
     LayerMissing,
     /// A guard or extractor is set up wrongly for this route (for example
@@ -57,9 +71,11 @@ impl Reason {
             Reason::InvalidToken => "invalid_token",
             Reason::SessionExpired => "session_expired",
             Reason::SessionRevoked => "session_revoked",
+            Reason::CallerNotAccepted => "caller_not_accepted",
             Reason::StytchUnavailable => "stytch_unavailable",
             Reason::TenancyMismatch => "tenancy_mismatch",
             Reason::PermissionDenied => "permission_denied",
+            Reason::InsufficientScope => "insufficient_scope",
             Reason::LayerMissing => "layer_missing",
             Reason::Misconfigured => "misconfigured",
         }
@@ -72,8 +88,11 @@ impl Reason {
             | Reason::InvalidCredentials
             | Reason::InvalidToken
             | Reason::SessionExpired
-            | Reason::SessionRevoked => StatusCode::UNAUTHORIZED,
-            Reason::TenancyMismatch | Reason::PermissionDenied => StatusCode::FORBIDDEN,
+            | Reason::SessionRevoked
+            | Reason::CallerNotAccepted => StatusCode::UNAUTHORIZED,
+            Reason::TenancyMismatch | Reason::PermissionDenied | Reason::InsufficientScope => {
+                StatusCode::FORBIDDEN
+            }
             Reason::StytchUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Reason::LayerMissing | Reason::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -88,11 +107,18 @@ impl Reason {
             Reason::InvalidToken => "The session JWT or token is not valid: sign in again.",
             Reason::SessionExpired => "The session has expired: sign in again.",
             Reason::SessionRevoked => "The session has ended: sign in again.",
+            Reason::CallerNotAccepted => {
+                "This route does not take this kind of credential: it expects a member \
+                 session, an M2M token or a Connected-App token, and got another."
+            }
             Reason::StytchUnavailable => {
                 "Authentication is temporarily unavailable: try again shortly."
             }
             Reason::TenancyMismatch => "The member does not belong to this organization.",
             Reason::PermissionDenied => "The member may not perform this action.",
+            Reason::InsufficientScope => {
+                "The access token lacks the scopes this action needs: ask for them (see `scope`)."
+            }
             Reason::LayerMissing => {
                 "Missing StytchAuth layer: is the StytchAuth layer installed? \
                  Add `.layer(auth.layer())` to the router that serves this route."
@@ -105,15 +131,17 @@ impl Reason {
         }
     }
 
-    pub(crate) const ALL: [Reason; 10] = [
+    pub(crate) const ALL: [Reason; 12] = [
         Reason::MissingCredentials,
         Reason::InvalidCredentials,
         Reason::InvalidToken,
         Reason::SessionExpired,
         Reason::SessionRevoked,
+        Reason::CallerNotAccepted,
         Reason::StytchUnavailable,
         Reason::TenancyMismatch,
         Reason::PermissionDenied,
+        Reason::InsufficientScope,
         Reason::LayerMissing,
         Reason::Misconfigured,
     ];
@@ -141,11 +169,19 @@ pub(crate) type ErrorHandler =
 /// with the status of its [`Reason`], unless an error handler installed with
 /// [`StytchAuthBuilder::error_handler`](crate::StytchAuthBuilder::error_handler)
 /// produced another response. It never contains a token or the member's roles. A 401
-/// also carries `WWW-Authenticate: Cookie realm="stytch"`; with
-/// [`bearer_tokens`](crate::StytchAuthBuilder::bearer_tokens) enabled, the `Bearer`
-/// challenge of RFC 6750 instead: `Bearer realm="stytch"`, with
+/// also carries `WWW-Authenticate: Cookie realm="stytch"`; when the layer reads
+/// `Authorization: Bearer` ([`bearer_tokens`](crate::StytchAuthBuilder::bearer_tokens),
+/// [`m2m_tokens`](crate::StytchAuthBuilder::m2m_tokens),
+/// [`connected_app_tokens`](crate::StytchAuthBuilder::connected_app_tokens)), the
+/// `Bearer` challenge of RFC 6750 instead: `Bearer realm="stytch"`, with
 /// `error="invalid_request"` for a repeated, oversized or malformed credential and
-/// `error="invalid_token"` for one refused otherwise. A 503 carries `Retry-After` (1 to
+/// `error="invalid_token"` for one refused otherwise. A 403
+/// [`insufficient_scope`](Reason::InsufficientScope) carries `Bearer realm="stytch",
+/// error="insufficient_scope", scope="<needed>"` (and the body a `scope` field). With
+/// [`protected_resource`](crate::StytchAuthBuilder::protected_resource), Bearer
+/// challenges also name the resource's metadata (`resource_metadata="<url>"`, RFC 9728
+/// §5.1) and `Access-Control-Expose-Headers: WWW-Authenticate` lets browser clients
+/// read them. A 503 carries `Retry-After` (1 to
 /// 60 s): when `sessions/authenticate` failed, Stytch's own when it sent one, else 1 s;
 /// when the JWKS could not be fetched, the
 /// [`jwks_refresh_cooldown`](crate::StytchAuthBuilder::jwks_refresh_cooldown) (30 s);
@@ -154,9 +190,13 @@ pub(crate) type ErrorHandler =
 pub struct AuthRejection {
     reason: Reason,
     permission: Option<(String, String)>,
+    /// The scopes that would have been enough (space-separated).
+    scope: Option<Arc<str>>,
     retry_after: Option<Duration>,
-    /// A 401 challenges `Bearer` (bearer tokens enabled) rather than `Cookie`.
+    /// A 401 challenges `Bearer` (the layer reads bearer tokens) rather than `Cookie`.
     bearer_challenge: bool,
+    /// The protected-resource metadata URL, named in Bearer challenges.
+    resource_metadata: Option<Arc<str>>,
     /// The error handler's response. A `Response` is not `Sync`; behind a `Mutex` (only
     /// ever taken apart by `into_response`) the rejection is, so it converts into
     /// `Box<dyn Error + Send + Sync>` and `anyhow::Error`.
@@ -168,14 +208,27 @@ impl AuthRejection {
         Self {
             reason,
             permission: None,
+            scope: None,
             retry_after: None,
             bearer_challenge: false,
+            resource_metadata: None,
             custom: None,
         }
     }
 
-    pub(crate) fn with_bearer_challenge(mut self, bearer: bool) -> Self {
+    /// Challenges with `Bearer` (`bearer`), naming `resource_metadata` if given.
+    pub(crate) fn with_bearer_challenge(
+        mut self,
+        bearer: bool,
+        resource_metadata: Option<&Arc<str>>,
+    ) -> Self {
         self.bearer_challenge = bearer;
+        self.resource_metadata = resource_metadata.cloned();
+        self
+    }
+
+    pub(crate) fn with_scope(mut self, scope: Option<Arc<str>>) -> Self {
+        self.scope = scope;
         self
     }
 
@@ -217,6 +270,13 @@ impl AuthRejection {
         self.permission.as_ref().map(|(_, a)| a.as_str())
     }
 
+    /// The scopes that would have been enough, space-separated
+    /// ([`InsufficientScope`](Reason::InsufficientScope) only; absent when no scope
+    /// could grant it).
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
     /// The default JSON response, ignoring any error handler.
     pub fn default_response(&self) -> Response {
         let mut body = serde_json::json!({
@@ -227,21 +287,19 @@ impl AuthRejection {
             body["resource"] = resource.as_str().into();
             body["action"] = action.as_str().into();
         }
+        if let Some(scope) = &self.scope {
+            body["scope"] = scope.as_ref().into();
+        }
         let mut response = (self.status(), Json(body)).into_response();
-        if self.status() == StatusCode::UNAUTHORIZED {
-            let challenge = match (self.bearer_challenge, self.reason) {
-                (false, _) => "Cookie realm=\"stytch\"",
-                // RFC 6750 §3.1: no error code when the request carried no credential,
-                // `invalid_request` for a repeated, oversized or malformed one.
-                (true, Reason::MissingCredentials) => "Bearer realm=\"stytch\"",
-                (true, Reason::InvalidCredentials) => {
-                    "Bearer realm=\"stytch\", error=\"invalid_request\""
-                }
-                (true, _) => "Bearer realm=\"stytch\", error=\"invalid_token\"",
-            };
-            response
-                .headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        if let Some(challenge) = self.challenge() {
+            let headers = response.headers_mut();
+            headers.insert(WWW_AUTHENTICATE, challenge);
+            if self.resource_metadata.is_some() {
+                headers.insert(
+                    ACCESS_CONTROL_EXPOSE_HEADERS,
+                    HeaderValue::from_static("WWW-Authenticate"),
+                );
+            }
         }
         if self.reason == Reason::StytchUnavailable {
             let secs = self.retry_after.map_or(1, |d| d.as_secs().clamp(1, 60));
@@ -251,6 +309,47 @@ impl AuthRejection {
         }
         response
     }
+}
+
+impl AuthRejection {
+    /// The `WWW-Authenticate` challenge: on every 401, and on a 403
+    /// `insufficient_scope` to a bearer token (RFC 6750 §3).
+    fn challenge(&self) -> Option<HeaderValue> {
+        let error = match (self.status(), self.reason) {
+            (StatusCode::UNAUTHORIZED, _) if !self.bearer_challenge => {
+                return Some(HeaderValue::from_static("Cookie realm=\"stytch\""));
+            }
+            // RFC 6750 §3.1: no error code when the request carried no credential,
+            // `invalid_request` for a repeated, oversized or malformed one.
+            (StatusCode::UNAUTHORIZED, Reason::MissingCredentials) => None,
+            (StatusCode::UNAUTHORIZED, Reason::InvalidCredentials) => Some("invalid_request"),
+            (StatusCode::UNAUTHORIZED, _) => Some("invalid_token"),
+            (StatusCode::FORBIDDEN, Reason::InsufficientScope) if self.bearer_challenge => {
+                Some("insufficient_scope")
+            }
+            _ => return None,
+        };
+        let mut challenge = String::from("Bearer realm=\"stytch\"");
+        if let Some(error) = error {
+            challenge.push_str(&format!(", error=\"{error}\""));
+        }
+        // Only what a quoted string carries as is (RFC 6750's scope-token characters,
+        // spaces between): a policy's odd scope name stays in the body alone.
+        if let Some(scope) = self.scope.as_deref().filter(|s| is_quotable(s)) {
+            challenge.push_str(&format!(", scope=\"{scope}\""));
+        }
+        if let Some(url) = self.resource_metadata.as_deref().filter(|s| is_quotable(s)) {
+            challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+        }
+        HeaderValue::from_str(&challenge).ok()
+    }
+}
+
+/// Whether `s` fits in a quoted header parameter without escapes: visible ASCII and
+/// spaces, no `"` or `\`.
+fn is_quotable(s: &str) -> bool {
+    s.bytes()
+        .all(|b| (b == b' ' || b.is_ascii_graphic()) && b != b'"' && b != b'\\')
 }
 
 impl fmt::Debug for AuthRejection {
@@ -288,6 +387,8 @@ pub(crate) struct Failure {
     pub(crate) reason: Reason,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) clear_cookies: bool,
+    /// The scopes that would have been enough (space-separated).
+    pub(crate) scope: Option<Arc<str>>,
 }
 
 impl Failure {
@@ -296,7 +397,14 @@ impl Failure {
             reason,
             retry_after: None,
             clear_cookies: false,
+            scope: None,
         }
+    }
+
+    /// Names the scopes that would have been enough.
+    pub(crate) fn needing_scope(mut self, scope: Option<Arc<str>>) -> Self {
+        self.scope = scope;
+        self
     }
 
     pub(crate) fn retry_after(mut self, after: Duration) -> Self {
@@ -312,7 +420,9 @@ impl Failure {
     /// The rejection for this failure, without the user's error handler; a 403 names
     /// `permission` (the resource and action refused).
     pub(crate) fn rejection(&self, permission: Option<&ResourceAction>) -> AuthRejection {
-        let rejection = AuthRejection::new(self.reason).with_retry_after(self.retry_after);
+        let rejection = AuthRejection::new(self.reason)
+            .with_retry_after(self.retry_after)
+            .with_scope(self.scope.clone());
         match permission {
             Some(wanted) if self.reason.status() == StatusCode::FORBIDDEN => {
                 rejection.with_permission(wanted.resource(), wanted.action())

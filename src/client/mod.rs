@@ -80,30 +80,46 @@ impl Endpoint {
                 custom_issuer: None,
             });
         };
-        let invalid = |reason: &str| BuildError::InvalidBaseUrl {
+        let origin = origin(custom).map_err(|reason| BuildError::InvalidBaseUrl {
             url: redacted_url(custom),
-            reason: reason.to_owned(),
-        };
-        let url = reqwest::Url::parse(custom).map_err(|e| invalid(&e.to_string()))?;
-        let host = url.host_str().ok_or_else(|| invalid("no host"))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback(host) => {}
-            "http" => return Err(invalid("plain http is only allowed to a loopback address")),
-            _ => return Err(invalid("scheme must be https")),
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("must not contain credentials"));
-        }
-        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid("must not have a path, query or fragment"));
-        }
-        let origin = url.origin().ascii_serialization();
+            reason,
+        })?;
         Ok(Self {
             base_url: origin.clone(),
             custom_issuer: Some(origin),
         })
     }
+}
+
+/// The origin (`https://host[:port]`) of `url`, which must be nothing more: `https://`,
+/// or `http://` to a loopback address (the emulator); no credentials, path, query or
+/// fragment (a trailing `/` is fine). What is wrong otherwise.
+pub(crate) fn origin(url: &str) -> Result<String, String> {
+    let url = http_url(url)?;
+    if url.path() != "/" || url.query().is_some() {
+        return Err("must not have a path or query".into());
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// `url` parsed: `https://`, or `http://` to a loopback address; a host; no
+/// credentials or fragment. What is wrong otherwise.
+pub(crate) fn http_url(url: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    let host = url.host_str().ok_or("no host")?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(host) => {}
+        "http" => return Err("plain http is only allowed to a loopback address".into()),
+        _ => return Err("scheme must be https".into()),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".into());
+    }
+    if url.fragment().is_some() {
+        return Err("must not have a fragment".into());
+    }
+    Ok(url)
 }
 
 /// `url` with any user information (`user:password@`, which may hold a secret)

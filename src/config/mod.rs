@@ -12,6 +12,7 @@ use crate::cookies::SameSite;
 use crate::rejection::AuthRejection;
 
 mod error;
+mod machine;
 mod settings;
 
 pub use error::ConfigError;

@@ -48,6 +48,13 @@ pub(crate) struct Settings {
     pub(crate) policy_grace: Duration,
     pub(crate) org_policy_capacity: usize,
     pub(crate) error_handler: Option<crate::rejection::ErrorHandler>,
+    /// Machine tokens: which kinds are taken as bearer tokens, and their age limit.
+    pub(crate) m2m_tokens: bool,
+    pub(crate) connected_app_tokens: bool,
+    pub(crate) machine_token_max_age: Duration,
+    /// The Connected-Apps project domain (an issuer, and the authorization server).
+    pub(crate) project_domain: Option<String>,
+    pub(crate) protected_resource: Option<crate::resource_metadata::ProtectedResource>,
     /// The fleet's Redis (`revocations_in_redis`), and its key prefix and staleness.
     #[cfg(feature = "redis")]
     pub(crate) redis_url: Option<String>,
@@ -91,6 +98,11 @@ impl Settings {
             policy_grace: Duration::from_secs(900),
             org_policy_capacity: 1_000,
             error_handler: None,
+            m2m_tokens: false,
+            connected_app_tokens: false,
+            machine_token_max_age: Duration::from_secs(3600),
+            project_domain: None,
+            protected_resource: None,
             #[cfg(feature = "redis")]
             redis_url: None,
             #[cfg(feature = "redis")]
@@ -175,6 +187,17 @@ impl Settings {
                 "cookie_same_site",
                 "SameSite=None requires Secure (drop allow_insecure_cookies())",
             ));
+        }
+        if self.machine_token_max_age.as_secs() == 0 {
+            return Err(invalid(
+                "machine_token_max_age",
+                "must be at least 1 s (no machine token could be accepted: Stytch has no \
+                 remote check for them)",
+            ));
+        }
+        if let Some(domain) = &self.project_domain {
+            crate::client::origin(domain)
+                .map_err(|reason| invalid("project_domain", format!("{domain:?}: {reason}")))?;
         }
         for (setting, d) in [
             ("connect_timeout", self.connect_timeout),

@@ -1,4 +1,9 @@
-//! Route guards: [`RequireAuthz`] (a permission) and [`RequireSession`] (any session).
+//! Route guards: [`RequireAuthz`] (a permission), [`RequireSession`] (any member
+//! session) and [`RequireScope`] (a machine token's scopes).
+
+mod scope;
+
+pub use scope::RequireScope;
 
 use std::fmt;
 use std::future::Future;
@@ -16,12 +21,15 @@ use tower_service::Service;
 
 use pin_project_lite::pin_project;
 
+use crate::caller::Caller;
 use crate::extract::{context, reject, reject_authz};
 use crate::rbac::Verdict;
 use crate::rbac::resource_action::ResourceAction;
 use crate::rejection::Failure;
 use crate::rejection::{AuthRejection, Reason};
 use crate::request::AuthContext;
+use crate::request::context::{check_scopes, m2m_denied, not_accepted};
+use crate::scope::Scopes;
 
 /// Route guard: lets a request through only when the member may perform `action` on
 /// `resource`; answers 401 without a valid session, 403 when the roles do not allow
@@ -114,6 +122,8 @@ enum Requirement {
         wanted: ResourceAction,
         organization_param: Option<Arc<str>>,
     },
+    /// A machine token with every one of these scopes.
+    Scopes(Scopes),
 }
 
 impl RequireAuthz {
@@ -146,7 +156,13 @@ impl RequireAuthz {
 
 impl fmt::Debug for RequireAuthz {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &*self.requirement {
+        fmt::Debug::fmt(&*self.requirement, f)
+    }
+}
+
+impl fmt::Debug for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Requirement::Permission {
                 wanted,
                 organization_param,
@@ -157,6 +173,10 @@ impl fmt::Debug for RequireAuthz {
                 .field("organization_param", organization_param)
                 .finish(),
             Requirement::Session => f.write_str("RequireSession"),
+            Requirement::Scopes(scopes) => f
+                .debug_struct("RequireScope")
+                .field("scopes", &scopes.joined())
+                .finish(),
         }
     }
 }
@@ -190,25 +210,40 @@ impl Requirement {
     fn check_now(&self, extensions: &mut http::Extensions) -> Option<Result<(), Failure>> {
         let Some(AuthContext::Verified {
             core,
-            member,
+            caller,
             at,
             verdict: slot,
         }) = extensions.get_mut::<AuthContext>()
         else {
             return None;
         };
-        match self {
-            Requirement::Session => Some(Ok(())),
-            Requirement::Permission {
-                wanted,
-                organization_param: None,
-            } => {
-                // At the time the layer verified the member, microseconds ago: a policy
+        match (self, &*caller) {
+            (Requirement::Session, Caller::Member(_)) => Some(Ok(())),
+            (Requirement::Session, _) => Some(Err(not_accepted(core))),
+            (Requirement::Scopes(required), caller) => Some(check_scopes(core, caller, required)),
+            (
+                Requirement::Permission {
+                    wanted,
+                    organization_param: None,
+                },
+                caller,
+            ) => {
+                // At the time the layer verified the caller, microseconds ago: a policy
                 // that just turned stale is still within its grace, where the waiting
                 // path would also use it (and start a refresh the next request starts).
-                let decided =
-                    core.policy
-                        .decide_cached(member, member.organization_id(), wanted, *at)?;
+                let decided = match caller {
+                    Caller::Member(member) => {
+                        core.policy
+                            .decide_cached(member, member.organization_id(), wanted, *at)?
+                    }
+                    Caller::ConnectedApp(app) => core.policy.decide_for_app_cached(
+                        app,
+                        app.organization_id(),
+                        wanted,
+                        *at,
+                    )?,
+                    Caller::M2m(_) => return Some(Err(m2m_denied(core, wanted))),
+                };
                 Some(match decided {
                     Ok(verdict) => {
                         *slot = Some(verdict);
@@ -220,14 +255,14 @@ impl Requirement {
                     }
                 })
             }
-            Requirement::Permission { .. } => None,
+            (Requirement::Permission { .. }, _) => None,
         }
     }
 
     /// The rejection for a failure of this requirement.
     fn reject(&self, ctx: &AuthContext, failure: Failure, parts: &Parts) -> AuthRejection {
         match self {
-            Requirement::Session => reject(ctx, failure, parts),
+            Requirement::Session | Requirement::Scopes(_) => reject(ctx, failure, parts),
             Requirement::Permission { wanted, .. } => reject_authz(ctx, failure, wanted, parts),
         }
     }
@@ -256,6 +291,7 @@ impl Requirement {
         // `AuthenticatedMember` extractor finds it without asking again.
         let outcome = match self {
             Requirement::Session => ctx.member().await.map(|_| None),
+            Requirement::Scopes(required) => ctx.require_scopes(required).await.map(|_| None),
             Requirement::Permission { wanted, .. } => ctx
                 .authorize(organization_id.as_deref(), wanted)
                 .await
@@ -276,7 +312,7 @@ impl Requirement {
     /// not the member's: 403 `tenancy_mismatch` once the session is known (401 without
     /// one), as for any other organization. Client input, so logged at `DEBUG`.
     async fn refuse_unmatchable(&self, ctx: &AuthContext, parts: &Parts) -> AuthRejection {
-        let failure = match ctx.member().await {
+        let failure = match ctx.caller().await {
             Ok(_) => {
                 tracing::debug!(
                     decision = "deny",

@@ -23,7 +23,7 @@ pub(crate) struct Registered {
     pub(crate) nbf: Option<u64>,
 }
 
-/// The registered claims as a kind's visitor meets them, in one pass with its own.
+/// The registered claims as the claims visitor meets them, in one pass with its own.
 #[derive(Default)]
 pub(crate) struct RegisteredFields {
     iss: Option<String>,
@@ -87,6 +87,11 @@ pub(crate) trait TokenKind {
     fn kind_deadline(&self) -> u64 {
         u64::MAX
     }
+
+    /// The kind's age limit: seconds after `iat` from which a token is too old.
+    fn max_age_secs(&self, rules: &ClaimRules) -> u64 {
+        rules.max_token_age_secs
+    }
 }
 
 /// `aud` as a string or an array of strings.
@@ -136,8 +141,11 @@ pub(crate) struct ClaimRules {
     /// `stytch.com/<project_id>`, and the custom domain's origin when one is configured.
     pub(crate) issuers: Vec<String>,
     pub(crate) leeway_secs: u64,
-    /// `0` means every token is too old (always ask Stytch).
+    /// The age limit of session JWTs; `0` means every token is too old (always ask
+    /// Stytch).
     pub(crate) max_token_age_secs: u64,
+    /// The age limit of machine tokens (M2M, Connected App), at least 1.
+    pub(crate) machine_max_age_secs: u64,
 }
 
 /// A signed token's standing at a given time.
@@ -183,7 +191,7 @@ impl ClaimRules {
         let age_deadline = claims
             .iat
             .min(now_secs)
-            .saturating_add(self.max_token_age_secs);
+            .saturating_add(token.max_age_secs(self));
         let valid_until = exp_deadline.min(age_deadline).min(token.kind_deadline());
         if now_secs >= valid_until {
             return Ok(Standing::Stale {

@@ -20,4 +20,7 @@ pub(crate) enum Rejected {
     ForeignIssuer,
     /// Signed, but for another audience, or without a subject, session or organization.
     InvalidClaims,
+    /// A machine token (M2M, Connected App) past its `exp` or the machine-token age
+    /// limit, or not yet valid: Stytch cannot renew it, so it is refused.
+    Expired,
 }

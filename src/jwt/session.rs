@@ -2,21 +2,16 @@
 //! organization, beside the registered claims every Stytch JWT carries
 //! ([`super::registered`]), and what makes them valid.
 //!
-//! Decoded in one pass (no `#[serde(flatten)]`, which buffers every field): known
-//! claims are typed, every other top-level key is a custom claim. A repeated key is an
-//! error, as are times that are not whole non-negative seconds.
+//! Decoded with the other kinds, in one pass ([`super::claims`]).
 
-use std::fmt;
 use std::time::SystemTime;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::registered::{Registered, RegisteredFields, TokenKind};
+use super::registered::{Registered, TokenKind};
 use super::rejected::Rejected;
 use crate::member::{AuthMethod, AuthenticatedMember, AuthenticationFactor, MemberData};
-use crate::serde_helpers::{Key, set_once};
 
 pub(crate) const SESSION_CLAIM: &str = "https://stytch.com/session";
 pub(crate) const ORGANIZATION_CLAIM: &str = "https://stytch.com/organization";
@@ -94,106 +89,5 @@ impl SessionClaims {
             custom_claims: self.custom,
             method: AuthMethod::LocalJwt,
         })
-    }
-}
-
-impl<'de> Deserialize<'de> for SessionClaims {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ClaimsVisitor)
-    }
-}
-
-struct ClaimsVisitor;
-
-impl<'de> Visitor<'de> for ClaimsVisitor {
-    type Value = SessionClaims;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object of session claims")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SessionClaims, A::Error> {
-        let mut registered = RegisteredFields::default();
-        let (mut session, mut organization) = (None, None);
-        let mut custom = Map::new();
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if registered.visit(&key, &mut map)? {
-                continue;
-            }
-            match key.as_ref() {
-                SESSION_CLAIM => set_once(&mut session, map.next_value::<SessionClaim>()?, &key)?,
-                ORGANIZATION_CLAIM => set_once(
-                    &mut organization,
-                    map.next_value::<OrganizationClaim>()?,
-                    &key,
-                )?,
-                _ => {
-                    let value = map.next_value::<Value>()?;
-                    if custom.insert(key.into_owned(), value).is_some() {
-                        return Err(de::Error::custom("duplicate custom claim"));
-                    }
-                }
-            }
-        }
-        Ok(SessionClaims {
-            registered: registered.finish()?,
-            session: session.ok_or_else(|| de::Error::missing_field(SESSION_CLAIM))?,
-            organization: organization
-                .ok_or_else(|| de::Error::missing_field(ORGANIZATION_CLAIM))?,
-            custom,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::jwt::registered::Audience;
-
-    fn parse(json: &str) -> Result<SessionClaims, serde_json::Error> {
-        serde_json::from_str(json)
-    }
-
-    const BASE: &str = r#""aud":["p"],"exp":10,"iat":1,"iss":"i","sub":"s",
-        "https://stytch.com/session":{"id":"ms","started_at":"2026-01-01T00:00:00Z"},
-        "https://stytch.com/organization":{"organization_id":"o"}"#;
-
-    #[test]
-    fn custom_claims_are_the_unknown_keys() {
-        let c = parse(&format!(
-            r#"{{{BASE},"jti":"x","tier":"gold","n":{{"a":[1]}},"esc\u0061ped":1}}"#
-        ))
-        .unwrap();
-        assert_eq!(c.custom.len(), 3, "{:?}", c.custom);
-        assert_eq!(c.custom["tier"], "gold");
-        assert_eq!(c.custom["n"]["a"][0], 1);
-        assert!(c.custom.contains_key("escaped"));
-        assert!(c.session.roles.is_empty(), "no roles claim: no roles");
-    }
-
-    #[test]
-    fn audience_is_a_string_or_an_array_of_strings() {
-        let aud = |json: &str| serde_json::from_str::<Audience>(json);
-        assert!(aud(r#""p""#).unwrap().contains("p"));
-        assert!(aud(r#"["x","p"]"#).unwrap().contains("p"));
-        assert!(!aud(r#"[]"#).unwrap().contains("p"));
-        for bad in ["1", "null", r#"{"p":1}"#, r#"["p",1]"#, r#"[["p"]]"#] {
-            assert!(aud(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn duplicates_and_missing_claims_are_errors() {
-        for dup in [
-            r#","sub":"t""#,
-            r#","exp":11"#,
-            r#","tier":1,"tier":2"#,
-            r#","jti":1,"jti":2"#,
-        ] {
-            assert!(parse(&format!("{{{BASE}{dup}}}")).is_err(), "{dup}");
-        }
-        assert!(parse(r#"{"iss":"i"}"#).is_err());
-        assert!(parse("[1]").is_err());
-        assert!(parse("null").is_err());
     }
 }

@@ -196,6 +196,7 @@ mod tests {
             ],
             leeway_secs: 5,
             max_token_age_secs: 300,
+            machine_max_age_secs: 3600,
         }
     }
 

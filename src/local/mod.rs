@@ -1,6 +1,7 @@
-//! Local verification of session JWTs: the keys (JWKS), the cache of verified tokens,
-//! the revocations, and the rules that tie them together. No call to Stytch but the
-//! JWKS fetch, and none at all for a JWT in the cache.
+//! Local verification of Stytch JWTs (member sessions, M2M and Connected-App tokens):
+//! the keys (JWKS), the cache of verified tokens, the revocations, and the rules that
+//! tie them together. No call to Stytch but the JWKS fetch, and none at all for a JWT
+//! in the cache.
 //!
 //! A JWT is verified once (RS256 with the key of its `kid`, then its claims); while
 //! it is fresh, later requests with the same bytes are answered from the cache. A hit
@@ -12,17 +13,18 @@ pub(crate) mod token_cache;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::caller::Caller;
 use crate::client::ClientError;
 use crate::clock::{Reading, SharedClock};
 use crate::diagnostics::Diagnostics;
+use crate::jwt::claims::Claims;
 use crate::jwt::jwks::{JwksCache, KeyError};
 use crate::jwt::keys::KeySet;
 use crate::jwt::known_headers::KnownHeaders;
-use crate::jwt::registered::{ClaimRules, Standing};
+use crate::jwt::registered::{ClaimRules, Standing, TokenKind};
 use crate::jwt::rejected::Rejected;
 use crate::jwt::session::SessionClaims;
 use crate::jwt::verify::Token;
-use crate::member::AuthenticatedMember;
 use crate::metrics::Metrics;
 use crate::revocation::{RevocationStatus, Revocations};
 use token_cache::{Lookup, TokenCache, Verified};
@@ -31,9 +33,9 @@ use token_cache::{Lookup, TokenCache, Verified};
 #[derive(Debug)]
 pub(crate) enum Verification {
     /// Valid now: verified, or found in the cache of verified tokens.
-    Verified(AuthenticatedMember),
-    /// Signed by Stytch but not valid locally (see [`Standing::Stale`]): Stytch
-    /// decides, and renews.
+    Verified(Caller),
+    /// A session JWT signed by Stytch but not valid locally (see [`Standing::Stale`]):
+    /// Stytch decides, and renews.
     Stale {
         /// The session the JWT names (its signature was verified).
         member_session_id: String,
@@ -92,23 +94,27 @@ impl LocalVerifier {
         }
     }
 
-    /// The member of a cached verified JWT (the raw cookie bytes: a hit is
+    /// The caller of a cached verified JWT (the raw credential bytes: a hit is
     /// byte-identical to a token that was validated and verified), trusted at the
     /// monotonic reading `now`. No revocation or key set lookup unless a logout or a
     /// key retirement ran since the entry was last checked: each purges the tokens
     /// concerned, and an entry a verification inserted around one carries the epoch
     /// before it.
     #[inline]
-    pub(crate) fn cached(&self, jwt: &[u8], now: Instant) -> Option<AuthenticatedMember> {
+    pub(crate) fn cached(&self, jwt: &[u8], now: Instant) -> Option<Caller> {
         let tokens = self.tokens.as_ref()?;
-        let member = match tokens.get(jwt, now)? {
-            Lookup::Checked(member) => member,
+        let caller = match tokens.get(jwt, now)? {
+            Lookup::Checked(caller) => caller,
             Lookup::Unchecked(entry) => {
                 let epoch = tokens.epoch();
                 let verified = entry.verified();
-                let status = self
-                    .revocations
-                    .status(verified.member.member_session_id(), verified.issued_at);
+                // Only sessions are revoked; machine tokens live until they expire.
+                let status = match &verified.caller {
+                    Caller::Member(member) => self
+                        .revocations
+                        .status(member.member_session_id(), verified.issued_at),
+                    _ => RevocationStatus::Live,
+                };
                 if status != RevocationStatus::Live || !self.jwks.holds(&verified.kid) {
                     // Verified again, the token is refused (revoked, or its key
                     // retired) or sent to Stytch (its revocation unknown).
@@ -119,8 +125,8 @@ impl LocalVerifier {
             }
         };
         self.metrics.cache_hit();
-        tracing::trace!(path = "cached", outcome = "ok", "stytch session verified");
-        Some(member)
+        tracing::trace!(path = "cached", outcome = "ok", "stytch token verified");
+        Some(caller)
     }
 
     /// Verifies `jwt` (validated characters) at `now` with the keys loaded, or says
@@ -155,7 +161,7 @@ impl LocalVerifier {
         keys: &KeySet,
         jwt: &str,
         token: &Token<'_>,
-        Reading { wall: now, mono }: Reading,
+        now: Reading,
     ) -> Verification {
         let Some(key) = keys.get(&token.kid) else {
             return Verification::Rejected(Rejected::UnknownKid);
@@ -165,42 +171,50 @@ impl LocalVerifier {
             return Verification::Rejected(rejected);
         }
         token.remember_header(&self.headers);
-        let claims = match token.claims::<SessionClaims>() {
-            Ok(c) => c,
-            Err(rejected) => return Verification::Rejected(rejected),
-        };
+        match token.claims::<Claims>() {
+            Ok(Claims::Session(claims)) => self.session(claims, jwt, token, now),
+            Ok(Claims::M2m(claims)) => {
+                self.machine(claims, jwt, token, now, |c| Caller::M2m(c.into_caller()))
+            }
+            Ok(Claims::ConnectedApp(claims)) => self.machine(claims, jwt, token, now, |c| {
+                Caller::ConnectedApp(c.into_caller())
+            }),
+            Err(rejected) => Verification::Rejected(rejected),
+        }
+    }
+
+    /// The verification of a validly signed session JWT.
+    fn session(
+        &self,
+        claims: SessionClaims,
+        jwt: &str,
+        token: &Token<'_>,
+        now: Reading,
+    ) -> Verification {
         // Read before the revocation check, stored with the cache entry.
-        let epoch = self.tokens.as_ref().map_or(0, |t| t.epoch());
+        let epoch = self.epoch();
         let issued_at = claims.registered.iat;
         let standing = match self.revocations.status(&claims.session.id, issued_at) {
             RevocationStatus::Revoked => return Verification::Revoked,
             // Whether it was revoked is unknown: Stytch decides.
-            RevocationStatus::Unknown => self.rules.check(&claims, now).map(|_| Standing::Stale {
+            RevocationStatus::Unknown => self.check(&claims, now.wall).map(|_| Standing::Stale {
                 issued_ahead: false,
             }),
-            RevocationStatus::Live => self.rules.check(&claims, now),
+            RevocationStatus::Live => self.check(&claims, now.wall),
         };
         match standing {
             Ok(Standing::Fresh { valid_until }) => {
                 let member = claims.into_member();
+                let caller = Caller::Member(member.clone());
                 if let Some(tokens) = &self.tokens {
-                    // Trusted for the time it has left, counted in real time.
-                    let left = crate::timestamp::from_unix(valid_until)
-                        .duration_since(now)
-                        .unwrap_or_default();
-                    let verified = Verified {
-                        member: member.clone(),
-                        kid: Arc::clone(&token.kid),
-                        issued_at,
-                        trusted_until: mono.checked_add(left).unwrap_or(mono),
-                    };
+                    let verified =
+                        Self::verified(token, caller.clone(), issued_at, valid_until, now);
                     tokens.insert(jwt, verified, epoch);
-                    // A revocation or a key retirement that happened since the checks
-                    // above must not leave this entry behind (each first records the
-                    // revocation or stores the new key set, then starts a new epoch,
-                    // then purges; hits in between check again, as the entry's epoch is
-                    // the old one). Their other entries are theirs to purge, or carry
-                    // the old epoch too: dropping this one is enough.
+                    // A revocation that happened since the check above must not leave
+                    // this entry behind (each first records the revocation, then
+                    // starts a new epoch, then purges; hits in between check again, as
+                    // the entry's epoch is the old one). Its other entries are its to
+                    // purge, or carry the old epoch too: dropping this one is enough.
                     match self
                         .revocations
                         .status(member.member_session_id(), issued_at)
@@ -216,35 +230,114 @@ impl LocalVerifier {
                             return Verification::Stale {
                                 member_session_id: member.member_session_id().to_owned(),
                                 organization_id: member.organization_id().to_owned(),
-                                session_ended: member.expires_at() <= now,
+                                session_ended: member.expires_at() <= now.wall,
                             };
                         }
                     }
-                    if !self.jwks.holds(&token.kid) {
-                        tokens.remove(jwt.as_bytes());
+                    if !self.still_held(tokens, jwt, token) {
                         return Verification::Rejected(Rejected::UnknownKid);
                     }
                 }
                 tracing::debug!(path = "local", outcome = "ok", "stytch session verified");
-                Verification::Verified(member)
+                Verification::Verified(caller)
             }
-            Ok(Standing::Stale { issued_ahead }) => {
-                if issued_ahead {
-                    self.diagnostics.clock_behind(self.rules.leeway_secs);
+            Ok(Standing::Stale { .. }) => Verification::Stale {
+                session_ended: claims.session.expires_at.is_some_and(|end| end <= now.wall),
+                member_session_id: claims.session.id,
+                organization_id: claims.organization.organization_id,
+            },
+            Err(rejected) => Verification::Rejected(rejected),
+        }
+    }
+
+    /// The verification of a validly signed machine token (M2M, Connected App): valid,
+    /// or refused. Stytch cannot renew one, and never revokes one we could learn of.
+    fn machine<C: TokenKind>(
+        &self,
+        claims: C,
+        jwt: &str,
+        token: &Token<'_>,
+        now: Reading,
+        into_caller: impl FnOnce(C) -> Caller,
+    ) -> Verification {
+        let epoch = self.epoch();
+        match self.check(&claims, now.wall) {
+            Ok(Standing::Fresh { valid_until }) => {
+                let issued_at = claims.registered().iat;
+                let caller = into_caller(claims);
+                if let Some(tokens) = &self.tokens {
+                    let verified =
+                        Self::verified(token, caller.clone(), issued_at, valid_until, now);
+                    tokens.insert(jwt, verified, epoch);
+                    if !self.still_held(tokens, jwt, token) {
+                        return Verification::Rejected(Rejected::UnknownKid);
+                    }
                 }
-                Verification::Stale {
-                    session_ended: claims.session.expires_at.is_some_and(|end| end <= now),
-                    member_session_id: claims.session.id,
-                    organization_id: claims.organization.organization_id,
-                }
+                tracing::debug!(
+                    path = "local",
+                    outcome = "ok",
+                    "stytch machine token verified"
+                );
+                Verification::Verified(caller)
+            }
+            Ok(Standing::Stale { .. }) => Verification::Rejected(Rejected::Expired),
+            Err(rejected) => Verification::Rejected(rejected),
+        }
+    }
+
+    /// [`ClaimRules::check`], with what it says of the configuration or the clock
+    /// logged (a foreign issuer, a clock behind Stytch's).
+    fn check<C: TokenKind>(&self, claims: &C, now: SystemTime) -> Result<Standing, Rejected> {
+        let standing = self.rules.check(claims, now);
+        match &standing {
+            Ok(Standing::Stale { issued_ahead: true }) => {
+                self.diagnostics.clock_behind(self.rules.leeway_secs);
             }
             Err(Rejected::ForeignIssuer) => {
                 self.diagnostics
-                    .foreign_issuer(&claims.registered.iss, &self.rules.issuers);
-                Verification::Rejected(Rejected::ForeignIssuer)
+                    .foreign_issuer(&claims.registered().iss, &self.rules.issuers);
             }
-            Err(rejected) => Verification::Rejected(rejected),
+            _ => {}
         }
+        standing
+    }
+
+    /// The token cache's epoch (0 without a cache): read it before a check whose result
+    /// an entry will carry.
+    fn epoch(&self) -> u64 {
+        self.tokens.as_ref().map_or(0, |t| t.epoch())
+    }
+
+    /// What the cache keeps of a token verified with `token`'s key as `caller`: trusted
+    /// for the time it has left (`valid_until`, unix seconds), counted in real time
+    /// from the reading `now`.
+    fn verified(
+        token: &Token<'_>,
+        caller: Caller,
+        issued_at: u64,
+        valid_until: u64,
+        Reading { wall, mono }: Reading,
+    ) -> Verified {
+        let left = crate::timestamp::from_unix(valid_until)
+            .duration_since(wall)
+            .unwrap_or_default();
+        Verified {
+            caller,
+            kid: Arc::clone(&token.kid),
+            issued_at,
+            trusted_until: mono.checked_add(left).unwrap_or(mono),
+        }
+    }
+
+    /// Whether the key that verified a just-cached `jwt` is still in the key set: a
+    /// retirement that raced the verification (it stores the new set, starts a new
+    /// epoch, then purges) must not leave the entry behind. Drops it if not.
+    fn still_held(&self, tokens: &TokenCache, jwt: &str, token: &Token<'_>) -> bool {
+        let held = self.jwks.holds(&token.kid);
+        if !held {
+            tokens.remove(jwt.as_bytes());
+        }
+        held
     }
 
     /// Revokes the session `member_session_id` until `until`: its JWTs are refused at

@@ -1,5 +1,5 @@
-//! The cache of verified session JWTs: a repeated JWT skips signature verification and
-//! claim parsing.
+//! The cache of verified JWTs (member sessions and machine tokens alike): a repeated
+//! JWT skips signature verification and claim parsing.
 //!
 //! Keyed by the whole token (equality compares every byte). Only tokens whose signature
 //! and claims verified are inserted, so every key is a Stytch-signed JWT: its last bytes
@@ -30,7 +30,7 @@ use std::time::Instant;
 use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{Equivalent, UnitWeighter};
 
-use crate::member::AuthenticatedMember;
+use crate::caller::Caller;
 
 /// Bytes of the key mixed into its hash: 48 base64url characters, 288 signature bits.
 const HASHED_TAIL: usize = 48;
@@ -86,7 +86,8 @@ impl Equivalent<Arc<str>> for RawToken<'_> {
 /// What a verification established about a token, kept with it.
 #[derive(Clone)]
 pub(crate) struct Verified {
-    pub(crate) member: AuthenticatedMember,
+    /// Who the token is: its kind is checked against where it was sent on every hit.
+    pub(crate) caller: Caller,
     /// The `kid` of the key that verified the token.
     pub(crate) kid: Arc<str>,
     /// Its `iat` (unix seconds).
@@ -102,10 +103,10 @@ struct Entry {
     checked_at: u64,
 }
 
-/// A cached token's member.
+/// A cached token's caller.
 pub(crate) enum Lookup {
     /// Checked against the denylist since the last logout: trust it.
-    Checked(AuthenticatedMember),
+    Checked(Caller),
     /// A logout or a key retirement happened since the entry was last checked: check
     /// the member's session and the token's `kid`, then [`TokenCache::mark_checked`]
     /// (or drop the entry with [`TokenCache::remove`]).
@@ -156,7 +157,7 @@ impl TokenCache {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// The member of a verified `jwt` still trusted at the monotonic reading `now`.
+    /// The caller of a verified `jwt` still trusted at the monotonic reading `now`.
     /// Takes the raw cookie bytes: a hit is byte-identical to a token that was
     /// validated and verified when it was inserted.
     pub(crate) fn get(&self, jwt: &[u8], now: Instant) -> Option<Lookup> {
@@ -167,7 +168,7 @@ impl TokenCache {
             return None;
         }
         Some(if entry.checked_at == epoch {
-            Lookup::Checked(entry.verified.member)
+            Lookup::Checked(entry.verified.caller)
         } else {
             Lookup::Unchecked(Unchecked(entry))
         })
@@ -187,7 +188,7 @@ impl TokenCache {
     }
 
     /// Records that the session of an [`Unchecked`] entry was found not denylisted
-    /// after reading the epoch `checked_at`, and returns its member. A purged entry is
+    /// after reading the epoch `checked_at`, and returns its caller. A purged entry is
     /// not brought back; one replaced meanwhile is overwritten with this older check,
     /// which at worst costs another check.
     pub(crate) fn mark_checked(
@@ -195,8 +196,8 @@ impl TokenCache {
         jwt: &[u8],
         Unchecked(entry): Unchecked,
         checked_at: u64,
-    ) -> AuthenticatedMember {
-        let member = entry.verified.member.clone();
+    ) -> Caller {
+        let caller = entry.verified.caller.clone();
         // The key equals a token that was validated (visible ASCII) when inserted.
         if let Ok(jwt) = std::str::from_utf8(jwt) {
             let _ = self.entries.replace(
@@ -208,7 +209,7 @@ impl TokenCache {
                 true,
             );
         }
-        member
+        caller
     }
 
     /// Drops one token.
@@ -221,8 +222,10 @@ impl TokenCache {
     /// verification that checked the denylist before the logout is checked again.
     pub(crate) fn remove_session(&self, member_session_id: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.entries
-            .retain(|_, e| e.verified.member.member_session_id() != member_session_id);
+        self.entries.retain(|_, e| match &e.verified.caller {
+            Caller::Member(member) => member.member_session_id() != member_session_id,
+            _ => true,
+        });
     }
 
     /// Drops every token verified with one of the keys `retired` (no longer in the key
@@ -248,7 +251,7 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::member::{AuthMethod, MemberData};
+    use crate::member::{AuthMethod, AuthenticatedMember, MemberData};
     use std::time::{Duration, SystemTime};
 
     /// The monotonic reading `secs` into the test.
@@ -264,7 +267,7 @@ mod tests {
     /// A verified token of `session`, by key `kid`, trusted until `until` seconds in.
     fn verified(session: &str, kid_: &str, until: u64) -> Verified {
         Verified {
-            member: member(session),
+            caller: Caller::Member(member(session)),
             kid: kid(kid_),
             issued_at: 0,
             trusted_until: t(until),
@@ -336,7 +339,8 @@ mod tests {
     /// The session id of a [`Lookup::Checked`] hit.
     fn checked(cache: &TokenCache, jwt: &[u8], now: u64) -> Option<String> {
         match cache.get(jwt, t(now))? {
-            Lookup::Checked(m) => Some(m.member_session_id().to_owned()),
+            Lookup::Checked(Caller::Member(m)) => Some(m.member_session_id().to_owned()),
+            Lookup::Checked(other) => panic!("not a member: {other:?}"),
             Lookup::Unchecked(_) => panic!("an entry checked in this epoch"),
         }
     }
@@ -353,7 +357,10 @@ mod tests {
         let Some(Lookup::Unchecked(entry)) = cache.get(b"t.t.t", t(1)) else {
             panic!("an entry checked before the last logout must be checked again");
         };
-        assert_eq!(entry.verified().member.member_session_id(), "ms");
+        let Caller::Member(member) = &entry.verified().caller else {
+            panic!("a member");
+        };
+        assert_eq!(member.member_session_id(), "ms");
         let now = cache.epoch();
         cache.mark_checked(b"t.t.t", entry, now);
         assert_eq!(checked(&cache, b"t.t.t", 1).as_deref(), Some("ms"));

@@ -5,10 +5,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::decision::{CompiledRoles, Denial, Granting, decide};
+use super::decision::{Denial, Granting, Grants, decide};
 use super::resource_action::ResourceAction;
 use super::slot::{Slot, age, refresh_ahead};
 use super::verdict::Verdict;
+use crate::caller::ConnectedAppCaller;
 use crate::client::{ClientError, RetryAfter, StytchClient};
 use crate::clock::SharedClock;
 use crate::member::AuthenticatedMember;
@@ -64,6 +65,14 @@ impl Fetcher {
     }
 }
 
+/// The project policy, compiled: what roles grant (member sessions) and what scopes
+/// grant (Connected-App tokens).
+#[derive(Debug, Default)]
+pub(crate) struct ProjectPolicy {
+    roles: Grants,
+    scopes: Grants,
+}
+
 /// The project's RBAC policy and organizations' custom roles.
 pub(crate) struct PolicyCache {
     fetcher: Arc<Fetcher>,
@@ -72,9 +81,9 @@ pub(crate) struct PolicyCache {
     /// [`refresh_ahead`] of `ttl`, computed once: the synchronous path's bound.
     fresh_for: Duration,
     grace: Duration,
-    project: Arc<Slot<CompiledRoles>>,
+    project: Arc<Slot<ProjectPolicy>>,
     /// Size-bounded; a lookup is one read lock (on the path of every guarded request).
-    organizations: quick_cache::sync::Cache<String, Arc<Slot<CompiledRoles>>>,
+    organizations: quick_cache::sync::Cache<String, Arc<Slot<Grants>>>,
 }
 
 impl PolicyCache {
@@ -104,18 +113,21 @@ impl PolicyCache {
         }
     }
 
-    async fn project_roles(&self) -> Option<Arc<Stamped<CompiledRoles>>> {
+    async fn project_policy(&self) -> Option<Arc<Stamped<ProjectPolicy>>> {
         let fetcher = Arc::clone(&self.fetcher);
         self.project
             .get(self.clock.now(), self.ttl, self.grace, move || async move {
                 let call = fetcher.client.policy();
                 let policy = fetcher.fetch(call, None).await?;
-                Some(CompiledRoles::new(&policy.policy.roles))
+                Some(ProjectPolicy {
+                    roles: Grants::of_roles(&policy.policy.roles),
+                    scopes: Grants::of_scopes(&policy.policy.scopes),
+                })
             })
             .await
     }
 
-    fn organization_slot(&self, organization_id: &str) -> Arc<Slot<CompiledRoles>> {
+    fn organization_slot(&self, organization_id: &str) -> Arc<Slot<Grants>> {
         let Ok(slot) = self.organizations.get_or_insert_with(organization_id, || {
             Ok::<_, std::convert::Infallible>(Arc::new(Slot::new(
                 self.clock.clone(),
@@ -125,17 +137,14 @@ impl PolicyCache {
         slot
     }
 
-    async fn organization_roles(
-        &self,
-        organization_id: &str,
-    ) -> Option<Arc<Stamped<CompiledRoles>>> {
+    async fn organization_roles(&self, organization_id: &str) -> Option<Arc<Stamped<Grants>>> {
         let slot = self.organization_slot(organization_id);
         let fetcher = Arc::clone(&self.fetcher);
         let org = organization_id.to_owned();
         slot.get(self.clock.now(), self.ttl, self.grace, move || async move {
             let call = fetcher.client.org_policy(&org);
             let policy = fetcher.fetch(call, Some(&org)).await?;
-            Some(CompiledRoles::new(&policy.org_policy.roles))
+            Some(Grants::of_roles(&policy.org_policy.roles))
         })
         .await
     }
@@ -188,7 +197,7 @@ impl PolicyCache {
         }
         // Both at once: after a quiet spell each may wait for its refresh.
         let (project, org) = tokio::join!(
-            self.project_roles(),
+            self.project_policy(),
             self.organization_roles(organization_id)
         );
         let decided = match &project {
@@ -210,6 +219,41 @@ impl PolicyCache {
                 failure
             }
         })
+    }
+
+    /// Decides at once for a Connected App when the project policy is cached and
+    /// fresh at `now`; `None` when a fetch or refresh is due.
+    pub(crate) fn decide_for_app_cached(
+        &self,
+        app: &ConnectedAppCaller,
+        organization_id: &str,
+        wanted: &ResourceAction,
+        now: SystemTime,
+    ) -> Option<Result<Verdict, Failure>> {
+        if app.organization_id() != organization_id {
+            return Some(Err(deny(Reason::TenancyMismatch, wanted, organization_id)));
+        }
+        self.project.with_fresh(now, self.fresh_for, |project| {
+            decide_for_app_with(project, app, organization_id, wanted, now)
+        })
+    }
+
+    /// Decides for a Connected App with the project policy's scopes, at `now`.
+    pub(crate) async fn decide_for_app(
+        &self,
+        app: &ConnectedAppCaller,
+        organization_id: &str,
+        wanted: &ResourceAction,
+        now: SystemTime,
+    ) -> Result<Verdict, Failure> {
+        if let Some(decided) = self.decide_for_app_cached(app, organization_id, wanted, now) {
+            return decided;
+        }
+        match self.project_policy().await {
+            Some(project) => decide_for_app_with(&project, app, organization_id, wanted, now),
+            None => Err(deny(Reason::StytchUnavailable, wanted, organization_id)
+                .retry_after(self.retry_after(organization_id, true, false))),
+        }
     }
 
     /// When a decision that lacked the project policy (`project`) or the
@@ -244,15 +288,15 @@ impl PolicyCache {
 /// custom roles, and concludes: logged, and without the organization's roles a denial
 /// fails closed (503).
 fn decide_with(
-    project: &Stamped<CompiledRoles>,
-    organization: Option<&CompiledRoles>,
+    project: &Stamped<ProjectPolicy>,
+    organization: Option<&Grants>,
     member: &AuthenticatedMember,
     organization_id: &str,
     wanted: &ResourceAction,
     now: SystemTime,
 ) -> Result<Verdict, Failure> {
     let result = decide(
-        &project.value,
+        &project.value.roles,
         organization,
         member.organization_id(),
         organization_id,
@@ -282,16 +326,7 @@ fn conclude(
 ) -> Result<Verdict, Failure> {
     match result {
         Ok(granting) => {
-            if tracing::enabled!(tracing::Level::DEBUG) {
-                tracing::debug!(
-                    decision = "allow",
-                    resource = wanted.resource(),
-                    action = wanted.action(),
-                    organization_id,
-                    policy_age_secs = policy_age().as_secs(),
-                    "stytch rbac decision"
-                );
-            }
+            allowed(wanted, organization_id, policy_age);
             Ok(Verdict::new(member.clone(), granting, wanted.clone()))
         }
         Err(_) if !with_org_roles => Err(deny(Reason::StytchUnavailable, wanted, organization_id)),
@@ -299,6 +334,55 @@ fn conclude(
         Err(Denial::PermissionDenied) => {
             Err(deny(Reason::PermissionDenied, wanted, organization_id))
         }
+    }
+}
+
+/// Decides for a Connected App with the project policy's scopes (wire spec tokens
+/// §2.5: the token's organization, then any of its scopes granting the permission;
+/// organizations' custom roles do not apply). A denial names the scopes that would
+/// have granted it.
+fn decide_for_app_with(
+    project: &Stamped<ProjectPolicy>,
+    app: &ConnectedAppCaller,
+    organization_id: &str,
+    wanted: &ResourceAction,
+    now: SystemTime,
+) -> Result<Verdict, Failure> {
+    let scopes = &project.value.scopes;
+    let result = decide(
+        scopes,
+        None,
+        app.organization_id(),
+        organization_id,
+        app.scopes(),
+        wanted.resource(),
+        wanted.action(),
+    );
+    match result {
+        Ok(granting) => {
+            allowed(wanted, organization_id, || age(project, now));
+            Ok(Verdict::for_app(app.clone(), granting, wanted.clone()))
+        }
+        Err(Denial::TenancyMismatch) => Err(deny(Reason::TenancyMismatch, wanted, organization_id)),
+        Err(Denial::PermissionDenied) => {
+            let needed = scopes.granting(wanted.resource(), wanted.action());
+            let needed = (!needed.is_empty()).then(|| Arc::from(needed.join(" ")));
+            Err(deny(Reason::InsufficientScope, wanted, organization_id).needing_scope(needed))
+        }
+    }
+}
+
+/// A positive answer, logged.
+fn allowed(wanted: &ResourceAction, organization_id: &str, policy_age: impl FnOnce() -> Duration) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::debug!(
+            decision = "allow",
+            resource = wanted.resource(),
+            action = wanted.action(),
+            organization_id,
+            policy_age_secs = policy_age().as_secs(),
+            "stytch rbac decision"
+        );
     }
 }
 

@@ -3,27 +3,52 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::policy::Role;
+use super::policy::{Permission, Role, Scope};
 
-/// Role → permissions, indexed once per policy fetch.
+/// Named collections of permissions, indexed once per policy fetch: a policy's roles
+/// (role id → permissions), or its scopes (scope → permissions).
 #[derive(Debug, Default)]
-pub(crate) struct CompiledRoles {
-    /// foldhash: role ids come from Stytch's policy and from verified sessions, and a
-    /// decision looks up every session role (SipHash cost more than the decision).
+pub(crate) struct Grants {
+    /// foldhash: names come from Stytch's policy and from verified tokens, and a
+    /// decision looks up every name the caller holds (SipHash cost more than the
+    /// decision).
     roles: HashMap<String, Vec<(String, Vec<String>)>, foldhash::fast::RandomState>,
 }
 
-impl CompiledRoles {
-    pub(crate) fn new(roles: &[Role]) -> Self {
+impl Grants {
+    /// Role id → permissions.
+    pub(crate) fn of_roles(roles: &[Role]) -> Self {
+        Self::of(roles.iter().map(|r| (&r.role_id, &r.permissions)))
+    }
+
+    /// Scope → permissions (what a Connected-App token's scopes grant).
+    pub(crate) fn of_scopes(scopes: &[Scope]) -> Self {
+        Self::of(scopes.iter().map(|s| (&s.scope, &s.permissions)))
+    }
+
+    fn of<'a>(named: impl Iterator<Item = (&'a String, &'a Vec<Permission>)>) -> Self {
         let mut map: HashMap<String, Vec<(String, Vec<String>)>, _> = HashMap::default();
-        for role in roles {
-            map.entry(role.role_id.clone()).or_default().extend(
-                role.permissions
+        for (name, permissions) in named {
+            map.entry(name.clone()).or_default().extend(
+                permissions
                     .iter()
                     .map(|p| (p.resource_id.clone(), p.actions.clone())),
             );
         }
         Self { roles: map }
+    }
+
+    /// Every name that grants `action` on `resource`, sorted (for a refusal that says
+    /// which scopes would have been enough).
+    pub(crate) fn granting(&self, resource: &str, action: &str) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .roles
+            .keys()
+            .filter(|name| self.grants(name, resource, action))
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     fn grants(&self, role_id: &str, resource: &str, action: &str) -> bool {
@@ -74,8 +99,8 @@ impl Granting {
 ///
 /// Exact resource match, action or `*`, unknown roles ignored, no roles → denied.
 pub(crate) fn decide(
-    project: &CompiledRoles,
-    organization: Option<&CompiledRoles>,
+    project: &Grants,
+    organization: Option<&Grants>,
     member_org: &str,
     checked_org: &str,
     session_roles: &[String],
@@ -111,8 +136,8 @@ pub(crate) fn decide(
 mod tests {
     use super::*;
 
-    fn project() -> CompiledRoles {
-        CompiledRoles::new(&[
+    fn project() -> Grants {
+        Grants::of_roles(&[
             Role::new("viewer").allow("document", ["read"]),
             Role::new("editor")
                 .allow("document", ["read", "write"])
@@ -122,8 +147,8 @@ mod tests {
         ])
     }
 
-    fn org_a() -> CompiledRoles {
-        CompiledRoles::new(&[Role::new("auditor").allow("report", ["read"])])
+    fn org_a() -> Grants {
+        Grants::of_roles(&[Role::new("auditor").allow("report", ["read"])])
     }
 
     #[test]
@@ -133,7 +158,7 @@ mod tests {
         let roles = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         type Case<'a> = (
             &'a str,
-            Option<&'a CompiledRoles>,
+            Option<&'a Grants>,
             &'a str,
             &'a str,
             Vec<String>,
@@ -330,6 +355,47 @@ mod tests {
                 .map_err(|d| *d);
             assert_eq!(got, expected, "{name}");
         }
+    }
+
+    #[test]
+    fn scopes_grant_like_roles_and_say_which_would_have() {
+        let scope = |name: &str, resource: &str, actions: &[&str]| Scope {
+            scope: name.into(),
+            description: String::new(),
+            permissions: vec![Permission::new(resource, actions.iter().copied())],
+        };
+        let scopes = Grants::of_scopes(&[
+            scope("read:documents", "document", &["read"]),
+            scope("write:documents", "document", &["read", "write"]),
+            scope("admin", "document", &["*"]),
+            scope("read:*", "report", &["read"]),
+        ]);
+        let granted = ["openid".to_string(), "read:documents".to_string()];
+        assert_eq!(
+            decide(&scopes, None, "o", "o", &granted, "document", "read")
+                .unwrap()
+                .names(&granted),
+            ["read:documents"]
+        );
+        assert_eq!(
+            decide(&scopes, None, "o", "o", &granted, "document", "write"),
+            Err(Denial::PermissionDenied)
+        );
+        assert_eq!(
+            decide(&scopes, None, "o", "p", &granted, "document", "read"),
+            Err(Denial::TenancyMismatch)
+        );
+        // `read:*` is a scope's name, not a wildcard.
+        let star = ["read:*".to_string()];
+        assert_eq!(
+            decide(&scopes, None, "o", "o", &star, "document", "read"),
+            Err(Denial::PermissionDenied)
+        );
+        assert_eq!(
+            scopes.granting("document", "write"),
+            ["admin", "write:documents"]
+        );
+        assert!(scopes.granting("invoice", "read").is_empty());
     }
 
     #[test]

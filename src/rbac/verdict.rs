@@ -4,9 +4,11 @@ use std::fmt;
 
 use super::decision::Granting;
 use super::resource_action::ResourceAction;
+use crate::caller::ConnectedAppCaller;
 use crate::member::AuthenticatedMember;
 
-/// A positive authorization decision: who may do what, and which roles allowed it.
+/// A positive authorization decision: who may do what, and which roles (of a member
+/// session) or scopes (of a Connected-App token) allowed it.
 ///
 /// [`RequireAuthz`](crate::RequireAuthz) puts it in the request; take it as an
 /// extractor (it answers 500 when no guard ran for the route). Cheap to clone.
@@ -22,10 +24,17 @@ use crate::member::AuthenticatedMember;
 /// ```
 #[derive(Clone)]
 pub struct Verdict {
-    /// The member decided for: the roles `granting` refers to, and the organization.
-    member: AuthenticatedMember,
+    /// The caller decided for: the roles or scopes `granting` refers to, and the
+    /// organization.
+    subject: Subject,
     granting: Granting,
     decided: ResourceAction,
+}
+
+#[derive(Clone)]
+enum Subject {
+    Member(AuthenticatedMember),
+    App(ConnectedAppCaller),
 }
 
 impl Verdict {
@@ -37,21 +46,50 @@ impl Verdict {
         decided: ResourceAction,
     ) -> Self {
         Self {
-            member,
+            subject: Subject::Member(member),
             granting,
             decided,
         }
     }
 
-    /// Every role of the session that grants the permission, in the session's order.
-    pub fn granting_roles(&self) -> Vec<&str> {
-        self.granting.names(self.member.roles())
+    /// A positive decision for a Connected App, `granting` naming its scopes.
+    pub(crate) fn for_app(
+        app: ConnectedAppCaller,
+        granting: Granting,
+        decided: ResourceAction,
+    ) -> Self {
+        Self {
+            subject: Subject::App(app),
+            granting,
+            decided,
+        }
     }
 
-    /// The organization the decision was about (the member's own: a member of another
+    /// Every role of the session that grants the permission, in the session's order
+    /// (none for a Connected-App token).
+    pub fn granting_roles(&self) -> Vec<&str> {
+        match &self.subject {
+            Subject::Member(member) => self.granting.names(member.roles()),
+            Subject::App(_) => Vec::new(),
+        }
+    }
+
+    /// Every scope of a Connected-App token that grants the permission, in the
+    /// token's order (none for a member session).
+    pub fn granting_scopes(&self) -> Vec<&str> {
+        match &self.subject {
+            Subject::App(app) => self.granting.names(app.scopes()),
+            Subject::Member(_) => Vec::new(),
+        }
+    }
+
+    /// The organization the decision was about (the caller's own: a caller of another
     /// organization is never allowed).
     pub fn organization_id(&self) -> &str {
-        self.member.organization_id()
+        match &self.subject {
+            Subject::Member(member) => member.organization_id(),
+            Subject::App(app) => app.organization_id(),
+        }
     }
 
     /// The resource.
@@ -69,6 +107,7 @@ impl fmt::Debug for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verdict")
             .field("granting_roles", &self.granting_roles())
+            .field("granting_scopes", &self.granting_scopes())
             .field("organization_id", &self.organization_id())
             .field("resource", &self.resource())
             .field("action", &self.action())

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use http::HeaderValue;
 use tokio::sync::OnceCell;
 
+use crate::caller::Caller;
 use crate::client::wire::{AuthorizationCheck, SessionCredential};
 use crate::core::Core;
 use crate::credentials::Source;
@@ -22,16 +23,18 @@ use crate::rbac::decision::Granting;
 use crate::rbac::resource_action::ResourceAction;
 use crate::rejection::{Failure, Reason};
 use crate::remote::{failure_from_remote, member_from_remote};
+use crate::scope::Scopes;
 
 /// The request extension through which extractors and guards reach the request's
 /// authentication state.
 #[derive(Clone)]
 pub(crate) enum AuthContext {
     /// Verified locally, or found in the verified-token cache, when the request came
-    /// in: the common case, which allocates nothing but the extension.
+    /// in: the common case, which allocates nothing but the extension. Every machine
+    /// token (M2M, Connected App) is decided here.
     Verified {
         core: Arc<Core>,
-        member: AuthenticatedMember,
+        caller: Caller,
         /// When it was verified (by the injected clock): the time a guard decides at.
         at: SystemTime,
         /// The last positive decision of a guard that decided without waiting.
@@ -60,33 +63,120 @@ impl AuthContext {
         }
     }
 
-    /// The member, asking Stytch first if the request needs it (once per request).
+    /// The member, asking Stytch first if the request needs it (once per request);
+    /// a machine caller is not one (`caller_not_accepted`).
     pub(crate) async fn member(&self) -> Result<AuthenticatedMember, Failure> {
         match self {
-            AuthContext::Verified { member, .. } => Ok(member.clone()),
+            AuthContext::Verified {
+                caller: Caller::Member(member),
+                ..
+            } => Ok(member.clone()),
+            AuthContext::Verified { core, .. } => Err(not_accepted(core)),
             AuthContext::Deferred(ctx) => ctx.member().await,
         }
     }
 
-    /// Whether `action` on `resource` in `organization_id` (the member's own when
+    /// The caller, of any kind, asking Stytch first if the request needs it.
+    pub(crate) async fn caller(&self) -> Result<Caller, Failure> {
+        match self {
+            AuthContext::Verified { caller, .. } => Ok(caller.clone()),
+            AuthContext::Deferred(ctx) => ctx.member().await.map(Caller::Member),
+        }
+    }
+
+    /// Whether the caller is a machine token granting every scope of `required`
+    /// (M2M: Stytch's SDKs' rule; Connected App: exact names). A member session is not
+    /// taken (`caller_not_accepted`); missing scopes are `insufficient_scope`, naming
+    /// `required`.
+    pub(crate) async fn require_scopes(&self, required: &Scopes) -> Result<(), Failure> {
+        match self {
+            AuthContext::Verified { core, caller, .. } => check_scopes(core, caller, required),
+            // A session, or no valid credential: either way not a machine token.
+            AuthContext::Deferred(ctx) => Err(match ctx.member().await {
+                Ok(_) => not_accepted(&ctx.core),
+                Err(failure) => failure,
+            }),
+        }
+    }
+
+    /// Whether `action` on `resource` in `organization_id` (the caller's own when
     /// `None`) is allowed.
     ///
-    /// Locally verified members are decided against the cached policy. Members that
-    /// need Stytch are decided by Stytch in the same `sessions/authenticate` call
-    /// (`authorization_check`), so role and policy changes apply at once.
+    /// Locally verified members are decided against the cached policy's roles,
+    /// Connected-App tokens against its scopes; M2M tokens are never allowed (no RBAC
+    /// role or scope covers them). Members that need Stytch are decided by Stytch in
+    /// the same `sessions/authenticate` call (`authorization_check`), so role and
+    /// policy changes apply at once.
     pub(crate) async fn authorize(
         &self,
         organization_id: Option<&str>,
         wanted: &ResourceAction,
-    ) -> Result<(AuthenticatedMember, Verdict), Failure> {
+    ) -> Result<(Caller, Verdict), Failure> {
         match self {
-            // At the time the layer verified the member, as the guards decide.
+            // At the time the layer verified the caller, as the guards decide.
             AuthContext::Verified {
-                core, member, at, ..
-            } => decide_locally(core, member.clone(), organization_id, wanted, *at).await,
-            AuthContext::Deferred(ctx) => ctx.authorize(organization_id, wanted).await,
+                core, caller, at, ..
+            } => {
+                let verdict = match caller {
+                    Caller::Member(member) => {
+                        let org = organization_id.unwrap_or(member.organization_id());
+                        core.decide(member, org, wanted, *at).await?
+                    }
+                    Caller::ConnectedApp(app) => {
+                        let org = organization_id.unwrap_or(app.organization_id());
+                        core.decide_for_app(app, org, wanted, *at).await?
+                    }
+                    Caller::M2m(_) => return Err(m2m_denied(core, wanted)),
+                };
+                Ok((caller.clone(), verdict))
+            }
+            AuthContext::Deferred(ctx) => ctx
+                .authorize(organization_id, wanted)
+                .await
+                .map(|(member, verdict)| (Caller::Member(member), verdict)),
         }
     }
+}
+
+/// Whether `caller` is a machine token granting every scope of `required`; a refusal
+/// is counted.
+pub(crate) fn check_scopes(core: &Core, caller: &Caller, required: &Scopes) -> Result<(), Failure> {
+    let granted = match caller {
+        Caller::M2m(m2m) => required.iter().all(|s| m2m.has_scope(s)),
+        Caller::ConnectedApp(app) => required.iter().all(|s| app.has_scope(s)),
+        Caller::Member(_) => return Err(not_accepted(core)),
+    };
+    if granted {
+        return Ok(());
+    }
+    core.metrics.failure(Reason::InsufficientScope);
+    tracing::debug!(
+        decision = "deny",
+        reason = Reason::InsufficientScope.as_str(),
+        required = %required.joined(),
+        "stytch scope decision"
+    );
+    Err(Failure::new(Reason::InsufficientScope).needing_scope(Some(required.joined())))
+}
+
+/// A valid caller of a kind the route does not take, counted.
+pub(crate) fn not_accepted(core: &Core) -> Failure {
+    core.metrics.failure(Reason::CallerNotAccepted);
+    Failure::new(Reason::CallerNotAccepted)
+}
+
+/// An M2M token checked for an RBAC permission: refused (its scopes are the client's
+/// own strings, not the policy's), counted.
+pub(crate) fn m2m_denied(core: &Core, wanted: &ResourceAction) -> Failure {
+    tracing::debug!(
+        decision = "deny",
+        reason = Reason::PermissionDenied.as_str(),
+        resource = wanted.resource(),
+        action = wanted.action(),
+        "stytch rbac decision: an M2M token has no RBAC permissions"
+    );
+    core.metrics.failure(Reason::PermissionDenied);
+    Failure::new(Reason::PermissionDenied)
 }
 
 /// The local RBAC decision for a member whose roles are known.

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
+use std::time::SystemTime;
+
 use super::context::{AuthContext, RequestAuth, Signed};
+use crate::caller::Caller;
 use crate::client::wire::SessionCredential;
 use crate::core::Core;
 use crate::credentials::{self, CredentialError, Source};
@@ -76,13 +79,8 @@ fn begin_unobserved(core: &Arc<Core>, headers: &HeaderMap) -> Begin {
     };
     // A hit is byte-identical to a token that was validated and verified.
     let now = core.clock.read();
-    if let Some(member) = core.local.cached(raw_jwt.as_bytes(), now.mono) {
-        return Begin::Ready(AuthContext::Verified {
-            core: Arc::clone(core),
-            member,
-            at: now.wall,
-            verdict: None,
-        });
+    if let Some(caller) = core.local.cached(raw_jwt.as_bytes(), now.mono) {
+        return Begin::Ready(verified(core, caller, source, now.wall));
     }
     let Ok(jwt) = raw_jwt.validate() else {
         return Begin::Ready(failed(core, Reason::InvalidCredentials, source));
@@ -110,15 +108,18 @@ fn decided(
     verification: Verification,
     jwt: &str,
     source: Source,
-    now: std::time::SystemTime,
+    now: SystemTime,
 ) -> AuthContext {
+    if matches!(
+        verification,
+        Verification::Stale { .. } | Verification::Revoked
+    ) && !session_carrier(core, source)
+    {
+        // Only a session JWT is stale or revoked: not taken from where it came.
+        return wrong_carrier(core, source);
+    }
     match verification {
-        Verification::Verified(member) => AuthContext::Verified {
-            core: Arc::clone(core),
-            member,
-            at: now,
-            verdict: None,
-        },
+        Verification::Verified(caller) => verified(core, caller, source, now),
         // Signed by Stytch but not valid locally: Stytch decides (and renews), unless
         // it already said the session is gone.
         Verification::Stale {
@@ -155,9 +156,44 @@ fn decided(
     }
 }
 
+/// A verified `caller`, if of a kind `source` may carry: a machine token in a session
+/// cookie, or a session JWT as a bearer token where only machine tokens are taken, is
+/// refused (401 `invalid_token`), however valid.
+#[inline]
+fn verified(core: &Arc<Core>, caller: Caller, source: Source, at: SystemTime) -> AuthContext {
+    if !core.credentials.accepts(caller.kind(), source) {
+        tracing::debug!(kind = ?caller.kind(), ?source, "valid token of a kind not taken from there");
+        return failed(core, Reason::InvalidToken, source);
+    }
+    AuthContext::Verified {
+        core: Arc::clone(core),
+        caller,
+        at,
+        verdict: None,
+    }
+}
+
+/// Whether `source` may carry a member session at all.
+fn session_carrier(core: &Core, source: Source) -> bool {
+    source == Source::Cookie || core.credentials.bearer_sessions()
+}
+
+/// A session credential sent as a bearer token where only machine tokens are taken:
+/// refused without asking Stytch.
+fn wrong_carrier(core: &Arc<Core>, source: Source) -> AuthContext {
+    tracing::debug!(
+        ?source,
+        "session credential where only machine tokens are taken"
+    );
+    failed(core, Reason::InvalidToken, source)
+}
+
 /// A session token alone: Stytch decides. Every session token costs a call, so what
 /// cannot be one, and what Stytch already said is gone, is refused without asking.
 fn by_session_token(core: &Arc<Core>, token: &str, source: Source) -> AuthContext {
+    if !session_carrier(core, source) {
+        return wrong_carrier(core, source);
+    }
     if !is_plausible_session_token(token) {
         return failed(core, Reason::InvalidToken, source);
     }
@@ -363,8 +399,11 @@ mod tests {
         let cookie = format!("stytch_session_jwt={}", session.session_jwt);
         let headers = credentials::cookie_headers(&[cookie.as_bytes()]);
         let verified = |auth: &StytchAuth| match begin_ready(auth, &headers) {
-            AuthContext::Verified { member, .. } => Some(member),
-            AuthContext::Deferred(_) => None,
+            AuthContext::Verified {
+                caller: Caller::Member(member),
+                ..
+            } => Some(member),
+            _ => None,
         };
         auth.warm_up().await.expect("the keys");
         let member = verified(&auth).expect("a valid JWT");
@@ -376,7 +415,7 @@ mod tests {
         let _clearing = auth.logout(&member).await.expect("logout");
         // ... and then the verification inserts its entry.
         let verified_then = crate::local::token_cache::Verified {
-            member,
+            caller: Caller::Member(member),
             kid: Arc::from(emu.signing_kid()),
             issued_at: crate::clock::unix_seconds(crate::Clock::now(&emu.clock())),
             trusted_until: crate::Clock::monotonic(&emu.clock()) + Duration::from_secs(300),
