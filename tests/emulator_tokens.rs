@@ -20,6 +20,8 @@
 //!   fresh tokens are fresh to both, and the expiry tests stay in the emulator's own
 //!   tests.
 
+mod common;
+
 use std::collections::HashMap;
 
 use axum_stytch::testing::{EmulatorOptions, M2mClient, M2mClientOptions, StytchEmulator};
@@ -104,6 +106,55 @@ async fn m2m_token_then_authenticate_token() {
         .await
         .expect("a minted token authenticates");
     assert_eq!(claims.scopes, ["write:users"]);
+}
+
+/// A service that gets its token with the official crate (`m2m.token`) calls an API
+/// behind the layer: the layer takes the token, with its client id, scopes and custom
+/// claims, and the same scope rules as the crate's `authenticate_token`.
+#[tokio::test]
+async fn a_token_from_the_crate_is_taken_by_the_layer() {
+    use axum::routing::get;
+    use axum_stytch::{M2mCaller, RequireScope};
+
+    let emu = StytchEmulator::start().await;
+    let m2m = emu.create_m2m_client_with(
+        &["read:users", "write:*"],
+        M2mClientOptions::new().custom_claim("tenant", "acme"),
+    );
+    let token = token(&client(&emu), &m2m, None).await.access_token;
+    let auth = emu.auth_builder().m2m_tokens(true).build().unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/users",
+            get(|s: M2mCaller| async move {
+                format!(
+                    "{} {} {}",
+                    s.client_id(),
+                    s.scopes().join(","),
+                    s.custom_claims()["tenant"]
+                )
+            })
+            .route_layer(RequireScope::new("read:users write:users")),
+        )
+        .route(
+            "/admin",
+            get(|| async { "admin" }).route_layer(RequireScope::new("admin:users")),
+        )
+        .layer(auth.layer());
+    let call = |path: &'static str| {
+        let req = http::Request::get(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        common::send_request(&app, req)
+    };
+    let res = call("/users").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(
+        res.body,
+        format!("{} read:users,write:* \"acme\"", m2m.client_id)
+    );
+    assert_eq!(call("/admin").await.status, StatusCode::FORBIDDEN);
 }
 
 /// The crate sends a `scopes` array where Stytch documents a `scope` string; the

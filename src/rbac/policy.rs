@@ -53,6 +53,12 @@ impl Policy {
         self.resources.push(resource);
         self
     }
+
+    /// Adds a scope, what Connected-App tokens are granted (builder style).
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scopes.push(scope);
+        self
+    }
 }
 
 /// A role and the permissions it grants.
@@ -146,7 +152,18 @@ impl Resource {
     }
 }
 
-/// An OAuth-style scope (not used for member sessions).
+/// A scope: a named collection of permissions a member can grant a Connected App.
+/// [`RequireAuthz`](crate::RequireAuthz) allows a Connected-App token when one of its
+/// scopes grants the permission (member sessions use roles instead).
+///
+/// # Examples
+///
+/// ```
+/// use axum_stytch::testing::{Policy, Scope};
+///
+/// let policy = Policy::new().scope(Scope::new("read:documents").allow("document", ["read"]));
+/// assert_eq!(policy.scopes[0].scope, "read:documents");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Scope {
@@ -158,4 +175,26 @@ pub struct Scope {
     /// What the scope grants.
     #[serde(default)]
     pub permissions: Vec<Permission>,
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl Scope {
+    /// A scope with no permissions.
+    pub fn new(scope: impl Into<String>) -> Self {
+        Self {
+            scope: scope.into(),
+            description: String::new(),
+            permissions: Vec::new(),
+        }
+    }
+
+    /// Grants `actions` on `resource_id` (builder style). `"*"` means every action.
+    pub fn allow<I, A>(mut self, resource_id: impl Into<String>, actions: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<String>,
+    {
+        self.permissions.push(Permission::new(resource_id, actions));
+        self
+    }
 }
