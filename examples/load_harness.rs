@@ -8,7 +8,7 @@
 //! The harness starts itself again as a server child process pinned to one core
 //! (`LOAD_SERVER_CPU`, default 0). The child starts the in-process Stytch emulator,
 //! mints thousands of distinct session JWTs (~1.4 KB each), loads the JWKS and the
-//! RBAC policy, and serves eleven apps on 127.0.0.1, one port each:
+//! RBAC policy, and serves thirteen apps on 127.0.0.1, one port each:
 //!
 //! | scenario | app | requests |
 //! |---|---|---|
@@ -16,6 +16,7 @@
 //! | `repeated` | axum-stytch layer + `AuthenticatedMember` handler | one JWT, repeated |
 //! | `repeated_outer` | the same with the layer around the whole `Router` instead of `Router::layer` | one JWT, repeated |
 //! | `repeated_redis` | `repeated` with `revocations_in_redis` (feature `redis`; `REDIS_URL`, or a `redis-server` it starts) | one JWT, repeated |
+//! | `repeated_m2m` | axum-stytch layer with `m2m_tokens(true)` + an `M2mCaller` handler | one M2M token as `Authorization: Bearer`, repeated (no cookies) |
 //! | `fresh` | the same, verified-token cache of 64 entries | 4,096 distinct JWTs, cycled |
 //! | `rbac` | axum-stytch + `.route_layer(RequireAuthz::new("document", "read"))`, as in the README | one JWT, repeated |
 //! | `rbac_handler` | the same guard on the handler: `get(handler.layer(RequireAuthz::new(..)))`, without the second boxing `route_layer` adds | one JWT, repeated |
@@ -64,12 +65,13 @@ use axum_stytch::testing::{EmulatorOptions, MockClock, StytchEmulator};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-const SCENARIOS: [&str; 12] = [
+const SCENARIOS: [&str; 13] = [
     "bare",
     "repeated",
     "repeated_outer",
     // With `--features redis` only: `repeated` with the fleet's revocations in Redis.
     "repeated_redis",
+    "repeated_m2m",
     "fresh",
     "rbac",
     "rbac_handler",
@@ -187,9 +189,25 @@ mod server {
                 Error = std::convert::Infallible,
             >,
     {
+        assert_header_ok(name, service, COOKIE, cookie).await;
+    }
+
+    /// Checks that `service` answers 200 to a `GET /` with `header: value`.
+    async fn assert_header_ok<S>(
+        name: &str,
+        service: S,
+        header: axum::http::HeaderName,
+        value: &str,
+    ) where
+        S: tower::Service<
+                axum::extract::Request,
+                Response = axum::response::Response,
+                Error = std::convert::Infallible,
+            >,
+    {
         use tower::ServiceExt as _;
         let req = axum::http::Request::get("/")
-            .header(COOKIE, cookie)
+            .header(header, value)
             .body(axum::body::Body::empty())
             .expect("a request");
         let status = service.oneshot(req).await.expect("infallible").status();
@@ -247,6 +265,9 @@ mod server {
         let rbac_auth = fixture.auth(10_000).await;
         let rbac_handler_auth = fixture.auth(10_000).await;
         let rbac_extractor_auth = fixture.auth(10_000).await;
+        let m2m_auth = fixture.auth_with(10_000, |b| b.m2m_tokens(true)).await;
+        let m2m_client = fixture.emulator.create_m2m_client(&["read:documents"]);
+        let m2m_token = fixture.emulator.mint_m2m_token(&m2m_client.client_id, None);
         // The hand-written apps check exp against the system clock; the leeway covers
         // the tokens' 300 s lifetime being shorter than a long run.
         let references = common::reference::References::new(&fixture, 5 + lifetime_secs).await;
@@ -261,6 +282,7 @@ mod server {
         let rbac = common::rbac_app(&rbac_auth);
         let rbac_handler = common::rbac_handler_app(&rbac_handler_auth);
         let rbac_extractor = common::rbac_extractor_app(&rbac_extractor_auth);
+        let repeated_m2m = common::m2m_app(&m2m_auth);
         let jsonwebtoken = references.jsonwebtoken;
         let aws_lc_direct = references.aws_lc_direct;
         let aws_lc_cached = references.aws_lc_cached;
@@ -283,6 +305,14 @@ mod server {
             assert_answers_ok(name, app.clone(), &cookie).await;
         }
         assert_answers_ok("repeated_outer", repeated_outer.clone(), &cookie).await;
+        let bearer = format!("Bearer {m2m_token}");
+        assert_header_ok(
+            "repeated_m2m",
+            repeated_m2m.clone(),
+            axum::http::header::AUTHORIZATION,
+            &bearer,
+        )
+        .await;
         #[cfg(feature = "redis")]
         assert_answers_ok("repeated_redis", repeated_redis.clone(), &cookie).await;
 
@@ -294,6 +324,7 @@ mod server {
             ("rbac", rbac_auth),
             ("rbac_handler", rbac_handler_auth),
             ("rbac_extractor", rbac_extractor_auth),
+            ("repeated_m2m", m2m_auth),
         ];
         #[cfg(feature = "redis")]
         auths.push(("repeated_redis", redis_auth));
@@ -349,6 +380,7 @@ mod server {
             ports.push(serve_on_loopback(name, app).await);
         }
         ports.push(serve_on_loopback("repeated_outer", repeated_outer).await);
+        ports.push(serve_on_loopback("repeated_m2m", repeated_m2m).await);
         #[cfg(feature = "redis")]
         ports.push(serve_on_loopback("repeated_redis", repeated_redis).await);
 
@@ -368,6 +400,7 @@ mod server {
             let token = &fixture.sessions[i % fixture.sessions.len()].session_token;
             writeln!(out, "{jwt} {token}").expect("stdout");
         }
+        writeln!(out, "M2M {m2m_token}").expect("stdout");
         out.flush().expect("stdout");
         drop(out);
         // Serve until the harness closes stdin (or the lifetime ends).
@@ -547,6 +580,13 @@ mod client {
         let distinct: std::collections::HashSet<&str> =
             tokens.iter().map(|(j, _)| j.as_str()).collect();
         assert_eq!(distinct.len(), tokens.len(), "minted JWTs must be distinct");
+        line.clear();
+        stdout.read_line(&mut line).expect("server output");
+        let m2m_token = line
+            .trim()
+            .strip_prefix("M2M ")
+            .expect("M2M line")
+            .to_owned();
 
         let port = |name: &str| -> u16 {
             info.get(name)
@@ -569,10 +609,18 @@ mod client {
             .iter()
             .map(|&name| {
                 let a = addr(name);
-                let set = match name {
+                                let set = match name {
                     "fresh" | "jsonwebtoken" | "aws_lc_direct" => {
                         tokens.iter().map(|(j, t)| request(a, j, t)).collect()
                     }
+                    // A service's request: the token, no browser cookies.
+                    "repeated_m2m" => vec![
+                        format!(
+                            "GET / HTTP/1.1\r\nHost: {a}\r\nUser-Agent: axum-stytch-load-harness\r\n\
+                             Accept: */*\r\nAuthorization: Bearer {m2m_token}\r\n\r\n"
+                        )
+                        .into_bytes(),
+                    ],
                     _ => vec![request(a, jwt0, token0)],
                 };
                 (name, Arc::new(set))
@@ -764,6 +812,11 @@ mod client {
                 "the fleet's revocations in Redis: nothing on the request path",
             ),
             ("rbac_handler", "repeated", "the guard's own cost"),
+            (
+                "repeated_m2m",
+                "repeated",
+                "a repeated M2M bearer token against a repeated session JWT cookie",
+            ),
             (
                 "repeated_outer",
                 "repeated",

@@ -18,7 +18,7 @@ use crate::rbac::resource_action::ResourceAction;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Reason {
-    /// No session cookie (or bearer token, when enabled). 401.
+    /// No session cookie (nor bearer token, when the layer reads them). 401.
     MissingCredentials,
     /// A session cookie that cannot be a credential: over the size cap, repeated, not
     /// text. 401.
@@ -26,7 +26,9 @@ pub enum Reason {
     /// A session JWT that is malformed, forged, tampered with, signed with an
     /// unknown key or another algorithm, or issued for another project; a session
     /// token that cannot be a Stytch token; or a credential Stytch refused as invalid
-    /// (400). 401.
+    /// (400). Also an M2M or Connected-App token that is invalid, expired or older
+    /// than `machine_token_max_age`, or any token of a kind not taken from where it was
+    /// sent (a machine token in a session cookie, a kind not enabled). 401.
     InvalidToken,
     /// The session has ended: Stytch no longer knows a session whose JWT recorded an
     /// end that has passed. 401, cookies cleared.
@@ -100,11 +102,16 @@ impl Reason {
 
     fn message(self) -> &'static str {
         match self {
-            Reason::MissingCredentials => "No session: sign in first.",
+            Reason::MissingCredentials => {
+                "No credentials: sign in first (or send an access token)."
+            }
             Reason::InvalidCredentials => {
                 "The session cookie (or bearer token) is malformed, repeated, or over the size limit."
             }
-            Reason::InvalidToken => "The session JWT or token is not valid: sign in again.",
+            Reason::InvalidToken => {
+                "The session JWT, session token or access token is not valid: sign in again \
+                 (or get a new access token)."
+            }
             Reason::SessionExpired => "The session has expired: sign in again.",
             Reason::SessionRevoked => "The session has ended: sign in again.",
             Reason::CallerNotAccepted => {

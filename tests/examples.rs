@@ -1,9 +1,16 @@
-//! The `multi_tenant` and `custom_errors` examples answer as their docs promise:
-//! their routers and seeds, taken from the example files, driven request by request.
+//! The `multi_tenant`, `custom_errors`, `m2m_service` and `mcp_server` examples
+//! answer as their docs promise: their routers and seeds, taken from the example
+//! files, driven request by request.
 
 #[path = "../examples/custom_errors.rs"]
 #[allow(dead_code)]
 mod custom_errors;
+#[path = "../examples/m2m_service.rs"]
+#[allow(dead_code)]
+mod m2m_service;
+#[path = "../examples/mcp_server.rs"]
+#[allow(dead_code)]
+mod mcp_server;
 #[path = "../examples/multi_tenant.rs"]
 #[allow(dead_code)]
 mod multi_tenant;
@@ -118,4 +125,100 @@ async fn custom_errors_answers_json_to_apis_and_redirects_pages() {
     assert!(res.headers.get(LOCATION).is_none());
     assert!(res.headers.get(RETRY_AFTER).is_some());
     assert!(!res.reason().is_empty(), "the JSON rejection: {}", res.body);
+}
+
+/// A request with `Authorization: Bearer <token>`, when given.
+async fn bearer(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> common::TestResponse {
+    let mut req = http::Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    common::send_request(app, req.body(axum::body::Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn m2m_service_gets_a_token_and_calls_the_api() {
+    let emulator = axum_stytch::testing::StytchEmulator::start().await;
+    let app = m2m_service::router(&m2m_service::auth(&emulator));
+    let client = emulator.create_m2m_client(&["read:reports", "write:reports"]);
+    let http = reqwest::Client::new();
+    let reader = m2m_service::access_token(&http, &emulator, &client, "read:reports")
+        .await
+        .unwrap();
+    let writer = m2m_service::access_token(&http, &emulator, &client, "read:reports write:reports")
+        .await
+        .unwrap();
+
+    let res = bearer(&app, "GET", "/reports", Some(&reader)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.json()["client_id"], client.client_id.as_str());
+    assert_eq!(res.json()["scopes"], serde_json::json!(["read:reports"]));
+    let res = bearer(&app, "POST", "/reports/rebuild", Some(&reader)).await;
+    assert_eq!(
+        (res.status, res.reason().as_str()),
+        (StatusCode::FORBIDDEN, "insufficient_scope")
+    );
+    let res = bearer(&app, "POST", "/reports/rebuild", Some(&writer)).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.body, format!("rebuilt for {}", client.client_id));
+    let res = bearer(&app, "GET", "/reports", None).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn mcp_server_publishes_its_metadata_and_checks_scopes() {
+    let emulator = mcp_server::emulator().await;
+    let resource = "https://mcp.example.com/mcp";
+    let app = mcp_server::router(&mcp_server::auth(&emulator, resource));
+    let metadata_url = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+    let org = emulator.create_organization("acme");
+    let member = emulator.create_member(&org, "ada@acme.test", &["editor"]);
+    let agent = emulator.create_connected_app();
+    let reader = emulator.mint_connected_app_token(&agent.client_id, &member, &["read:documents"]);
+    let writer = emulator.mint_connected_app_token(&agent.client_id, &member, &["write:documents"]);
+
+    let res = bearer(
+        &app,
+        "GET",
+        "/.well-known/oauth-protected-resource/mcp",
+        None,
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json()["resource"], resource);
+    assert_eq!(
+        res.json()["authorization_servers"],
+        serde_json::json!([emulator.base_url()])
+    );
+
+    let res = bearer(&app, "POST", "/mcp", None).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.headers[http::header::WWW_AUTHENTICATE],
+        format!(r#"Bearer realm="stytch", resource_metadata="{metadata_url}""#).as_str()
+    );
+    let res = bearer(&app, "POST", "/mcp", Some(&reader)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.json()["acting_for"], member.as_str());
+    assert_eq!(res.json()["organization_id"], org.as_str());
+    let res = bearer(&app, "POST", "/mcp/documents", Some(&reader)).await;
+    assert_eq!(
+        (res.status, res.reason().as_str()),
+        (StatusCode::FORBIDDEN, "insufficient_scope")
+    );
+    assert_eq!(
+        res.headers[http::header::WWW_AUTHENTICATE],
+        format!(
+            r#"Bearer realm="stytch", error="insufficient_scope", scope="write:documents", resource_metadata="{metadata_url}""#
+        )
+        .as_str()
+    );
+    let res = bearer(&app, "POST", "/mcp/documents", Some(&writer)).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.body, format!("created for {member} in {org}"));
 }

@@ -351,3 +351,75 @@ fn a_call_stuck_on_an_idle_runtime_does_not_keep_its_permit() {
     drop(stuck);
     drop(idle);
 }
+
+/// Machine tokens on many runtimes: two threads, each building and dropping a
+/// current-thread runtime per request, share one `StytchAuth` whose keys are cold. The
+/// first requests fetch the JWKS (on whichever runtime comes first); every request is
+/// answered, and each token is verified once and then served from the cache.
+#[test]
+fn machine_tokens_on_runtimes_built_and_dropped_in_turn() {
+    use axum::routing::get;
+    use axum_stytch::{M2mCaller, RequireScope};
+
+    let stytch = stytch();
+    let auth = stytch
+        .emu
+        .auth_builder()
+        .m2m_tokens(true)
+        .build()
+        .expect("a valid configuration");
+    let client = stytch.emu.create_m2m_client(&["read:users"]);
+    let tokens = [
+        stytch.emu.mint_m2m_token(&client.client_id, None),
+        stytch
+            .emu
+            .mint_m2m_token(&client.client_id, Some(&["read:users"])),
+    ];
+    let app = |auth: &StytchAuth| {
+        Router::new()
+            .route(
+                "/users",
+                get(|s: M2mCaller| async move { s.client_id().to_owned() })
+                    .route_layer(RequireScope::new("read:users")),
+            )
+            .layer(auth.layer())
+    };
+    let statuses: Vec<StatusCode> = std::thread::scope(|scope| {
+        let threads: Vec<_> = tokens
+            .iter()
+            .map(|token| {
+                let auth = auth.clone();
+                scope.spawn(move || {
+                    (0..20)
+                        .map(|_| {
+                            let runtime = current_thread();
+                            let req = Request::get("/users")
+                                .header("authorization", format!("Bearer {token}"))
+                                .body(Body::empty())
+                                .expect("a request");
+                            bounded(&runtime, send_request(&app(&auth), req)).status
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("a thread"))
+            .collect()
+    });
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let metrics = auth.metrics();
+    // Two tokens, each verified once (two racing first requests of the same token may
+    // both verify it before either has cached it).
+    assert!(
+        (2..=4).contains(&metrics.local_verifications),
+        "{}",
+        metrics.local_verifications
+    );
+    assert_eq!(metrics.local_verifications + metrics.cache_hits, 40);
+    assert_eq!(stytch.emu.requests(Endpoint::Jwks), 1, "one fetch, shared");
+}

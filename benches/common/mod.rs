@@ -109,6 +109,20 @@ pub fn member_app(auth: &StytchAuth) -> Router {
         .with_state(())
 }
 
+/// A handler that takes the M2M caller (and ignores it).
+pub async fn hello_service(_service: axum_stytch::M2mCaller) -> &'static str {
+    "hello"
+}
+
+/// The layer (M2M tokens on) and a handler that takes the `M2mCaller`: a service's
+/// route, called with `Authorization: Bearer <M2M token>`.
+pub fn m2m_app(auth: &StytchAuth) -> Router {
+    Router::new()
+        .route("/", get(hello_service))
+        .layer(auth.layer())
+        .with_state(())
+}
+
 /// [`member_app`] with the layer around the whole router instead of on its routes
 /// (`Router::layer` boxes each route again): the service `axum::serve` gets through
 /// `axum::ServiceExt::into_make_service`.
