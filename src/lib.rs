@@ -48,6 +48,59 @@
 //!    in the same `authenticate` call. 401 without a session, 403 when not allowed or
 //!    for another organization, 503 when Stytch is needed and unreachable.
 //!
+//! # Machine and agent callers
+//!
+//! Services (Stytch M2M client-credentials tokens) and AI agents or MCP clients acting
+//! for a member (Stytch Connected-App access tokens) call the same API with
+//! `Authorization: Bearer`, verified locally with the same keys, rules and cache as
+//! session JWTs:
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use axum_stytch::{Caller, RequireAuthz, RequireScope, StytchAuth};
+//!
+//! fn app() -> Result<Router, axum_stytch::ConfigError> {
+//!     let auth = StytchAuth::builder("project-live-...", "secret-live-...")
+//!         .m2m_tokens(true) // services: M2M client-credentials tokens
+//!         .connected_app_tokens(true) // agents acting for a member
+//!         .build()?;
+//!     Ok(Router::new()
+//!         .route("/reports", get(|| async { "q1" }).route_layer(RequireScope::new("read:reports")))
+//!         .route("/documents", get(|caller: Caller| async move { format!("{caller:?}") })
+//!             .route_layer(RequireAuthz::new("document", "read"))) // members by roles, agents by scopes
+//!         .layer(auth.layer()))
+//! }
+//! # app().unwrap();
+//! ```
+//!
+//! * **Kinds.** A JWT with Stytch's session claim is a member session; otherwise one
+//!   with `client_id` is a Connected-App token (it must name its organization); any
+//!   other is an M2M token (it must carry a `scope` string). A token is taken only as
+//!   its kind, only where that kind is enabled, and never from a session cookie:
+//!   [`AuthenticatedMember`] and [`RequireSession`] mean a member session,
+//!   [`M2mCaller`] an M2M token, [`ConnectedAppCaller`] a Connected-App token,
+//!   [`Caller`] any of them; another kind gets 401 `caller_not_accepted`.
+//! * **Scopes.** [`RequireScope`] matches M2M scopes as Stytch's SDKs do (`read:*`
+//!   grants `read:users`, `*` only as the resource), splitting `a:b:c` at the first
+//!   colon as the Go and Rust SDKs do (Node, Ruby and Java drop the tail, which would
+//!   let `read:users:archived` grant `read:users`); Connected-App scopes are matched
+//!   exactly. A missing scope is 403 `insufficient_scope` with
+//!   `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"`.
+//! * **RBAC.** [`RequireAuthz`] admits a Connected-App token when one of its scopes
+//!   grants the permission in the project policy's `scopes`, in the token's own
+//!   organization; the member's roles are never consulted (a token carries none, and a
+//!   role change does not shrink a live token). M2M tokens are refused (403): their
+//!   scopes are the client's own strings, not the policy's.
+//! * **No remote check.** Stytch has none for M2M tokens, and Connected-App
+//!   introspection would cost a call per request: machine tokens are trusted until
+//!   `exp` or [`machine_token_max_age`](StytchAuthBuilder::machine_token_max_age)
+//!   (1 hour), whichever comes first. A deleted client or a revoked consent is not
+//!   seen before then.
+//! * **MCP.** [`protected_resource`](StytchAuthBuilder::protected_resource) and
+//!   [`StytchAuth::protected_resource_metadata`] serve RFC 9728 metadata naming the
+//!   project domain as authorization server, and every 401 and 403 names it
+//!   (`resource_metadata="…"`).
+//!
 //! # Configuration
 //!
 //! | builder method | default |
@@ -57,6 +110,9 @@
 //! | [`clock_leeway`](StytchAuthBuilder::clock_leeway) | 5 s |
 //! | [`session_jwt_cookie`](StytchAuthBuilder::session_jwt_cookie) / [`session_token_cookie`](StytchAuthBuilder::session_token_cookie) | `stytch_session_jwt` / `stytch_session` |
 //! | [`bearer_tokens`](StytchAuthBuilder::bearer_tokens) | off |
+//! | [`m2m_tokens`](StytchAuthBuilder::m2m_tokens), [`connected_app_tokens`](StytchAuthBuilder::connected_app_tokens) | off, off |
+//! | [`machine_token_max_age`](StytchAuthBuilder::machine_token_max_age) | 1 hour |
+//! | [`project_domain`](StytchAuthBuilder::project_domain), [`protected_resource`](StytchAuthBuilder::protected_resource) | none, none |
 //! | [`max_cookie_size`](StytchAuthBuilder::max_cookie_size) | 4096 bytes |
 //! | [`session_duration`](StytchAuthBuilder::session_duration) | not extended |
 //! | [`cookie_path`](StytchAuthBuilder::cookie_path), [`cookie_domain`](StytchAuthBuilder::cookie_domain) | `/`, host-only |
