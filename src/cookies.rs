@@ -33,6 +33,9 @@ pub(crate) struct CookieSettings {
     pub(crate) secure: bool,
     pub(crate) http_only: bool,
     pub(crate) same_site: SameSite,
+    /// Whether the layer writes renewed and cleared cookies on its own (not when
+    /// Stytch's browser SDK owns them); the helpers a handler calls always write.
+    pub(crate) layer_writes: bool,
 }
 
 /// How long a browser keeps a cookie.
@@ -213,6 +216,7 @@ mod tests {
             secure: true,
             http_only: true,
             same_site: SameSite::Lax,
+            layer_writes: true,
         }
     }
 

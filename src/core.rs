@@ -210,8 +210,10 @@ impl Core {
                 path: s.cookie_path,
                 domain: s.cookie_domain,
                 secure: s.cookie_secure,
-                http_only: s.cookie_http_only,
+                // Stytch's browser SDK cannot write over an `HttpOnly` cookie.
+                http_only: s.cookie_http_only && !s.browser_sdk_cookies,
                 same_site: s.cookie_same_site,
+                layer_writes: !s.browser_sdk_cookies,
             },
             project_id: s.project_id,
             clock: s.clock,

@@ -21,7 +21,8 @@ use crate::request::{AuthContext, Begin, RequestAuth};
 /// [`AuthenticatedMember`](crate::AuthenticatedMember), [`RequireAuthz`](crate::RequireAuthz)
 /// and [`StytchAuth::require_session`](crate::StytchAuth::require_session) to act on, and adds `Set-Cookie` headers to the
 /// response when Stytch renewed the session or said it is gone (unless the handler set
-/// those cookies itself).
+/// those cookies itself, or Stytch's browser SDK owns them:
+/// [`browser_sdk_cookies`](crate::StytchAuthBuilder::browser_sdk_cookies)).
 #[derive(Clone, Debug)]
 #[must_use = "a layer does nothing until it wraps a service (`Router::layer`)"]
 pub struct StytchAuthLayer {

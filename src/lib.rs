@@ -117,6 +117,7 @@
 //! | [`session_duration`](StytchAuthBuilder::session_duration) | not extended |
 //! | [`cookie_path`](StytchAuthBuilder::cookie_path), [`cookie_domain`](StytchAuthBuilder::cookie_domain) | `/`, host-only |
 //! | `Secure` ([`allow_insecure_cookies`](StytchAuthBuilder::allow_insecure_cookies) drops it), `HttpOnly` ([`cookies_readable_by_javascript`](StytchAuthBuilder::cookies_readable_by_javascript) drops it), [`cookie_same_site`](StytchAuthBuilder::cookie_same_site) | on, on, `Lax` |
+//! | [`browser_sdk_cookies`](StytchAuthBuilder::browser_sdk_cookies) | off: this server owns the session cookies and writes renewals back; on: Stytch's browser SDK owns them, the layer only reads them (README, "Two ways to deploy Stytch") |
 //! | [`connect_timeout`](StytchAuthBuilder::connect_timeout), [`request_timeout`](StytchAuthBuilder::request_timeout) | 2 s, 5 s |
 //! | [`max_concurrent_authentications`](StytchAuthBuilder::max_concurrent_authentications) | 256 calls in flight |
 //! | [`unverified_authentications_per_second`](StytchAuthBuilder::unverified_authentications_per_second), [`max_concurrent_unverified_authentications`](StytchAuthBuilder::max_concurrent_unverified_authentications) | 20 calls per second, 32 in flight (session tokens not yet confirmed by Stytch) |

@@ -60,6 +60,7 @@ impl fmt::Debug for StytchAuthBuilder {
             .field("session_token_cookie", &self.settings.token_cookie)
             .field("bearer_tokens", &self.settings.bearer)
             .field("session_duration", &self.settings.session_duration)
+            .field("browser_sdk_cookies", &self.settings.browser_sdk_cookies)
             .field("revocations_in_redis", &self.redis_url_redacted())
             .finish_non_exhaustive()
     }
@@ -156,6 +157,7 @@ impl StytchAuthBuilder {
 
     /// Extend the session to now + `duration` whenever Stytch is asked (sliding
     /// sessions). Whole minutes, 5 minutes to 366 days. Default: not extended.
+    /// Refused with [`browser_sdk_cookies`](Self::browser_sdk_cookies).
     pub fn session_duration(mut self, duration: Duration) -> Self {
         self.settings.session_duration = Some(duration);
         self
@@ -174,8 +176,9 @@ impl StytchAuthBuilder {
     /// cookies with its subdomains. Default: none (host-only).
     ///
     /// Match the `Domain` and `Path` of the session cookies your frontend sets (such
-    /// as Stytch's JavaScript SDK with its cookie options): a browser keeps one cookie
-    /// per name, domain and path, so a renewal set with other attributes adds a second
+    /// as Stytch's JavaScript SDK with its cookie options; see
+    /// [`browser_sdk_cookies`](Self::browser_sdk_cookies)): a browser keeps one cookie
+    /// per name, domain and path, so a cookie set with other attributes adds a second
     /// `stytch_session_jwt` instead of replacing the first, and the layer refuses
     /// requests that carry a session cookie twice (401 `invalid_credentials`, logged
     /// as a warning once a minute).
@@ -196,16 +199,41 @@ impl StytchAuthBuilder {
 
     /// Drops `HttpOnly` from the cookies this crate sets, so that the page's
     /// JavaScript can read the session JWT and token (and so can any script injected
-    /// into it: an XSS steals the session). Needed only when browser code, such as
-    /// Stytch's frontend SDK, reads the session cookies itself. Default: `HttpOnly`.
+    /// into it: an XSS steals the session). Renewals are still written back. For
+    /// browser code of your own that reads the session cookies; when Stytch's frontend
+    /// SDK writes them, use [`browser_sdk_cookies`](Self::browser_sdk_cookies) instead.
+    /// Default: `HttpOnly`.
     pub fn cookies_readable_by_javascript(mut self) -> Self {
         self.settings.cookie_http_only = false;
         self
     }
 
+    /// The session cookies belong to Stytch's frontend SDK, which writes them from
+    /// JavaScript and refreshes the session every 3 minutes: the layer only reads
+    /// them. Default: off (this server owns them: renewals and clearing are written
+    /// back, `HttpOnly`).
+    ///
+    /// The layer then writes no `Set-Cookie`: no renewal (the SDK writes its own; a JWT
+    /// gone stale while no page ran the SDK costs a `sessions/authenticate` call per
+    /// request until the SDK's refresh at page load), and no clearing of a session
+    /// Stytch says is gone (still refused and remembered as gone; the SDK's next
+    /// refresh, with the token left in its cookie, hears `session_not_found` and logs
+    /// out). Cookies a handler returns (`session_cookies`, `logout`, `clear_cookies`)
+    /// are never `HttpOnly` (which would silently block every later write of the SDK)
+    /// and are `SameSite=Lax`. Set [`cookie_path`](Self::cookie_path),
+    /// [`cookie_domain`](Self::cookie_domain) (only with the SDK's
+    /// `availableToSubdomains: true`) and the cookie names as in the SDK's
+    /// `cookieOptions`. `build()` refuses it with a `cookie_same_site` other than `Lax`
+    /// and with `session_duration` (use the SDK's `keepSessionAlive`). See the README,
+    /// "Two ways to deploy Stytch".
+    pub fn browser_sdk_cookies(mut self) -> Self {
+        self.settings.browser_sdk_cookies = true;
+        self
+    }
+
     /// `SameSite` of the cookies this crate sets. Default: [`SameSite::Lax`].
     /// `SameSite::None` (sent on every cross-site request, so exposed to CSRF) requires
-    /// `Secure`.
+    /// `Secure`; [`browser_sdk_cookies`](Self::browser_sdk_cookies) requires `Lax`.
     pub fn cookie_same_site(mut self, same_site: SameSite) -> Self {
         self.settings.cookie_same_site = same_site;
         self

@@ -34,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) cookie_secure: bool,
     pub(crate) cookie_http_only: bool,
     pub(crate) cookie_same_site: SameSite,
+    /// Stytch's frontend SDK owns the session cookies (`browser_sdk_cookies`).
+    pub(crate) browser_sdk_cookies: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) max_concurrent_authentications: usize,
@@ -84,6 +86,7 @@ impl Settings {
             cookie_secure: true,
             cookie_http_only: true,
             cookie_same_site: SameSite::Lax,
+            browser_sdk_cookies: false,
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
             max_concurrent_authentications: 256,
@@ -199,6 +202,7 @@ impl Settings {
             crate::client::origin(domain)
                 .map_err(|reason| invalid("project_domain", format!("{domain:?}: {reason}")))?;
         }
+        self.validate_browser_sdk()?;
         for (setting, d) in [
             ("connect_timeout", self.connect_timeout),
             ("request_timeout", self.request_timeout),
@@ -237,6 +241,31 @@ impl Settings {
             if entries > MAX_ENTRIES {
                 return Err(invalid(setting, "must be at most 10,000,000 entries"));
             }
+        }
+        Ok(())
+    }
+
+    /// Under `browser_sdk_cookies()`, refuses the settings that would make the layer
+    /// act against the SDK's cookies: a `SameSite` the SDK never writes, and sliding
+    /// sessions the layer would seldom apply (the SDK keeps the JWT fresh, so the
+    /// layer seldom asks Stytch) and never write back. `HttpOnly` cannot be set then.
+    fn validate_browser_sdk(&self) -> Result<(), ConfigError> {
+        if !self.browser_sdk_cookies {
+            return Ok(());
+        }
+        if self.cookie_same_site != SameSite::Lax {
+            return Err(invalid(
+                "cookie_same_site",
+                "Stytch's browser SDK always writes SameSite=Lax: drop cookie_same_site(..) \
+                 or browser_sdk_cookies()",
+            ));
+        }
+        if self.session_duration.is_some() {
+            return Err(invalid(
+                "session_duration",
+                "under browser_sdk_cookies() the SDK refreshes the session itself: drop \
+                 session_duration(..) and extend sessions with the SDK's keepSessionAlive",
+            ));
         }
         Ok(())
     }

@@ -335,7 +335,7 @@ impl RequestAuth {
             }
             Ok(response) => {
                 let member = member_from_remote(&response);
-                if self.source == Source::Cookie {
+                if self.writes_cookies() {
                     core.metrics.renewal();
                     self.set_cookies(CookieUpdate::Set {
                         values: core.cookies.set(
@@ -400,8 +400,16 @@ impl RequestAuth {
         failure
     }
 
+    /// Whether the layer writes this request's cookies back: only for credentials
+    /// that came from cookies, and not when Stytch's browser SDK owns them
+    /// (`browser_sdk_cookies`: it renews them itself and logs out on its own when
+    /// Stytch says the session is gone).
+    fn writes_cookies(&self) -> bool {
+        self.source == Source::Cookie && self.core.cookies.layer_writes
+    }
+
     fn set_cookies(&self, update: CookieUpdate) {
-        if self.source == Source::Cookie {
+        if self.writes_cookies() {
             *self.cookies.lock().unwrap_or_else(PoisonError::into_inner) = Some(update);
         }
     }
