@@ -11,6 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::member::AuthenticatedMember;
@@ -85,6 +86,15 @@ impl Caller {
         }
     }
 
+    /// The caller's custom claims: a session's, or a machine token's.
+    pub fn custom_claims(&self) -> &Map<String, Value> {
+        match self {
+            Caller::Member(member) => member.custom_claims(),
+            Caller::M2m(m2m) => m2m.custom_claims(),
+            Caller::ConnectedApp(app) => app.custom_claims(),
+        }
+    }
+
     /// What the caller is, for logs and rejections.
     pub(crate) fn kind(&self) -> CallerKind {
         match self {
@@ -152,6 +162,15 @@ impl M2mCaller {
     /// top-level claim but the registered ones and `scope`.
     pub fn custom_claims(&self) -> &Map<String, Value> {
         &self.0.custom_claims
+    }
+
+    /// The token's custom claims as your own type (which may borrow from them).
+    ///
+    /// # Errors
+    ///
+    /// When the claims do not fit `T` (a field missing or of another type).
+    pub fn custom_claims_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.0.custom_claims)
     }
 
     /// When the token was issued (`iat`).
@@ -246,6 +265,15 @@ impl ConnectedAppCaller {
     /// organization claim.
     pub fn custom_claims(&self) -> &Map<String, Value> {
         &self.0.custom_claims
+    }
+
+    /// The token's custom claims as your own type (which may borrow from them).
+    ///
+    /// # Errors
+    ///
+    /// When the claims do not fit `T` (a field missing or of another type).
+    pub fn custom_claims_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.0.custom_claims)
     }
 
     /// When the token was issued (`iat`).

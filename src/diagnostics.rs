@@ -24,6 +24,7 @@ pub(crate) struct Diagnostics {
     feed: WarnLimiter,
     malformed: WarnLimiter,
     outbox: WarnLimiter,
+    custom_claims: WarnLimiter,
 }
 
 impl fmt::Debug for Diagnostics {
@@ -49,6 +50,7 @@ impl Diagnostics {
             feed: WarnLimiter::default(),
             malformed: WarnLimiter::default(),
             outbox: WarnLimiter::default(),
+            custom_claims: WarnLimiter::default(),
         }
     }
 
@@ -62,8 +64,9 @@ impl Diagnostics {
         if self.allow(&self.clock_behind) {
             tracing::warn!(
                 leeway_secs,
-                "a Stytch session JWT was issued ahead of this server's clock by more than \
-                 the leeway (is the clock behind?): such JWTs go to Stytch, one call per request"
+                "a Stytch JWT was issued ahead of this server's clock by more than the leeway \
+                 (is the clock behind?): such session JWTs go to Stytch, one call per \
+                 request, and such machine tokens are refused"
             );
         }
     }
@@ -110,6 +113,20 @@ impl Diagnostics {
                 parameter,
                 "RequireAuthz::organization_from_path names a parameter this route does not \
                  have: its requests are answered 500 (logged at most once a minute)"
+            );
+        }
+    }
+
+    /// A caller's custom claims do not fit the type a `CustomClaims<T>` reads them as:
+    /// the handler's type and the Stytch custom-claims template disagree. The type is
+    /// named; the claims (and serde's message, which may quote them) are not.
+    pub(crate) fn custom_claims_mismatch(&self, type_name: &str) {
+        if self.allow(&self.custom_claims) {
+            tracing::error!(
+                type_name,
+                "a caller's custom claims do not match CustomClaims<T> for this type (check \
+                 the Stytch custom-claims template against it): such requests are answered \
+                 500 (logged at most once a minute)"
             );
         }
     }

@@ -140,7 +140,7 @@ machine_extractor!(ConnectedAppCaller, ConnectedApp);
 
 /// An optional extractor's answer: `None` for a client error (no valid credential of
 /// the kind), the rejection otherwise (503, 500).
-fn optional<T>(
+pub(crate) fn optional<T>(
     ctx: &AuthContext,
     outcome: Result<T, Failure>,
     parts: &Parts,

@@ -183,6 +183,7 @@ mod config;
 mod cookies;
 mod core;
 mod credentials;
+mod custom_claims;
 mod diagnostics;
 mod extract;
 #[cfg(feature = "redis")]
@@ -220,6 +221,7 @@ pub use client::{ApiError, ClientError};
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigError, StytchAuthBuilder};
 pub use cookies::{SameSite, SessionCookies};
+pub use custom_claims::CustomClaims;
 pub use guard::{RequireAuthz, RequireScope, RequireSession};
 pub use layer::StytchAuthLayer;
 pub use member::{AuthMethod, AuthenticatedMember, AuthenticationFactor};

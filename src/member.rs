@@ -213,6 +213,33 @@ impl AuthenticatedMember {
         &self.0.custom_claims
     }
 
+    /// The session's custom claims as your own type (which may borrow from them).
+    /// Verified locally or by Stytch, they are the same claims.
+    ///
+    /// # Errors
+    ///
+    /// When the claims do not fit `T` (a field missing or of another type).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum_stytch::AuthenticatedMember;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Tenant {
+    ///     plan: String,
+    /// }
+    ///
+    /// async fn plan(member: AuthenticatedMember) -> String {
+    ///     member
+    ///         .custom_claims_as::<Tenant>()
+    ///         .map_or_else(|_| "free".to_owned(), |t| t.plan)
+    /// }
+    /// ```
+    pub fn custom_claims_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.0.custom_claims)
+    }
+
     /// Whether the session was verified locally or by Stytch in this request.
     pub fn auth_method(&self) -> AuthMethod {
         self.0.method

@@ -58,6 +58,11 @@ pub enum Reason {
     InsufficientScope,
     /// The [`StytchAuth`](crate::StytchAuth) layer is not installed on this route. 500.
     LayerMissing,
+    /// The caller's custom claims do not fit the type a
+    /// [`CustomClaims<T>`](crate::CustomClaims) reads them as: the handler's type and
+    /// the Stytch custom-claims template disagree (logged as an error once a minute,
+    /// naming the type). 500.
+    CustomClaimsMismatch,
     /// A guard or extractor is set up wrongly for this route (for example
     /// `organization_from_path` names a path parameter the route does not have, or a
     /// [`Verdict`](crate::Verdict) is extracted where no guard ran). 500.
@@ -79,6 +84,7 @@ impl Reason {
             Reason::PermissionDenied => "permission_denied",
             Reason::InsufficientScope => "insufficient_scope",
             Reason::LayerMissing => "layer_missing",
+            Reason::CustomClaimsMismatch => "custom_claims_mismatch",
             Reason::Misconfigured => "misconfigured",
         }
     }
@@ -96,7 +102,9 @@ impl Reason {
                 StatusCode::FORBIDDEN
             }
             Reason::StytchUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Reason::LayerMissing | Reason::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+            Reason::LayerMissing | Reason::CustomClaimsMismatch | Reason::Misconfigured => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -130,6 +138,11 @@ impl Reason {
                 "Missing StytchAuth layer: is the StytchAuth layer installed? \
                  Add `.layer(auth.layer())` to the router that serves this route."
             }
+            Reason::CustomClaimsMismatch => {
+                "The caller's custom claims do not match the type this route reads them as: \
+                 check the Stytch custom-claims template against the handler's CustomClaims<T> \
+                 (the server's log names the type)."
+            }
             Reason::Misconfigured => {
                 "Authorization is misconfigured for this route: check that organization_from_path \
                  names one of the route's path parameters, and that a RequireAuthz guard runs \
@@ -138,7 +151,7 @@ impl Reason {
         }
     }
 
-    pub(crate) const ALL: [Reason; 12] = [
+    pub(crate) const ALL: [Reason; 13] = [
         Reason::MissingCredentials,
         Reason::InvalidCredentials,
         Reason::InvalidToken,
@@ -150,6 +163,7 @@ impl Reason {
         Reason::PermissionDenied,
         Reason::InsufficientScope,
         Reason::LayerMissing,
+        Reason::CustomClaimsMismatch,
         Reason::Misconfigured,
     ];
 
