@@ -234,7 +234,12 @@ impl StytchAuth {
     ) -> Result<crate::Verdict, crate::AuthRejection> {
         let wanted = ResourceAction::new(resource, action);
         self.core
-            .decide(member, organization_id, &wanted, self.core.clock.now())
+            .decide(
+                crate::rbac::Subject::Member(member),
+                organization_id,
+                &wanted,
+                self.core.clock.now(),
+            )
             .await
             .map_err(|f| f.rejection(Some(&wanted)))
     }

@@ -113,6 +113,41 @@ pub(crate) enum CallerKind {
     ConnectedApp,
 }
 
+/// The accessors a machine token's caller shares: its scopes, custom claims and times
+/// (fields `scopes`, `custom_claims`, `issued_at`, `expires_at` of its data).
+macro_rules! token_accessors {
+    ($custom_claims_doc:literal) => {
+        /// The token's scopes, in its order.
+        pub fn scopes(&self) -> &[String] {
+            &self.0.scopes
+        }
+
+        #[doc = $custom_claims_doc]
+        pub fn custom_claims(&self) -> &Map<String, Value> {
+            &self.0.custom_claims
+        }
+
+        /// The token's custom claims as your own type (which may borrow from them).
+        ///
+        /// # Errors
+        ///
+        /// When the claims do not fit `T` (a field missing or of another type).
+        pub fn custom_claims_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+            T::deserialize(&self.0.custom_claims)
+        }
+
+        /// When the token was issued (`iat`).
+        pub fn issued_at(&self) -> SystemTime {
+            self.0.issued_at
+        }
+
+        /// When the token expires (`exp`).
+        pub fn expires_at(&self) -> SystemTime {
+            self.0.expires_at
+        }
+    };
+}
+
 /// A service authenticated by a Stytch M2M access token (client credentials): take it
 /// as an extractor (401 for any other caller), or `Option<M2mCaller>`.
 ///
@@ -146,11 +181,6 @@ impl M2mCaller {
         &self.0.client_id
     }
 
-    /// The token's scopes, in its order.
-    pub fn scopes(&self) -> &[String] {
-        &self.0.scopes
-    }
-
     /// Whether the token grants `scope`, as Stytch's SDKs decide for M2M tokens:
     /// `action:resource` split at the first colon, `*` a wildcard in the resource
     /// position only (`read:*` grants `read:users`; `*:users` grants nothing else).
@@ -158,30 +188,10 @@ impl M2mCaller {
         scope::m2m_grants(&self.0.scopes, scope)
     }
 
-    /// The token's custom claims (from the client's custom-claims template): every
-    /// top-level claim but the registered ones and `scope`.
-    pub fn custom_claims(&self) -> &Map<String, Value> {
-        &self.0.custom_claims
-    }
-
-    /// The token's custom claims as your own type (which may borrow from them).
-    ///
-    /// # Errors
-    ///
-    /// When the claims do not fit `T` (a field missing or of another type).
-    pub fn custom_claims_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
-        T::deserialize(&self.0.custom_claims)
-    }
-
-    /// When the token was issued (`iat`).
-    pub fn issued_at(&self) -> SystemTime {
-        self.0.issued_at
-    }
-
-    /// When the token expires (`exp`).
-    pub fn expires_at(&self) -> SystemTime {
-        self.0.expires_at
-    }
+    token_accessors!(
+        "The token's custom claims (from the client's custom-claims template): every \
+         top-level claim but the registered ones and `scope`."
+    );
 }
 
 impl fmt::Debug for M2mCaller {
@@ -249,42 +259,17 @@ impl ConnectedAppCaller {
         &self.0.client_id
     }
 
-    /// The scopes the member granted, in the token's order.
-    pub fn scopes(&self) -> &[String] {
-        &self.0.scopes
-    }
-
     /// Whether `scope` is one of the granted scopes (exact: Connected-App scopes are
     /// names, and `read:*` is not a wildcard).
     pub fn has_scope(&self, scope: &str) -> bool {
         scope::exact_grants(&self.0.scopes, scope)
     }
 
-    /// The token's custom claims (from the app's access-token template): every
-    /// top-level claim but the registered ones, `scope`, `client_id` and the
-    /// organization claim.
-    pub fn custom_claims(&self) -> &Map<String, Value> {
-        &self.0.custom_claims
-    }
-
-    /// The token's custom claims as your own type (which may borrow from them).
-    ///
-    /// # Errors
-    ///
-    /// When the claims do not fit `T` (a field missing or of another type).
-    pub fn custom_claims_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
-        T::deserialize(&self.0.custom_claims)
-    }
-
-    /// When the token was issued (`iat`).
-    pub fn issued_at(&self) -> SystemTime {
-        self.0.issued_at
-    }
-
-    /// When the token expires (`exp`).
-    pub fn expires_at(&self) -> SystemTime {
-        self.0.expires_at
-    }
+    token_accessors!(
+        "The token's custom claims (from the app's access-token template): every \
+         top-level claim but the registered ones, `scope`, `client_id` and the \
+         organization claim."
+    );
 }
 
 impl fmt::Debug for ConnectedAppCaller {

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::caller::ConnectedAppCaller;
 use crate::client::{ClientError, ClientSettings, Endpoint, StytchClient};
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, Settings};
@@ -22,11 +21,10 @@ use crate::jwt::jwks::{JwksCache, JwksSettings, OnRetired};
 use crate::jwt::registered::ClaimRules;
 use crate::local::LocalVerifier;
 use crate::local::token_cache::TokenCache;
-use crate::member::AuthenticatedMember;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::rbac::PolicyCache;
 use crate::rbac::Verdict;
 use crate::rbac::resource_action::ResourceAction;
+use crate::rbac::{PolicyCache, Subject};
 use crate::rejection::{ErrorHandler, Failure};
 use crate::remote::{RemoteAuthenticator, RemoteSettings};
 use crate::resource_metadata::ResourceMetadata;
@@ -275,32 +273,17 @@ impl Core {
         self.local.is_revoked(member_session_id)
     }
 
-    /// The local RBAC decision for `member` on `wanted` in `organization_id` at
-    /// `now`; a refusal is counted.
+    /// The local RBAC decision for `subject` (a member by roles, a Connected App by
+    /// scopes) on `wanted` in `organization_id` at `now`; a refusal is counted.
     pub(crate) async fn decide(
         &self,
-        member: &AuthenticatedMember,
+        subject: Subject<'_>,
         organization_id: &str,
         wanted: &ResourceAction,
         now: SystemTime,
     ) -> Result<Verdict, Failure> {
         self.policy
-            .decide(member, organization_id, wanted, now)
-            .await
-            .inspect_err(|f| self.metrics.failure(f.reason))
-    }
-
-    /// The local RBAC decision for the Connected App `app` (its scopes, through the
-    /// project policy) on `wanted` in `organization_id` at `now`; a refusal is counted.
-    pub(crate) async fn decide_for_app(
-        &self,
-        app: &ConnectedAppCaller,
-        organization_id: &str,
-        wanted: &ResourceAction,
-        now: SystemTime,
-    ) -> Result<Verdict, Failure> {
-        self.policy
-            .decide_for_app(app, organization_id, wanted, now)
+            .decide(subject, organization_id, wanted, now)
             .await
             .inspect_err(|f| self.metrics.failure(f.reason))
     }

@@ -12,6 +12,7 @@ use crate::rbac::resource_action::ResourceAction;
 use crate::rejection::Failure;
 use crate::rejection::{AuthRejection, Reason};
 use crate::request::AuthContext;
+use crate::request::context::not_accepted;
 
 /// The request's authentication state, or the 500 that says the layer is missing.
 pub(crate) fn context(parts: &Parts) -> Result<&AuthContext, AuthRejection> {
@@ -45,58 +46,12 @@ fn through_handler(rejection: AuthRejection, ctx: &AuthContext, parts: &Parts) -
         .customize(core.error_handler.as_ref(), parts)
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for AuthenticatedMember {
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ctx = context(parts)?;
-        ctx.member().await.map_err(|f| reject(ctx, f, parts))
-    }
-}
-
-/// `Option<AuthenticatedMember>`: `None` when there is no valid session (missing,
-/// malformed, forged, expired or revoked credentials); still a rejection when the
-/// answer is unknown (503, Stytch unavailable) or the layer is missing (500).
-impl<S: Send + Sync> OptionalFromRequestParts<S> for AuthenticatedMember {
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        let ctx = context(parts)?;
-        optional(ctx, ctx.member().await, parts)
-    }
-}
-
-/// Any caller: 401 without a valid credential of a kind the layer takes.
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ctx = context(parts)?;
-        ctx.caller().await.map_err(|f| reject(ctx, f, parts))
-    }
-}
-
-/// `Option<Caller>`: `None` without a valid credential; still a rejection when the
-/// answer is unknown (503) or the layer is missing (500).
-impl<S: Send + Sync> OptionalFromRequestParts<S> for Caller {
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        let ctx = context(parts)?;
-        optional(ctx, ctx.caller().await, parts)
-    }
-}
-
-/// Implements the required and optional extractors of a machine caller: the variant
-/// `$variant` of [`Caller`]; any other caller is `caller_not_accepted` (401).
-macro_rules! machine_extractor {
-    ($ty:ty, $variant:ident) => {
+/// Implements a caller's extractor and its `Option` form: `$get` is the caller (or the
+/// failure) for the request's context `$ctx`. The optional form is `None` for a client
+/// error (no valid credential, or a caller of another kind: 401), and still rejects
+/// when the answer is unknown (503) or the layer is missing (500).
+macro_rules! caller_extractor {
+    ($ty:ty, |$ctx:ident| $get:expr) => {
         impl<S: Send + Sync> FromRequestParts<S> for $ty {
             type Rejection = AuthRejection;
 
@@ -104,16 +59,11 @@ macro_rules! machine_extractor {
                 parts: &mut Parts,
                 _state: &S,
             ) -> Result<Self, Self::Rejection> {
-                let ctx = context(parts)?;
-                let caller = ctx.caller().await.and_then(|caller| match caller {
-                    Caller::$variant(caller) => Ok(caller),
-                    _ => Err(crate::request::context::not_accepted(ctx.core())),
-                });
-                caller.map_err(|f| reject(ctx, f, parts))
+                let $ctx = context(parts)?;
+                $get.await.map_err(|f| reject($ctx, f, parts))
             }
         }
 
-        /// `None` for any other caller, or none.
         impl<S: Send + Sync> OptionalFromRequestParts<S> for $ty {
             type Rejection = AuthRejection;
 
@@ -121,22 +71,34 @@ macro_rules! machine_extractor {
                 parts: &mut Parts,
                 _state: &S,
             ) -> Result<Option<Self>, Self::Rejection> {
-                let ctx = context(parts)?;
-                let caller = ctx.caller().await.map(|caller| match caller {
-                    Caller::$variant(caller) => Some(caller),
-                    _ => None,
-                });
-                match caller {
-                    Ok(caller) => Ok(caller),
-                    Err(f) => optional(ctx, Err::<(), _>(f), parts).map(|_| None),
-                }
+                let $ctx = context(parts)?;
+                optional($ctx, $get.await, parts)
             }
         }
     };
 }
 
-machine_extractor!(M2mCaller, M2m);
-machine_extractor!(ConnectedAppCaller, ConnectedApp);
+// A member session only: a machine caller is `caller_not_accepted`.
+caller_extractor!(AuthenticatedMember, |ctx| ctx.member());
+// Any caller.
+caller_extractor!(Caller, |ctx| ctx.caller());
+caller_extractor!(M2mCaller, |ctx| of_kind(ctx, |caller| match caller {
+    Caller::M2m(m2m) => Some(m2m),
+    _ => None,
+}));
+caller_extractor!(ConnectedAppCaller, |ctx| of_kind(
+    ctx,
+    |caller| match caller {
+        Caller::ConnectedApp(app) => Some(app),
+        _ => None,
+    }
+));
+
+/// The caller, if `pick` takes its kind; `caller_not_accepted` otherwise.
+async fn of_kind<T>(ctx: &AuthContext, pick: fn(Caller) -> Option<T>) -> Result<T, Failure> {
+    let caller = ctx.caller().await?;
+    pick(caller).ok_or_else(|| not_accepted(ctx.core()))
+}
 
 /// An optional extractor's answer: `None` for a client error (no valid credential of
 /// the kind), the rejection otherwise (503, 500).

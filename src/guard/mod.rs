@@ -23,8 +23,8 @@ use pin_project_lite::pin_project;
 
 use crate::caller::Caller;
 use crate::extract::{context, reject, reject_authz};
-use crate::rbac::Verdict;
 use crate::rbac::resource_action::ResourceAction;
+use crate::rbac::{Subject, Verdict};
 use crate::rejection::Failure;
 use crate::rejection::{AuthRejection, Reason};
 use crate::request::AuthContext;
@@ -231,19 +231,12 @@ impl Requirement {
                 // At the time the layer verified the caller, microseconds ago: a policy
                 // that just turned stale is still within its grace, where the waiting
                 // path would also use it (and start a refresh the next request starts).
-                let decided = match caller {
-                    Caller::Member(member) => {
-                        core.policy
-                            .decide_cached(member, member.organization_id(), wanted, *at)?
-                    }
-                    Caller::ConnectedApp(app) => core.policy.decide_for_app_cached(
-                        app,
-                        app.organization_id(),
-                        wanted,
-                        *at,
-                    )?,
-                    Caller::M2m(_) => return Some(Err(m2m_denied(core, wanted))),
+                let Some(subject) = Subject::of(caller) else {
+                    return Some(Err(m2m_denied(core, wanted)));
                 };
+                let decided =
+                    core.policy
+                        .decide_cached(subject, subject.organization_id(), wanted, *at)?;
                 Some(match decided {
                     Ok(verdict) => {
                         *slot = Some(verdict);

@@ -9,7 +9,7 @@ use super::decision::{Denial, Granting, Grants, decide};
 use super::resource_action::ResourceAction;
 use super::slot::{Slot, age, refresh_ahead};
 use super::verdict::Verdict;
-use crate::caller::ConnectedAppCaller;
+use crate::caller::{Caller, ConnectedAppCaller};
 use crate::client::{ClientError, RetryAfter, StytchClient};
 use crate::clock::SharedClock;
 use crate::member::AuthenticatedMember;
@@ -61,6 +61,34 @@ impl Fetcher {
                 tracing::warn!(%error, organization_id, "RBAC policy fetch failed");
                 None
             }
+        }
+    }
+}
+
+/// Who an RBAC decision is about: a member (by the session's roles) or a Connected
+/// App (by the token's scopes).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Subject<'a> {
+    Member(&'a AuthenticatedMember),
+    App(&'a ConnectedAppCaller),
+}
+
+impl<'a> Subject<'a> {
+    /// The subject a caller is; `None` for an M2M token (no role or policy scope
+    /// covers it).
+    pub(crate) fn of(caller: &'a Caller) -> Option<Self> {
+        match caller {
+            Caller::Member(member) => Some(Subject::Member(member)),
+            Caller::ConnectedApp(app) => Some(Subject::App(app)),
+            Caller::M2m(_) => None,
+        }
+    }
+
+    /// The subject's own organization.
+    pub(crate) fn organization_id(self) -> &'a str {
+        match self {
+            Subject::Member(member) => member.organization_id(),
+            Subject::App(app) => app.organization_id(),
         }
     }
 }
@@ -149,10 +177,45 @@ impl PolicyCache {
         .await
     }
 
-    /// Decides at once when the project policy and the organization's custom roles are
-    /// both cached and fresh at `now` (the common case: no clone, no fetch, no await).
-    /// `None` when a fetch or refresh is due: use [`decide`](Self::decide).
+    /// Decides at once for `subject` when what the decision needs is cached and fresh
+    /// at `now` (the common case: no clone, no fetch, no await). `None` when a fetch or
+    /// refresh is due: use [`decide`](Self::decide).
     pub(crate) fn decide_cached(
+        &self,
+        subject: Subject<'_>,
+        organization_id: &str,
+        wanted: &ResourceAction,
+        now: SystemTime,
+    ) -> Option<Result<Verdict, Failure>> {
+        match subject {
+            Subject::Member(member) => {
+                self.decide_member_cached(member, organization_id, wanted, now)
+            }
+            Subject::App(app) => self.decide_for_app_cached(app, organization_id, wanted, now),
+        }
+    }
+
+    /// Decides locally for `subject` at `now` (the clock reading the request was
+    /// authenticated at, or a fresh one): a member by roles, a Connected App by scopes.
+    pub(crate) async fn decide(
+        &self,
+        subject: Subject<'_>,
+        organization_id: &str,
+        wanted: &ResourceAction,
+        now: SystemTime,
+    ) -> Result<Verdict, Failure> {
+        match subject {
+            Subject::Member(member) => {
+                self.decide_member(member, organization_id, wanted, now)
+                    .await
+            }
+            Subject::App(app) => self.decide_for_app(app, organization_id, wanted, now).await,
+        }
+    }
+
+    /// Decides at once when the project policy and the organization's custom roles are
+    /// both cached and fresh at `now`.
+    fn decide_member_cached(
         &self,
         member: &AuthenticatedMember,
         organization_id: &str,
@@ -185,14 +248,14 @@ impl PolicyCache {
     /// Tenancy is checked first (no fetch needed). Organization custom roles can only
     /// add permissions, so when they cannot be fetched a grant by the project policy
     /// still stands; a denial then fails closed (503).
-    pub(crate) async fn decide(
+    async fn decide_member(
         &self,
         member: &AuthenticatedMember,
         organization_id: &str,
         wanted: &ResourceAction,
         now: SystemTime,
     ) -> Result<Verdict, Failure> {
-        if let Some(decided) = self.decide_cached(member, organization_id, wanted, now) {
+        if let Some(decided) = self.decide_member_cached(member, organization_id, wanted, now) {
             return decided;
         }
         // Both at once: after a quiet spell each may wait for its refresh.
@@ -223,7 +286,7 @@ impl PolicyCache {
 
     /// Decides at once for a Connected App when the project policy is cached and
     /// fresh at `now`; `None` when a fetch or refresh is due.
-    pub(crate) fn decide_for_app_cached(
+    fn decide_for_app_cached(
         &self,
         app: &ConnectedAppCaller,
         organization_id: &str,
@@ -239,7 +302,7 @@ impl PolicyCache {
     }
 
     /// Decides for a Connected App with the project policy's scopes, at `now`.
-    pub(crate) async fn decide_for_app(
+    async fn decide_for_app(
         &self,
         app: &ConnectedAppCaller,
         organization_id: &str,

@@ -7,6 +7,6 @@ pub(crate) mod resource_action;
 mod slot;
 mod verdict;
 
-pub(crate) use cache::PolicyCache;
+pub(crate) use cache::{PolicyCache, Subject};
 pub(crate) use policy::{Policy, Role};
 pub use verdict::Verdict;

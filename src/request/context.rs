@@ -18,9 +18,9 @@ use crate::client::wire::{AuthorizationCheck, SessionCredential};
 use crate::core::Core;
 use crate::credentials::Source;
 use crate::member::AuthenticatedMember;
-use crate::rbac::Verdict;
 use crate::rbac::decision::Granting;
 use crate::rbac::resource_action::ResourceAction;
+use crate::rbac::{Subject, Verdict};
 use crate::rejection::{Failure, Reason};
 use crate::remote::{failure_from_remote, member_from_remote};
 use crate::scope::Scopes;
@@ -117,17 +117,11 @@ impl AuthContext {
             AuthContext::Verified {
                 core, caller, at, ..
             } => {
-                let verdict = match caller {
-                    Caller::Member(member) => {
-                        let org = organization_id.unwrap_or(member.organization_id());
-                        core.decide(member, org, wanted, *at).await?
-                    }
-                    Caller::ConnectedApp(app) => {
-                        let org = organization_id.unwrap_or(app.organization_id());
-                        core.decide_for_app(app, org, wanted, *at).await?
-                    }
-                    Caller::M2m(_) => return Err(m2m_denied(core, wanted)),
+                let Some(subject) = Subject::of(caller) else {
+                    return Err(m2m_denied(core, wanted));
                 };
+                let org = organization_id.unwrap_or(subject.organization_id());
+                let verdict = core.decide(subject, org, wanted, *at).await?;
                 Ok((caller.clone(), verdict))
             }
             AuthContext::Deferred(ctx) => ctx
@@ -188,7 +182,9 @@ async fn decide_locally(
     now: SystemTime,
 ) -> Result<(AuthenticatedMember, Verdict), Failure> {
     let organization_id = organization_id.unwrap_or(member.organization_id());
-    let verdict = core.decide(&member, organization_id, wanted, now).await?;
+    let verdict = core
+        .decide(Subject::Member(&member), organization_id, wanted, now)
+        .await?;
     Ok((member, verdict))
 }
 
