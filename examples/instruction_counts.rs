@@ -37,15 +37,17 @@ use std::process::Command;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, StatusCode, header::COOKIE};
+use axum::http::header::{AUTHORIZATION, COOKIE, HeaderName};
+use axum::http::{HeaderValue, Request, StatusCode};
 use axum_stytch::StytchAuth;
 use axum_stytch::layer::StytchAuthService;
 use tower::ServiceExt as _;
 
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "bare",
     "repeated",
     "repeated_outer",
+    "repeated_m2m",
     "rbac",
     "rbac_handler",
     "rbac_extractor",
@@ -221,8 +223,13 @@ fn measure(scenario: &str, requests: usize) {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let fixture = rt.block_on(common::Fixture::new(SESSIONS, TOKENS));
-    let cookies = fixture.cookie_values();
+        let fixture = rt.block_on(common::Fixture::new(SESSIONS, TOKENS));
+    // Each request's credential header: a browser's cookies, or a service's token.
+    let mut headers: Vec<(HeaderName, HeaderValue)> = fixture
+        .cookie_values()
+        .into_iter()
+        .map(|cookie| (COOKIE, cookie))
+        .collect();
     let auth = |capacity: usize| -> StytchAuth { rt.block_on(fixture.auth(capacity)) };
     let mut counted: Option<StytchAuth> = None;
     let (app, cycle): (App, bool) = match scenario {
@@ -235,6 +242,14 @@ fn measure(scenario: &str, requests: usize) {
             App::Outer(common::member_app_outer(counted.insert(auth(10_000)))),
             false,
         ),
+                "repeated_m2m" => {
+            let client = fixture.emulator.create_m2m_client(&["read:documents"]);
+            let token = fixture.emulator.mint_m2m_token(&client.client_id, None);
+            let bearer = HeaderValue::from_str(&format!("Bearer {token}")).expect("a header value");
+            headers = vec![(AUTHORIZATION, bearer)];
+            let m2m = rt.block_on(fixture.auth_with(10_000, |b| b.m2m_tokens(true)));
+            (common::m2m_app(counted.insert(m2m)).into(), false)
+        }
         "rbac" => (common::rbac_app(counted.insert(auth(10_000))).into(), false),
         "rbac_handler" => (
             common::rbac_handler_app(counted.insert(auth(10_000))).into(),
@@ -260,7 +275,7 @@ fn measure(scenario: &str, requests: usize) {
         }
         other => panic!("unknown scenario {other:?}; one of {SCENARIOS:?}"),
     };
-    let pick = |i: usize| &cookies[if cycle { i % cookies.len() } else { 0 }];
+        let pick = |i: usize| &headers[if cycle { i % headers.len() } else { 0 }];
     rt.block_on(async {
         for i in 0..WARM_UP_REQUESTS {
             send(&app, pick(i)).await;
@@ -287,7 +302,7 @@ fn measure(scenario: &str, requests: usize) {
 fn measured_requests<'a>(
     rt: &tokio::runtime::Runtime,
     app: &App,
-    pick: &dyn Fn(usize) -> &'a HeaderValue,
+        pick: &dyn Fn(usize) -> &'a (HeaderName, HeaderValue),
     requests: usize,
 ) {
     rt.block_on(async {
@@ -309,10 +324,10 @@ impl From<Router> for App {
     }
 }
 
-async fn send(app: &App, cookie: &HeaderValue) {
+async fn send(app: &App, (name, value): &(HeaderName, HeaderValue)) {
     let mut req = Request::new(Body::empty());
     *req.uri_mut() = axum::http::Uri::from_static("/");
-    req.headers_mut().insert(COOKIE, cookie.clone());
+    req.headers_mut().insert(name.clone(), value.clone());
     let response = match app {
         App::Router(router) => router.clone().oneshot(req).await,
         App::Outer(service) => service.clone().oneshot(req).await,
