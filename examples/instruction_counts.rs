@@ -223,7 +223,7 @@ fn measure(scenario: &str, requests: usize) {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-        let fixture = rt.block_on(common::Fixture::new(SESSIONS, TOKENS));
+    let fixture = rt.block_on(common::Fixture::new(SESSIONS, TOKENS));
     // Each request's credential header: a browser's cookies, or a service's token.
     let mut headers: Vec<(HeaderName, HeaderValue)> = fixture
         .cookie_values()
@@ -242,7 +242,7 @@ fn measure(scenario: &str, requests: usize) {
             App::Outer(common::member_app_outer(counted.insert(auth(10_000)))),
             false,
         ),
-                "repeated_m2m" => {
+        "repeated_m2m" => {
             let client = fixture.emulator.create_m2m_client(&["read:documents"]);
             let token = fixture.emulator.mint_m2m_token(&client.client_id, None);
             let bearer = HeaderValue::from_str(&format!("Bearer {token}")).expect("a header value");
@@ -275,7 +275,7 @@ fn measure(scenario: &str, requests: usize) {
         }
         other => panic!("unknown scenario {other:?}; one of {SCENARIOS:?}"),
     };
-        let pick = |i: usize| &headers[if cycle { i % headers.len() } else { 0 }];
+    let pick = |i: usize| &headers[if cycle { i % headers.len() } else { 0 }];
     rt.block_on(async {
         for i in 0..WARM_UP_REQUESTS {
             send(&app, pick(i)).await;
@@ -302,7 +302,7 @@ fn measure(scenario: &str, requests: usize) {
 fn measured_requests<'a>(
     rt: &tokio::runtime::Runtime,
     app: &App,
-        pick: &dyn Fn(usize) -> &'a (HeaderName, HeaderValue),
+    pick: &dyn Fn(usize) -> &'a (HeaderName, HeaderValue),
     requests: usize,
 ) {
     rt.block_on(async {
