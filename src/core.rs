@@ -50,6 +50,8 @@ pub(crate) struct Core {
     pub(crate) error_handler: Option<ErrorHandler>,
     /// The protected-resource metadata, when configured.
     pub(crate) resource_metadata: Option<ResourceMetadata>,
+    /// gRPC requests are refused with gRPC statuses (`grpc_status_errors`).
+    pub(crate) grpc_status_errors: bool,
     /// How long a session Stytch said is gone is refused: JWTs older than
     /// `max_token_age` (+ leeway) go to Stytch anyway.
     gone_for: Duration,
@@ -197,7 +199,8 @@ impl Core {
             credentials: CredentialSettings::new(
                 s.jwt_cookie.clone(),
                 s.token_cookie.clone(),
-                s.bearer,
+                // gRPC clients send `authorization` metadata.
+                s.bearer || s.grpc_status_errors,
                 s.max_cookie_size,
             )
             .with_machine_tokens(s.m2m_tokens, s.connected_app_tokens),
@@ -221,6 +224,7 @@ impl Core {
             metrics,
             diagnostics,
             error_handler: s.error_handler,
+            grpc_status_errors: s.grpc_status_errors,
             gone_for: s.max_token_age.saturating_add(s.leeway),
             #[cfg(feature = "redis")]
             fleet,

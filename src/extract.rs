@@ -16,7 +16,11 @@ use crate::request::context::not_accepted;
 
 /// The request's authentication state, or the 500 that says the layer is missing.
 pub(crate) fn context(parts: &Parts) -> Result<&AuthContext, AuthRejection> {
-    parts.extensions.get::<AuthContext>().ok_or_else(|| {
+    context_in(&parts.extensions)
+}
+
+fn context_in(extensions: &http::Extensions) -> Result<&AuthContext, AuthRejection> {
+    extensions.get::<AuthContext>().ok_or_else(|| {
         Diagnostics::layer_missing();
         AuthRejection::new(Reason::LayerMissing)
     })
@@ -38,12 +42,50 @@ pub(crate) fn reject_authz(
     through_handler(failure.rejection(Some(wanted)), ctx, parts)
 }
 
-/// `rejection` with the layer's challenge, through the user's error handler.
+/// `rejection` with the layer's challenge (and, for a gRPC request with
+/// `grpc_status_errors`, as a gRPC status), through the user's error handler.
 fn through_handler(rejection: AuthRejection, ctx: &AuthContext, parts: &Parts) -> AuthRejection {
     let core = ctx.core();
     rejection
         .with_bearer_challenge(core.credentials.bearer(), core.resource_metadata_url())
+        .with_grpc_status(core.grpc_status_errors && crate::grpc::is_grpc_request(&parts.headers))
         .customize(core.error_handler.as_ref(), parts)
+}
+
+impl AuthenticatedMember {
+    /// The member of the request whose extensions these are, for code that sees the
+    /// request's `http::Extensions` rather than axum's extractors: a tonic method
+    /// (`request.extensions()`), a tower service. Asks Stytch first when the request
+    /// needs it (once per request; not again after a guard or extractor did), as the
+    /// [`AuthenticatedMember`] extractor does.
+    ///
+    /// The rejection is the extractor's (401 without a valid session, 503 when Stytch
+    /// is needed and unreachable, 500 `layer_missing` without the layer), without the
+    /// [`error_handler`](crate::StytchAuthBuilder::error_handler), which needs the
+    /// request's parts: turn it into a gRPC status with
+    /// [`grpc_code`](AuthRejection::grpc_code) and
+    /// [`grpc_message`](AuthRejection::grpc_message) (see [`grpc`](crate::grpc)).
+    ///
+    /// ```
+    /// use axum_stytch::AuthenticatedMember;
+    /// use tonic::{Code, Request, Response, Status};
+    ///
+    /// async fn whoami(request: Request<()>) -> Result<Response<String>, Status> {
+    ///     let member = AuthenticatedMember::from_extensions(request.extensions())
+    ///         .await
+    ///         .map_err(|r| Status::new(Code::from(r.grpc_code()), r.grpc_message()))?;
+    ///     Ok(Response::new(member.member_id().to_owned()))
+    /// }
+    /// ```
+    pub async fn from_extensions(extensions: &http::Extensions) -> Result<Self, AuthRejection> {
+        let ctx = context_in(extensions)?;
+        let core = ctx.core();
+        ctx.member().await.map_err(|failure| {
+            failure
+                .rejection(None)
+                .with_bearer_challenge(core.credentials.bearer(), core.resource_metadata_url())
+        })
+    }
 }
 
 /// Implements a caller's extractor and its `Option` form: `$get` is the caller (or the

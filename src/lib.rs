@@ -113,6 +113,7 @@
 //! | [`m2m_tokens`](StytchAuthBuilder::m2m_tokens), [`connected_app_tokens`](StytchAuthBuilder::connected_app_tokens) | off, off |
 //! | [`machine_token_max_age`](StytchAuthBuilder::machine_token_max_age) | 1 hour |
 //! | [`project_domain`](StytchAuthBuilder::project_domain), [`protected_resource`](StytchAuthBuilder::protected_resource) | none, none |
+//! | [`grpc_status_errors`](StytchAuthBuilder::grpc_status_errors) (gRPC statuses for gRPC requests; reads bearer tokens) | off (JSON) |
 //! | [`max_cookie_size`](StytchAuthBuilder::max_cookie_size) | 4096 bytes |
 //! | [`session_duration`](StytchAuthBuilder::session_duration) | not extended |
 //! | [`cookie_path`](StytchAuthBuilder::cookie_path), [`cookie_domain`](StytchAuthBuilder::cookie_domain) | `/`, host-only |
@@ -165,6 +166,14 @@
 //! rest of the API (logins, members, organizations) next to it; see
 //! [`StytchAuth::session_cookies`] to store a login's session.
 //!
+//! # gRPC
+//!
+//! A tonic server is an axum router: the same layer and guards protect it, and with
+//! [`grpc_status_errors`](StytchAuthBuilder::grpc_status_errors) gRPC requests are
+//! refused with `UNAUTHENTICATED`, `PERMISSION_DENIED` or `UNAVAILABLE` statuses. A
+//! tonic method reads the member with [`AuthenticatedMember::from_extensions`]. See
+//! [`grpc`].
+//!
 //! # Testing
 //!
 //! With the `test-util` feature, `axum_stytch::testing::StytchEmulator` is an
@@ -188,6 +197,7 @@ mod diagnostics;
 mod extract;
 #[cfg(feature = "redis")]
 mod fleet;
+pub mod grpc;
 pub mod guard;
 #[cfg(feature = "__internals")]
 #[doc(hidden)]

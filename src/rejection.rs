@@ -208,6 +208,10 @@ pub(crate) type ErrorHandler =
 /// [`jwks_refresh_cooldown`](crate::StytchAuthBuilder::jwks_refresh_cooldown) (30 s);
 /// when the RBAC policy could not be, the time until it may be fetched again (what is
 /// left of the 5 s retry backoff after a failed fetch, or of Stytch's `Retry-After`).
+///
+/// With [`grpc_status_errors`](crate::StytchAuthBuilder::grpc_status_errors), a gRPC
+/// request's rejection renders as a gRPC status instead
+/// ([`grpc_response`](Self::grpc_response), see [`grpc`](crate::grpc)).
 pub struct AuthRejection {
     reason: Reason,
     permission: Option<(String, String)>,
@@ -218,6 +222,8 @@ pub struct AuthRejection {
     bearer_challenge: bool,
     /// The protected-resource metadata URL, named in Bearer challenges.
     resource_metadata: Option<Arc<str>>,
+    /// Rendered as a gRPC status (`grpc_status_errors`, and a gRPC request).
+    grpc_status: bool,
     /// The error handler's response. A `Response` is not `Sync`; behind a `Mutex` (only
     /// ever taken apart by `into_response`) the rejection is, so it converts into
     /// `Box<dyn Error + Send + Sync>` and `anyhow::Error`.
@@ -233,6 +239,7 @@ impl AuthRejection {
             retry_after: None,
             bearer_challenge: false,
             resource_metadata: None,
+            grpc_status: false,
             custom: None,
         }
     }
@@ -250,6 +257,11 @@ impl AuthRejection {
 
     pub(crate) fn with_scope(mut self, scope: Option<Arc<str>>) -> Self {
         self.scope = scope;
+        self
+    }
+
+    pub(crate) fn with_grpc_status(mut self, grpc: bool) -> Self {
+        self.grpc_status = grpc;
         self
     }
 
@@ -323,12 +335,17 @@ impl AuthRejection {
             }
         }
         if self.reason == Reason::StytchUnavailable {
-            let secs = self.retry_after.map_or(1, |d| d.as_secs().clamp(1, 60));
+            let secs = self.retry_after_secs();
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+
+    /// The `Retry-After` of a 503, in seconds: 1 to 60.
+    pub(crate) fn retry_after_secs(&self) -> u64 {
+        self.retry_after.map_or(1, |d| d.as_secs().clamp(1, 60))
     }
 }
 
@@ -397,6 +414,7 @@ impl IntoResponse for AuthRejection {
             Some(response) => response
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner),
+            None if self.grpc_status => self.grpc_response(),
             None => self.default_response(),
         }
     }

@@ -59,6 +59,7 @@ impl fmt::Debug for StytchAuthBuilder {
             .field("session_jwt_cookie", &self.settings.jwt_cookie)
             .field("session_token_cookie", &self.settings.token_cookie)
             .field("bearer_tokens", &self.settings.bearer)
+            .field("grpc_status_errors", &self.settings.grpc_status_errors)
             .field("session_duration", &self.settings.session_duration)
             .field("browser_sdk_cookies", &self.settings.browser_sdk_cookies)
             .field("revocations_in_redis", &self.redis_url_redacted())
@@ -141,6 +142,25 @@ impl StytchAuthBuilder {
     /// SDKs do. Default: off.
     pub fn bearer_tokens(mut self, enabled: bool) -> Self {
         self.settings.bearer = enabled;
+        self
+    }
+
+    /// Refuses gRPC requests (`content-type: application/grpc...`) with gRPC statuses
+    /// instead of JSON: trailers-only responses (HTTP 200, `grpc-status`,
+    /// `grpc-message`, no body) with `UNAUTHENTICATED` (16) for a 401,
+    /// `PERMISSION_DENIED` (7) for a 403, `UNAVAILABLE` (14, with
+    /// `grpc-retry-pushback-ms`) for a 503 and `INTERNAL` (13) for a 500. Other
+    /// requests keep the JSON rejection, so gRPC and REST routes can share the layer.
+    /// An [`error_handler`](Self::error_handler) still runs first and its response
+    /// wins. See [`grpc`](crate::grpc).
+    ///
+    /// It also reads `Authorization: Bearer`, as
+    /// [`bearer_tokens(true)`](Self::bearer_tokens) does, whatever that setting says:
+    /// gRPC clients send their credentials as `authorization` metadata. Cookies (a
+    /// `cookie` metadata entry) are still read when there is no bearer token.
+    /// Default: off.
+    pub fn grpc_status_errors(mut self) -> Self {
+        self.settings.grpc_status_errors = true;
         self
     }
 

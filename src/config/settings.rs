@@ -27,6 +27,9 @@ pub(crate) struct Settings {
     pub(crate) jwt_cookie: String,
     pub(crate) token_cookie: String,
     pub(crate) bearer: bool,
+    /// `grpc_status_errors`: gRPC requests are refused with gRPC statuses (and bearer
+    /// tokens are read).
+    pub(crate) grpc_status_errors: bool,
     pub(crate) max_cookie_size: usize,
     pub(crate) session_duration: Option<Duration>,
     pub(crate) cookie_path: String,
@@ -79,6 +82,7 @@ impl Settings {
             jwt_cookie: "stytch_session_jwt".into(),
             token_cookie: "stytch_session".into(),
             bearer: false,
+            grpc_status_errors: false,
             max_cookie_size: crate::cookies::BROWSER_COOKIE_LIMIT,
             session_duration: None,
             cookie_path: "/".into(),
