@@ -225,6 +225,7 @@ impl LocalVerifier {
                         return Verification::Rejected(Rejected::UnknownKid);
                     }
                 }
+                self.metrics.verified_locally();
                 tracing::debug!(path = "local", outcome = "ok", "stytch session verified");
                 Verification::Verified(member)
             }

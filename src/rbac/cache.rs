@@ -104,6 +104,12 @@ impl PolicyCache {
         }
     }
 
+    /// How many organizations' custom roles have a slot (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn organizations(&self) -> usize {
+        self.organizations.len()
+    }
+
     async fn project_roles(&self) -> Option<Arc<Stamped<CompiledRoles>>> {
         let fetcher = Arc::clone(&self.fetcher);
         self.project

@@ -245,6 +245,7 @@ impl RequestAuth {
             }
             Ok(response) => {
                 let member = member_from_remote(&response);
+                core.metrics.authenticated_remotely();
                 if self.source == Source::Cookie {
                     core.metrics.renewal();
                     self.set_cookies(CookieUpdate::Set {
