@@ -24,8 +24,9 @@ use axum_stytch::internals::Counters;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// Runs `bump` `iters` times on each of `threads` threads pinned to different cores,
-/// started together; the slowest thread's time.
-fn on_threads<C: Sync>(counter: &C, threads: usize, iters: u64, bump: fn(&C)) -> Duration {
+/// started together; the slowest thread's time. `bump` is given a clock reading taken
+/// once (a request has its own when it counts a cache hit).
+fn on_threads<C: Sync>(counter: &C, threads: usize, iters: u64, bump: fn(&C, Instant)) -> Duration {
     let start = Barrier::new(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -33,12 +34,13 @@ fn on_threads<C: Sync>(counter: &C, threads: usize, iters: u64, bump: fn(&C)) ->
                 let start = &start;
                 s.spawn(move || {
                     pin_to_cpu(i);
+                    let now = Instant::now();
                     // The first bump of a new thread takes its stripe; not timed.
-                    bump(counter);
+                    bump(counter, now);
                     start.wait();
                     let began = Instant::now();
                     for _ in 0..iters {
-                        bump(black_box(counter));
+                        bump(black_box(counter), black_box(now));
                     }
                     began.elapsed()
                 })
@@ -77,7 +79,7 @@ fn benches(c: &mut Criterion) {
             &threads,
             |b, &threads| {
                 b.iter_custom(|iters| {
-                    on_threads(&shared, threads, iters, |c| {
+                    on_threads(&shared, threads, iters, |c, _| {
                         c.fetch_add(1, Ordering::Relaxed);
                     })
                 });

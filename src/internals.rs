@@ -58,11 +58,11 @@ pub fn parse_token_unverified(token: &str) -> Option<String> {
 pub struct Counters(crate::metrics::Metrics);
 
 impl Counters {
-    /// What a cache hit counts (with the `metrics` feature, including its check for
-    /// a publication due).
+    /// What a cache hit at the monotonic reading `now` counts (with the `metrics`
+    /// feature, including its check for a publication due).
     #[inline]
-    pub fn cache_hit(&self) {
-        self.0.cache_hit();
+    pub fn cache_hit(&self, now: std::time::Instant) {
+        self.0.cache_hit(now);
     }
 
     /// The cache hits counted, summed over the threads' stripes.

@@ -118,7 +118,7 @@ impl LocalVerifier {
                 tokens.mark_checked(jwt, entry, epoch)
             }
         };
-        self.metrics.cache_hit();
+        self.metrics.cache_hit(now);
         tracing::trace!(path = "cached", outcome = "ok", "stytch session verified");
         Some(member)
     }

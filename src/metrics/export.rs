@@ -95,12 +95,13 @@ impl Exporter {
         let _ = self.source.set(source);
     }
 
-    /// A per-request counter was bumped from `before` in its stripe: every
-    /// [`CHECK_EVERY`]th bump checks whether a publication is due.
+    /// A per-request counter was bumped from `before` in its stripe, at the monotonic
+    /// reading `now` if the request took one: every [`CHECK_EVERY`]th bump checks
+    /// whether a publication is due.
     #[inline]
-    pub(crate) fn counted(&self, before: u64) {
+    pub(crate) fn counted(&self, before: u64, now: Option<Instant>) {
         if before % CHECK_EVERY == CHECK_EVERY - 1 {
-            self.publish_if_due();
+            self.publish_if_due(now.unwrap_or_else(|| self.clock.monotonic()));
         }
     }
 
@@ -109,10 +110,11 @@ impl Exporter {
     }
 
     /// Publishes, on the runtime (or here, outside one), when a second has passed since
-    /// the last publication; only the caller that claims the period does.
+    /// the last publication by the monotonic reading `now`; only the caller that claims
+    /// the period does.
     #[cold]
-    fn publish_if_due(&self) {
-        let now = self.since_origin(self.clock.monotonic());
+    fn publish_if_due(&self, now: Instant) {
+        let now = self.since_origin(now);
         let due = self.next_due.load(Ordering::Relaxed);
         if now < due {
             return;
@@ -319,16 +321,13 @@ impl CallObserver for Metrics {
     }
 
     fn ended(&self, call: Call, started: Instant, result: &'static str) {
-        let took = self
-            .export
-            .clock
-            .monotonic()
-            .saturating_duration_since(started);
+        let now = self.export.clock.monotonic();
+        let took = now.saturating_duration_since(started);
         let endpoint = call.as_str();
         counter!(API_REQUESTS, "endpoint" => endpoint, "result" => result).increment(1);
         metrics::histogram!(API_DURATION, "endpoint" => endpoint, "result" => result)
             .record(took.as_secs_f64());
-        self.export.publish_if_due();
+        self.export.publish_if_due(now);
     }
 }
 

@@ -30,8 +30,9 @@
 //! increments since its last publication (of the same counters [`MetricsSnapshot`]
 //! reads) and the caches' sizes, at most once a second: when a request's count in its
 //! stripe reaches a multiple of 16 and a second has passed by the injected clock's
-//! monotonic reading (the check costs a bit test per request, and a clock reading
-//! every 16th), when a call to Stytch ends, and whenever
+//! monotonic reading (the check costs a bit test per request and, every 16th, a
+//! comparison with the reading a cache hit already took, or a clock reading on the
+//! other paths), when a call to Stytch ends, and whenever
 //! [`StytchAuth::publish_metrics`](crate::StytchAuth::publish_metrics) asks (from a
 //! `/metrics` handler, for exact values at each scrape). The publication itself runs
 //! as a task on the runtime, not in the request that noticed it was due. Calls to
@@ -41,6 +42,7 @@
 pub(crate) mod export;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use crate::clock::SharedClock;
 use crate::rejection::Reason;
@@ -116,12 +118,13 @@ impl Metrics {
     }
 
     /// Bumps a per-request counter in this thread's stripe (and, with the `metrics`
-    /// feature, checks every 16th bump whether a publication is due).
+    /// feature, checks every 16th bump whether a publication is due, reading the
+    /// clock).
     #[inline]
     fn bump_hot(&self, counter: usize) {
         let before = self.hot.add(counter, 1);
         #[cfg(feature = "metrics")]
-        self.export.counted(before);
+        self.export.counted(before, None);
         #[cfg(not(feature = "metrics"))]
         let _ = before;
     }
@@ -134,9 +137,15 @@ impl Metrics {
         self.bump_hot(LOCAL_VERIFICATIONS);
     }
 
+    /// A JWT accepted from the cache at the monotonic reading `now` (the request's
+    /// own: the check for a publication due reads no clock on this path).
     #[inline]
-    pub(crate) fn cache_hit(&self) {
-        self.bump_hot(CACHE_HITS);
+    pub(crate) fn cache_hit(&self, now: Instant) {
+        let before = self.hot.add(CACHE_HITS, 1);
+        #[cfg(feature = "metrics")]
+        self.export.counted(before, Some(now));
+        #[cfg(not(feature = "metrics"))]
+        let _ = (before, now);
     }
 
     /// A JWT verified locally was accepted (not from the cache).
