@@ -59,9 +59,8 @@ impl StytchAuthBuilder {
     /// The first setting out of its documented range, or a base URL or HTTP client
     /// that cannot be used ([`ConfigError`]).
     pub fn build(self) -> Result<StytchAuth, ConfigError> {
-        let core = Core::new(self.into_settings()?)?;
         Ok(StytchAuth {
-            core: Arc::new(core),
+            core: Core::shared(self.into_settings()?)?,
         })
     }
 }
@@ -123,6 +122,29 @@ impl StytchAuth {
     /// The layer's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.core.metrics()
+    }
+
+    /// Publishes the counters' increments since the last publication, and the caches'
+    /// sizes, to the `metrics` recorder now (feature `metrics`; the names are in
+    /// README's "Metrics" table).
+    ///
+    /// The layer publishes by itself, at most once a second, while requests come in or
+    /// calls to Stytch end; counts of the last second before traffic stops wait for
+    /// the next publication. Call this from the handler that renders your metrics, so
+    /// that each scrape reads exact values.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn scrape(auth: &axum_stytch::StytchAuth) {
+    /// auth.publish_metrics();
+    /// // then render the exporter's registry, e.g. `PrometheusHandle::render()`
+    /// # }
+    /// ```
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn publish_metrics(&self) {
+        self.core.metrics.export.publish_now();
     }
 
     /// `Set-Cookie` headers that store a session after a login, e.g. with the

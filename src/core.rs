@@ -60,6 +60,16 @@ pub(crate) struct Core {
     fleet: Option<Arc<FleetRevocations>>,
     request_timeout: Duration,
     client: StytchClient,
+    /// The stores whose sizes are published (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    sized: SizedStores,
+}
+
+/// The size-bounded stores not reachable through the components' own accessors.
+#[cfg(feature = "metrics")]
+struct SizedStores {
+    tokens: Option<Arc<TokenCache>>,
+    revocations: Arc<LocalRevocations>,
 }
 
 impl std::fmt::Debug for Core {
@@ -84,7 +94,9 @@ impl Core {
                 request_timeout: s.request_timeout,
             },
         )?;
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(s.clock.clone()));
+        #[cfg(feature = "metrics")]
+        let client = client.observed_by(crate::metrics::export::observer(&metrics));
         let diagnostics = Arc::new(Diagnostics::new(s.clock.clone()));
         let mut issuers = vec![format!("stytch.com/{}", s.project_id)];
         issuers.extend(endpoint.custom_issuer.clone());
@@ -154,6 +166,11 @@ impl Core {
                 Some(fleet) => (Arc::clone(&fleet) as Arc<dyn Revocations>, Some(fleet)),
                 None => (revocations, None),
             };
+        #[cfg(feature = "metrics")]
+        let sized = SizedStores {
+            tokens: tokens.clone(),
+            revocations: Arc::clone(&revocations_local),
+        };
         let local = LocalVerifier::new(
             s.clock.clone(),
             ClaimRules {
@@ -230,7 +247,21 @@ impl Core {
             fleet,
             request_timeout: s.request_timeout,
             client,
+            #[cfg(feature = "metrics")]
+            sized,
         })
+    }
+
+    /// Builds every component from validated `settings`, shared; with the `metrics`
+    /// feature, the counters' publications read from it.
+    pub(crate) fn shared(s: Settings) -> Result<Arc<Self>, ConfigError> {
+        let core = Arc::new(Self::new(s)?);
+        #[cfg(feature = "metrics")]
+        {
+            let weak: std::sync::Weak<Self> = Arc::downgrade(&core);
+            core.metrics.export.read_from(weak);
+        }
+        Ok(core)
     }
 
     /// Ends the session `member_session_id`: refused on this instance at once (for
@@ -295,6 +326,28 @@ impl Core {
     /// The counters.
     pub(crate) fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot(self.remote.coalesced())
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl crate::metrics::export::Source for Core {
+    fn snapshot(&self) -> MetricsSnapshot {
+        self.metrics()
+    }
+
+    fn cache_entries(&self) -> crate::metrics::export::CacheEntries {
+        let (gone_credentials, confirmed_tokens) = self.remote.remembered();
+        crate::metrics::export::CacheEntries {
+            verified_tokens: self.sized.tokens.as_ref().map_or(0, |t| t.len()),
+            revocations: self.sized.revocations.len(),
+            org_policies: self.policy.organizations(),
+            gone_credentials,
+            confirmed_tokens,
+        }
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }
 

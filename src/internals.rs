@@ -53,6 +53,29 @@ pub fn parse_token_unverified(token: &str) -> Option<String> {
     Some(parsed.kid.to_string())
 }
 
+/// The layer's per-request counters, as a cache hit bumps them (`benches/counters.rs`).
+#[derive(Debug, Default)]
+pub struct Counters(crate::metrics::Metrics);
+
+impl Counters {
+    /// What a cache hit at the monotonic reading `now` counts (with the `metrics`
+    /// feature, including its check for a publication due).
+    #[inline]
+    pub fn cache_hit(&self, now: std::time::Instant) {
+        self.0.cache_hit(now);
+    }
+
+    /// The cache hits counted, summed over the threads' stripes.
+    pub fn cache_hits(&self) -> u64 {
+        self.0.snapshot(0).cache_hits
+    }
+
+    /// How many stripes the counters have (twice the available parallelism).
+    pub fn stripes(&self) -> usize {
+        self.0.stripes()
+    }
+}
+
 /// Roles compiled for decisions.
 #[derive(Debug)]
 pub struct Roles(Grants);

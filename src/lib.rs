@@ -156,6 +156,19 @@
 //!   are not sent automatically and are not exposed to CSRF.
 //! * **Logs.** Tokens, JWTs and the secret never appear in logs or `Debug` output.
 //!
+//! # Metrics and tracing
+//!
+//! [`StytchAuth::metrics`] reads the layer's counters. With the `metrics` feature, the
+//! same counters, the latency of each call to Stytch by endpoint and result, and the
+//! caches' sizes go to the [`metrics`](https://docs.rs/metrics) crate's facade, so
+//! `metrics-exporter-prometheus` or an OpenTelemetry bridge exports them as they are:
+//! README's "Metrics and tracing" section lists every name, type and label. Requests
+//! never call the facade themselves: each thread counts in its own cache line, and the
+//! layer publishes at most once a second (or when `StytchAuth::publish_metrics` asks).
+//! Two `DEBUG` spans, `stytch.session` (one per request: `path`, `outcome`) and
+//! `stytch.authenticate` (one per call: `path`, `check`, `result`), carry no credential
+//! or id.
+//!
 //! # Compared with calling the official `stytch` crate
 //!
 //! The official crate is a complete API client, but it has no local JWT verification

@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 use crate::client::wire::{
     AuthenticateParams, AuthenticateResponse, AuthorizationCheck, SessionCredential,
 };
-use crate::client::{ClientError, RemoteFailure, RetryAfter, StytchClient};
+use crate::client::{ClientError, RemoteFailure, RetryAfter, StytchClient, result_class};
 use crate::clock::SharedClock;
 use crate::diagnostics::Diagnostics;
 use crate::member::{AuthMethod, AuthenticatedMember, MemberData};
@@ -92,6 +92,12 @@ impl RemoteAuthenticator {
         self.gone.contains(credential, self.clock.read())
     }
 
+    /// How many credentials are remembered: `(gone, confirmed)` (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn remembered(&self) -> (usize, usize) {
+        (self.gone.len(), self.unverified.confirmed())
+    }
+
     /// How many requests so far joined a call in progress instead of making one.
     pub(crate) fn coalesced(&self) -> u64 {
         self.calls.joined()
@@ -141,9 +147,18 @@ impl RemoteAuthenticator {
         let span = tracing::debug_span!(
             "stytch.authenticate",
             path = "remote",
-            check = params.authorization_check.is_some()
+            check = params.authorization_check.is_some(),
+            result = tracing::field::Empty
         );
-        let result = self.client.authenticate(&params).instrument(span).await;
+        let result = self
+            .client
+            .authenticate(&params)
+            .instrument(span.clone())
+            .await;
+        span.record(
+            "result",
+            result.as_ref().map_or_else(result_class, |_| "ok"),
+        );
         match &result {
             Ok(_) => {
                 if let SessionCredential::Token(token) = &params.credential {

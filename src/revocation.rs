@@ -113,6 +113,12 @@ impl LocalRevocations {
         })
     }
 
+    /// How many revoked sessions are held (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn len(&self) -> usize {
+        self.revoked.len()
+    }
+
     /// Records a revocation (from this instance or the fleet), and forgets the
     /// session's cached tokens.
     pub(crate) fn record(&self, member_session_id: &str, until: SystemTime) {

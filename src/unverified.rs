@@ -73,6 +73,12 @@ impl UnverifiedBudget {
         self.confirmed.get(&self.hasher.hash_one(token)).is_some()
     }
 
+    /// How many confirmed tokens are remembered (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn confirmed(&self) -> usize {
+        self.confirmed.len()
+    }
+
     /// Remembers that Stytch confirmed `token`.
     pub(crate) fn confirm(&self, token: &str) {
         self.confirmed.insert(self.hasher.hash_one(token), ());

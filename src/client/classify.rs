@@ -63,3 +63,25 @@ impl RemoteFailure {
         }
     }
 }
+
+/// What a failed call gave, as a label from a fixed set (metrics, spans): never a
+/// message, an id or anything else from the answer but its class.
+///
+/// `session_not_found` (Stytch's own), `denied` (Stytch's 403 authorization and
+/// tenancy errors), `client_error` (any other 4xx but 429: a refused credential, a
+/// rejected secret, a wrong base URL), `rate_limited` (429), `server_error` (5xx),
+/// `timeout`, `unreachable` (below HTTP), `invalid_response` (not a Stytch answer).
+pub(crate) fn result_class(error: &ClientError) -> &'static str {
+    match error {
+        ClientError::Timeout => "timeout",
+        ClientError::Transport { .. } => "unreachable",
+        ClientError::UnexpectedResponse { .. } => "invalid_response",
+        ClientError::Api(e) if e.status == http::StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        ClientError::Api(e) if e.status.is_server_error() => "server_error",
+        ClientError::Api(_) => match RemoteFailure::of(error) {
+            RemoteFailure::SessionGone => "session_not_found",
+            RemoteFailure::TenancyMismatch | RemoteFailure::PermissionDenied => "denied",
+            _ => "client_error",
+        },
+    }
+}

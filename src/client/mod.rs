@@ -18,7 +18,7 @@ use http::HeaderValue;
 use http::header::USER_AGENT;
 use serde::de::DeserializeOwned;
 
-pub(crate) use classify::RemoteFailure;
+pub(crate) use classify::{RemoteFailure, result_class};
 pub(crate) use error::MAX_BACKOFF;
 pub use error::{ApiError, ClientError};
 pub(crate) use retry_after::RetryAfter;
@@ -142,6 +142,39 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The Stytch endpoints this client calls: a bounded label for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    Authenticate,
+    Revoke,
+    Jwks,
+    Policy,
+    OrgPolicy,
+}
+
+impl Call {
+    /// The endpoint's label.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Call::Authenticate => "authenticate",
+            Call::Revoke => "revoke",
+            Call::Jwks => "jwks",
+            Call::Policy => "policy",
+            Call::OrgPolicy => "org_policy",
+        }
+    }
+}
+
+/// Told when each call to Stytch starts and how it ended (feature `metrics`).
+#[cfg(feature = "metrics")]
+pub(crate) trait CallObserver: Send + Sync {
+    /// A reading taken as a call starts (the injected clock's monotonic one).
+    fn started(&self) -> std::time::Instant;
+    /// The call `call`, started at `started`, ended: `"ok"` or [`result_class`].
+    fn ended(&self, call: Call, started: std::time::Instant, result: &'static str);
+}
+
 /// The HTTP client for Stytch. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct StytchClient {
@@ -150,6 +183,8 @@ pub(crate) struct StytchClient {
     project_id: String,
     basic_auth: HeaderValue,
     request_timeout: Duration,
+    #[cfg(feature = "metrics")]
+    observer: Option<std::sync::Arc<dyn CallObserver>>,
 }
 
 impl std::fmt::Debug for StytchClient {
@@ -191,7 +226,18 @@ impl StytchClient {
             project_id: project_id.to_owned(),
             basic_auth: wire::basic_auth(project_id, secret),
             request_timeout: settings.request_timeout,
+            #[cfg(feature = "metrics")]
+            observer: None,
         })
+    }
+
+    /// This client, telling `observer` of each call (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn observed_by(self, observer: std::sync::Arc<dyn CallObserver>) -> Self {
+        Self {
+            observer: Some(observer),
+            ..self
+        }
     }
 
     /// How long callers that joined a call in progress wait for it (twice the request
@@ -206,35 +252,39 @@ impl StytchClient {
         &self,
         params: &AuthenticateParams,
     ) -> Result<AuthenticateResponse, ClientError> {
-        self.send(wire::authenticate_request(
-            &self.base_url,
-            &self.basic_auth,
-            params,
-        ))
+        self.send(
+            Call::Authenticate,
+            wire::authenticate_request(&self.base_url, &self.basic_auth, params),
+        )
         .await
     }
 
     /// `POST /v1/b2b/sessions/revoke` of one member session.
     pub(crate) async fn revoke(&self, member_session_id: &str) -> Result<(), ClientError> {
-        self.send::<Empty>(wire::revoke_request(
-            &self.base_url,
-            &self.basic_auth,
-            member_session_id,
-        ))
+        self.send::<Empty>(
+            Call::Revoke,
+            wire::revoke_request(&self.base_url, &self.basic_auth, member_session_id),
+        )
         .await
         .map(|_| ())
     }
 
     /// `GET /v1/b2b/sessions/jwks/{project_id}`.
     pub(crate) async fn jwks(&self) -> Result<JwksResponse, ClientError> {
-        self.send(wire::jwks_request(&self.base_url, &self.project_id))
-            .await
+        self.send(
+            Call::Jwks,
+            wire::jwks_request(&self.base_url, &self.project_id),
+        )
+        .await
     }
 
     /// `GET /v1/b2b/rbac/policy`.
     pub(crate) async fn policy(&self) -> Result<PolicyResponse, ClientError> {
-        self.send(wire::policy_request(&self.base_url, &self.basic_auth))
-            .await
+        self.send(
+            Call::Policy,
+            wire::policy_request(&self.base_url, &self.basic_auth),
+        )
+        .await
     }
 
     /// `GET /v1/b2b/rbac/organizations/{organization_id}`.
@@ -242,15 +292,33 @@ impl StytchClient {
         &self,
         organization_id: &str,
     ) -> Result<OrgPolicyResponse, ClientError> {
-        self.send(wire::org_policy_request(
-            &self.base_url,
-            &self.basic_auth,
-            organization_id,
-        ))
+        self.send(
+            Call::OrgPolicy,
+            wire::org_policy_request(&self.base_url, &self.basic_auth, organization_id),
+        )
         .await
     }
 
+    /// Sends `request`, the call `call`, and tells the observer (feature `metrics`).
     async fn send<T: DeserializeOwned>(
+        &self,
+        call: Call,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        #[cfg(feature = "metrics")]
+        let started = self.observer.as_ref().map(|o| o.started());
+        let result = self.send_unobserved(request).await;
+        #[cfg(feature = "metrics")]
+        if let (Some(observer), Some(started)) = (&self.observer, started) {
+            let class = result.as_ref().map_or_else(result_class, |_| "ok");
+            observer.ended(call, started, class);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = call;
+        result
+    }
+
+    async fn send_unobserved<T: DeserializeOwned>(
         &self,
         request: http::Request<Vec<u8>>,
     ) -> Result<T, ClientError> {

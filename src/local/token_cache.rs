@@ -242,8 +242,9 @@ impl TokenCache {
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    /// How many tokens are held.
+    #[cfg(any(test, feature = "metrics"))]
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 }

@@ -141,6 +141,12 @@ impl PolicyCache {
         }
     }
 
+    /// How many organizations' custom roles have a slot (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn organizations(&self) -> usize {
+        self.organizations.len()
+    }
+
     async fn project_policy(&self) -> Option<Arc<Stamped<ProjectPolicy>>> {
         let fetcher = Arc::clone(&self.fetcher);
         self.project

@@ -331,6 +331,7 @@ impl RequestAuth {
             }
             Ok(response) => {
                 let member = member_from_remote(&response);
+                core.metrics.authenticated_remotely();
                 if self.writes_cookies() {
                     core.metrics.renewal();
                     self.set_cookies(CookieUpdate::Set {

@@ -6,4 +6,5 @@ pub(crate) mod permits;
 pub(crate) mod recent_set;
 pub(crate) mod refresh;
 pub(crate) mod single_flight;
+pub(crate) mod striped;
 pub(crate) mod warn_limiter;

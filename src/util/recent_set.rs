@@ -110,9 +110,12 @@ impl<K: Hash + Eq + Clone> RecentSet<K> {
             .is_some_and(|&(_, at, lifetime)| !expired(at, lifetime, now))
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    /// How many keys are held (expired ones included until an insert past the
+    /// capacity forgets them).
+    #[cfg(any(test, feature = "metrics"))]
+    pub(crate) fn len(&self) -> usize {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        #[cfg(test)]
         assert!(state.order.len() <= 2 * self.capacity + 17);
         state.added.len()
     }
