@@ -11,7 +11,6 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum_stytch::Reason;
 use axum_stytch::testing::{Endpoint, Fault};
 use common::*;
 use http::StatusCode;
@@ -220,10 +219,11 @@ async fn requests_and_calls_are_published_by_method_reason_endpoint_and_result()
     assert_eq!(recorded.counter(auths, &[("method", "remote")]), 1);
     // Failures, by reason: every reason has its series (zeros included).
     let failures = "axum_stytch_auth_failures_total";
-    for reason in REASONS {
-        let expected = snapshot.failures_for(reason_of(reason));
+    let reasons: Vec<&str> = snapshot.failures().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(reasons, REASONS, "the table's reasons are the snapshot's");
+    for (reason, expected) in snapshot.failures() {
         assert_eq!(
-            recorded.counter(failures, &[("reason", reason)]),
+            recorded.counter(failures, &[("reason", reason.as_str())]),
             expected,
             "{reason}"
         );
@@ -437,23 +437,69 @@ fn recorded_counter(snapshotter: &Snapshotter, name: &str, method: &str) -> Opti
         })
 }
 
-fn reason_of(label: &str) -> Reason {
-    [
-        Reason::MissingCredentials,
-        Reason::InvalidCredentials,
-        Reason::InvalidToken,
-        Reason::SessionExpired,
-        Reason::SessionRevoked,
-        Reason::CallerNotAccepted,
-        Reason::StytchUnavailable,
-        Reason::TenancyMismatch,
-        Reason::PermissionDenied,
-        Reason::InsufficientScope,
-        Reason::LayerMissing,
-        Reason::CustomClaimsMismatch,
-        Reason::Misconfigured,
-    ]
-    .into_iter()
-    .find(|r| r.as_str() == label)
-    .unwrap_or_else(|| panic!("no reason {label}"))
+/// Machine tokens count as callers, verified here then from the cache, and their
+/// refusals under their reasons: a scope the token lacks, a member-only route.
+#[tokio::test]
+async fn machine_tokens_are_counted_as_callers_by_method_and_reason() {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum_stytch::{AuthenticatedMember, M2mCaller, RequireScope};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let mut recorded = Recorded::default();
+
+    let f = fixture_with(|b| b.m2m_tokens(true)).await;
+    let app = Router::new()
+        .route(
+            "/read",
+            get(|c: M2mCaller| async move { c.client_id().to_owned() })
+                .route_layer(RequireScope::new("read:documents")),
+        )
+        .route(
+            "/write",
+            get(|| async { "written" }).route_layer(RequireScope::new("write:documents")),
+        )
+        .route(
+            "/me",
+            get(|m: AuthenticatedMember| async move { m.member_id().to_owned() }),
+        )
+        .layer(f.auth.layer());
+    f.auth.warm_up().await.expect("the keys");
+    let client = f.emu.create_m2m_client(&["read:documents"]);
+    let token = f.emu.mint_m2m_token(&client.client_id, None);
+    let call = |path: &'static str| {
+        let request = http::Request::get(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("a request");
+        send_request(&app, request)
+    };
+    assert_eq!(call("/read").await.status, StatusCode::OK);
+    assert_eq!(call("/read").await.status, StatusCode::OK);
+    assert_eq!(call("/write").await.reason(), "insufficient_scope");
+    assert_eq!(call("/me").await.reason(), "caller_not_accepted");
+
+    f.auth.publish_metrics();
+    recorded.take(&snapshotter);
+    let auths = "axum_stytch_authentications_total";
+    // Verified once here; then from the cache (the second `/read`, `/write`, `/me`).
+    assert_eq!(recorded.counter(auths, &[("method", "local")]), 1);
+    assert_eq!(recorded.counter(auths, &[("method", "cached")]), 3);
+    assert_eq!(recorded.counter(auths, &[("method", "remote")]), 0);
+    let failures = "axum_stytch_auth_failures_total";
+    for (reason, expected) in [
+        ("insufficient_scope", 1),
+        ("caller_not_accepted", 1),
+        ("invalid_token", 0),
+    ] {
+        assert_eq!(
+            recorded.counter(failures, &[("reason", reason)]),
+            expected,
+            "{reason}"
+        );
+    }
+    assert_eq!(f.emu.requests(Endpoint::Authenticate), 0);
 }
