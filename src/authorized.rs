@@ -64,9 +64,12 @@ macro_rules! permission {
 }
 
 /// Extractor: the member, allowed to perform `P` in their own organization, with the
-/// verdict. Rejects like [`RequireAuthz`](crate::RequireAuthz): 401, 403 or 503; a
-/// machine caller, even one whose scopes grant `P`, with 401 `caller_not_accepted`
-/// (this extractor hands out a member: guard routes for agents with `RequireAuthz`).
+/// verdict. Rejects like [`RequireAuthz`](crate::RequireAuthz): 401, 403 or 503. A
+/// machine caller is never let through, as the guard would refuse it (an M2M token:
+/// 403 `permission_denied`; a Connected App whose scopes do not grant `P`: 403
+/// `insufficient_scope`), or, when its scopes do grant `P`, with 401
+/// `caller_not_accepted`: this extractor hands out a member (guard routes for agents
+/// with `RequireAuthz`).
 ///
 /// The same decision as the guard, made the same way (without waiting when the JWT
 /// was verified locally and the cached policy is fresh, at the time the layer verified

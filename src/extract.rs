@@ -52,48 +52,32 @@ fn through_handler(rejection: AuthRejection, ctx: &AuthContext, parts: &Parts) -
         .customize(core.error_handler.as_ref(), parts)
 }
 
-impl AuthenticatedMember {
-    /// The member of the request whose extensions these are, for code that sees the
-    /// request's `http::Extensions` rather than axum's extractors: a tonic method
-    /// (`request.extensions()`), a tower service. Asks Stytch first when the request
-    /// needs it (once per request; not again after a guard or extractor did), as the
-    /// [`AuthenticatedMember`] extractor does.
-    ///
-    /// The rejection is the extractor's (401 without a valid session, 503 when Stytch
-    /// is needed and unreachable, 500 `layer_missing` without the layer), without the
-    /// [`error_handler`](crate::StytchAuthBuilder::error_handler), which needs the
-    /// request's parts: turn it into a gRPC status with
-    /// [`grpc_code`](AuthRejection::grpc_code) and
-    /// [`grpc_message`](AuthRejection::grpc_message) (see [`grpc`](crate::grpc)).
-    ///
-    /// ```
-    /// use axum_stytch::AuthenticatedMember;
-    /// use tonic::{Code, Request, Response, Status};
-    ///
-    /// async fn whoami(request: Request<()>) -> Result<Response<String>, Status> {
-    ///     let member = AuthenticatedMember::from_extensions(request.extensions())
-    ///         .await
-    ///         .map_err(|r| Status::new(Code::from(r.grpc_code()), r.grpc_message()))?;
-    ///     Ok(Response::new(member.member_id().to_owned()))
-    /// }
-    /// ```
-    pub async fn from_extensions(extensions: &http::Extensions) -> Result<Self, AuthRejection> {
-        let ctx = context_in(extensions)?;
-        let core = ctx.core();
-        ctx.member().await.map_err(|failure| {
-            failure
-                .rejection(None)
-                .with_bearer_challenge(core.credentials.bearer(), core.resource_metadata_url())
-        })
-    }
+/// The rejection for `failure` outside an extractor (no request parts): with the
+/// layer's challenge, without the error handler.
+fn reject_outside(ctx: &AuthContext, failure: Failure) -> AuthRejection {
+    let core = ctx.core();
+    failure
+        .rejection(None)
+        .with_bearer_challenge(core.credentials.bearer(), core.resource_metadata_url())
 }
 
 /// Implements a caller's extractor and its `Option` form: `$get` is the caller (or the
 /// failure) for the request's context `$ctx`. The optional form is `None` for a client
 /// error (no valid credential, or a caller of another kind: 401), and still rejects
 /// when the answer is unknown (503) or the layer is missing (500).
+/// Also implements `from_extensions`, documented by the attributes before the type.
 macro_rules! caller_extractor {
-    ($ty:ty, |$ctx:ident| $get:expr) => {
+    ($(#[$doc:meta])* $ty:ty, |$ctx:ident| $get:expr) => {
+        impl $ty {
+            $(#[$doc])*
+            pub async fn from_extensions(
+                extensions: &http::Extensions,
+            ) -> Result<Self, AuthRejection> {
+                let $ctx = context_in(extensions)?;
+                $get.await.map_err(|f| reject_outside($ctx, f))
+            }
+        }
+
         impl<S: Send + Sync> FromRequestParts<S> for $ty {
             type Rejection = AuthRejection;
 
@@ -121,20 +105,63 @@ macro_rules! caller_extractor {
 }
 
 // A member session only: a machine caller is `caller_not_accepted`.
-caller_extractor!(AuthenticatedMember, |ctx| ctx.member());
+caller_extractor!(
+    /// The member of the request whose extensions these are, for code that sees the
+    /// request's `http::Extensions` rather than axum's extractors: a tonic method
+    /// (`request.extensions()`), a tower service. Asks Stytch first when the request
+    /// needs it (once per request; not again after a guard or extractor did), as the
+    /// [`AuthenticatedMember`] extractor does.
+    ///
+    /// The rejection is the extractor's (401 without a valid session, 503 when Stytch
+    /// is needed and unreachable, 500 `layer_missing` without the layer), without the
+    /// [`error_handler`](crate::StytchAuthBuilder::error_handler), which needs the
+    /// request's parts: turn it into a gRPC status with
+    /// [`grpc_code`](AuthRejection::grpc_code) and
+    /// [`grpc_message`](AuthRejection::grpc_message) (see [`grpc`](crate::grpc)).
+    ///
+    /// ```
+    /// use axum_stytch::AuthenticatedMember;
+    /// use tonic::{Code, Request, Response, Status};
+    ///
+    /// async fn whoami(request: Request<()>) -> Result<Response<String>, Status> {
+    ///     let member = AuthenticatedMember::from_extensions(request.extensions())
+    ///         .await
+    ///         .map_err(|r| Status::new(Code::from(r.grpc_code()), r.grpc_message()))?;
+    ///     Ok(Response::new(member.member_id().to_owned()))
+    /// }
+    /// ```
+    AuthenticatedMember,
+    |ctx| ctx.member()
+);
 // Any caller.
-caller_extractor!(Caller, |ctx| ctx.caller());
-caller_extractor!(M2mCaller, |ctx| of_kind(ctx, |caller| match caller {
-    Caller::M2m(m2m) => Some(m2m),
-    _ => None,
-}));
-caller_extractor!(ConnectedAppCaller, |ctx| of_kind(
-    ctx,
-    |caller| match caller {
+caller_extractor!(
+    /// The caller of the request whose extensions these are (a member, an M2M client
+    /// or a Connected App), for a tonic method or a tower service, as
+    /// [`AuthenticatedMember::from_extensions`] gives the member; the rejections of the
+    /// [`Caller`] extractor, without the error handler.
+    Caller,
+    |ctx| ctx.caller()
+);
+caller_extractor!(
+    /// The M2M client of the request whose extensions these are, for a tonic method
+    /// or a tower service (see [`AuthenticatedMember::from_extensions`]); 401
+    /// `caller_not_accepted` for a caller of another kind.
+    M2mCaller,
+    |ctx| of_kind(ctx, |caller| match caller {
+        Caller::M2m(m2m) => Some(m2m),
+        _ => None,
+    })
+);
+caller_extractor!(
+    /// The Connected App of the request whose extensions these are, for a tonic method
+    /// or a tower service (see [`AuthenticatedMember::from_extensions`]); 401
+    /// `caller_not_accepted` for a caller of another kind.
+    ConnectedAppCaller,
+    |ctx| of_kind(ctx, |caller| match caller {
         Caller::ConnectedApp(app) => Some(app),
         _ => None,
-    }
-));
+    })
+);
 
 /// The caller, if `pick` takes its kind; `caller_not_accepted` otherwise.
 async fn of_kind<T>(ctx: &AuthContext, pick: fn(Caller) -> Option<T>) -> Result<T, Failure> {
@@ -165,9 +192,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Verdict {
             Some(AuthContext::Verified { verdict, .. }) => verdict.as_ref(),
             _ => None,
         };
-        decided_at_once
-            .or_else(|| parts.extensions.get::<Verdict>())
-            .cloned()
-            .ok_or_else(|| AuthRejection::new(Reason::Misconfigured))
+        if let Some(verdict) = decided_at_once.or_else(|| parts.extensions.get::<Verdict>()) {
+            return Ok(verdict.clone());
+        }
+        let misconfigured = AuthRejection::new(Reason::Misconfigured);
+        Err(match parts.extensions.get::<AuthContext>() {
+            Some(ctx) => through_handler(misconfigured, ctx, parts),
+            None => misconfigured,
+        })
     }
 }

@@ -2,15 +2,20 @@
 //! rejections answered as gRPC statuses.
 //!
 //! A tonic server is an axum router (`tonic::service::Routes::into_axum_router`), so
-//! [`StytchAuth::layer`](crate::StytchAuth::layer), [`RequireSession`](crate::RequireSession)
-//! and [`RequireAuthz`](crate::RequireAuthz) wrap it as they wrap any router: a guard
+//! [`StytchAuth::layer`](crate::StytchAuth::layer), [`RequireSession`](crate::RequireSession),
+//! [`RequireAuthz`](crate::RequireAuthz) and [`RequireScope`](crate::RequireScope) wrap
+//! it as they wrap any router: a guard
 //! on the whole service with `route_layer`, or on one method's path
 //! (`/package.Service/Method`) with `post_service(..).route_layer(..)` (gRPC calls are `POST`s).
 //!
 //! * **Credentials.** gRPC clients send `authorization: Bearer <session JWT or token>`
 //!   metadata; [`grpc_status_errors`](crate::StytchAuthBuilder::grpc_status_errors)
-//!   turns on [`bearer_tokens`](crate::StytchAuthBuilder::bearer_tokens). A `cookie`
-//!   metadata entry is read as the `Cookie` header when there is no bearer token.
+//!   turns on [`bearer_tokens`](crate::StytchAuthBuilder::bearer_tokens). M2M and
+//!   Connected-App tokens are read there too when enabled
+//!   ([`m2m_tokens`](crate::StytchAuthBuilder::m2m_tokens),
+//!   [`connected_app_tokens`](crate::StytchAuthBuilder::connected_app_tokens)). A
+//!   `cookie` metadata entry is read as the `Cookie` header when there is no bearer
+//!   token.
 //! * **Rejections.** With `grpc_status_errors`, a request whose `content-type` is
 //!   `application/grpc` (or `application/grpc+proto`, ...) is refused with a
 //!   trailers-only response, as tonic's `Status::into_http` renders one: HTTP 200,
@@ -18,10 +23,13 @@
 //!   and no body. Other requests keep the JSON body, so one server can carry both. An
 //!   [`error_handler`](crate::StytchAuthBuilder::error_handler) still runs first; without
 //!   the setting it can answer [`AuthRejection::grpc_response`] itself.
-//! * **The member.** A tonic method reads it with
+//! * **The caller.** A tonic method reads the member with
 //!   [`AuthenticatedMember::from_extensions`](crate::AuthenticatedMember::from_extensions)
 //!   on `request.extensions()`, whether the JWT was verified locally or Stytch decides
-//!   (asked once per request, and not again after a guard asked).
+//!   (asked once per request, and not again after a guard asked); a machine caller
+//!   with [`Caller::from_extensions`](crate::Caller::from_extensions),
+//!   [`M2mCaller::from_extensions`](crate::M2mCaller::from_extensions) or
+//!   [`ConnectedAppCaller::from_extensions`](crate::ConnectedAppCaller::from_extensions).
 //!
 //! | [`Reason`] | HTTP | gRPC status |
 //! |---|---|---|

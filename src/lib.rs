@@ -183,9 +183,10 @@
 //!
 //! A tonic server is an axum router: the same layer and guards protect it, and with
 //! [`grpc_status_errors`](StytchAuthBuilder::grpc_status_errors) gRPC requests are
-//! refused with `UNAUTHENTICATED`, `PERMISSION_DENIED` or `UNAVAILABLE` statuses. A
-//! tonic method reads the member with [`AuthenticatedMember::from_extensions`]. See
-//! [`grpc`].
+//! refused with `UNAUTHENTICATED`, `PERMISSION_DENIED`, `UNAVAILABLE` or `INTERNAL`
+//! statuses. A tonic method reads the member with
+//! [`AuthenticatedMember::from_extensions`] (a machine caller with
+//! [`Caller::from_extensions`] and its kinds'). See [`grpc`].
 //!
 //! # Testing
 //!

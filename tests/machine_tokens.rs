@@ -559,3 +559,68 @@ async fn a_protected_resource_needs_an_authorization_server() {
         .expect_err("zero");
     assert!(err.to_string().contains("machine_token_max_age"), "{err}");
 }
+
+/// Code that sees the request's extensions rather than axum's extractors (a tonic
+/// method, a tower service) reads each kind of caller, and is refused another kind.
+#[tokio::test]
+async fn callers_are_read_from_the_requests_extensions() {
+    let w = world(machines).await;
+    let service = w.emu.create_m2m_client(&["read:users"]);
+    let m2m = w.emu.mint_m2m_token(&service.client_id, None);
+    let app_client = w.emu.create_connected_app();
+    let agent = w
+        .emu
+        .mint_connected_app_token(&app_client.client_id, &w.member, &["openid"]);
+    let app = Router::new()
+        .route(
+            "/ext",
+            get(|request: Request<Body>| async move {
+                let extensions = request.extensions();
+                let caller = match Caller::from_extensions(extensions).await {
+                    Ok(Caller::Member(m)) => format!("member {}", m.member_id()),
+                    Ok(Caller::M2m(s)) => format!("m2m {}", s.client_id()),
+                    Ok(Caller::ConnectedApp(a)) => format!("app {}", a.client_id()),
+                    Ok(_) => "other".to_owned(),
+                    Err(r) => format!("caller {}", r.reason()),
+                };
+                let kinds = [
+                    M2mCaller::from_extensions(extensions).await.err(),
+                    ConnectedAppCaller::from_extensions(extensions).await.err(),
+                    AuthenticatedMember::from_extensions(extensions).await.err(),
+                ]
+                .map(|refused| refused.map_or("ok".to_owned(), |r| r.reason().to_string()));
+                format!("{caller}; {}", kinds.join(" "))
+            }),
+        )
+        .layer(w.auth.layer());
+
+    let res = bearer(&app, "/ext", &m2m).await;
+    assert_eq!(
+        res.body,
+        format!(
+            "m2m {}; ok caller_not_accepted caller_not_accepted",
+            service.client_id
+        )
+    );
+    let res = bearer(&app, "/ext", &agent).await;
+    assert_eq!(
+        res.body,
+        format!(
+            "app {}; caller_not_accepted ok caller_not_accepted",
+            app_client.client_id
+        )
+    );
+    let res = call(&app, "GET", "/ext", None, Some(&jwt_cookie(&w.session_jwt))).await;
+    assert_eq!(
+        res.body,
+        format!(
+            "member {}; caller_not_accepted caller_not_accepted ok",
+            w.member
+        )
+    );
+    let res = call(&app, "GET", "/ext", None, None).await;
+    assert_eq!(
+        res.body,
+        "caller missing_credentials; missing_credentials missing_credentials missing_credentials"
+    );
+}

@@ -481,6 +481,10 @@ async fn machine_tokens_are_counted_as_callers_by_method_and_reason() {
     assert_eq!(call("/read").await.status, StatusCode::OK);
     assert_eq!(call("/write").await.reason(), "insufficient_scope");
     assert_eq!(call("/me").await.reason(), "caller_not_accepted");
+    // A machine token in a session cookie is not taken: an `invalid_token`, not an
+    // authentication, however valid (and however often it has been seen).
+    let in_a_cookie = get_with(&app, "/read", &jwt_cookie(&token)).await;
+    assert_eq!(in_a_cookie.reason(), "invalid_token");
 
     f.auth.publish_metrics();
     recorded.take(&snapshotter);
@@ -493,7 +497,7 @@ async fn machine_tokens_are_counted_as_callers_by_method_and_reason() {
     for (reason, expected) in [
         ("insufficient_scope", 1),
         ("caller_not_accepted", 1),
-        ("invalid_token", 0),
+        ("invalid_token", 1),
     ] {
         assert_eq!(
             recorded.counter(failures, &[("reason", reason)]),

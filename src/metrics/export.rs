@@ -149,13 +149,17 @@ impl Exporter {
     /// Publishes now: the counters' increments since the last publication, and the
     /// caches' sizes. The first publication describes every name, and publishes every
     /// counter (zeros included, so that each series exists from the start).
+    ///
+    /// The counters are read under the lock: a publication that read them earlier
+    /// cannot publish after a later one and move `published` back (which would publish
+    /// the same increments twice).
     pub(crate) fn publish(&self, source: &dyn Source) {
-        let snapshot = source.snapshot();
-        let entries = source.cache_entries();
         let mut published = self
             .published
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let snapshot = source.snapshot();
+        let entries = source.cache_entries();
         let first = published.is_none();
         if first {
             describe();

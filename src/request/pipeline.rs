@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use super::context::{AuthContext, RequestAuth, Signed};
 use crate::caller::Caller;
@@ -80,7 +80,13 @@ fn begin_unobserved(core: &Arc<Core>, headers: &HeaderMap) -> Begin {
     // A hit is byte-identical to a token that was validated and verified.
     let now = core.clock.read();
     if let Some(caller) = core.local.cached(raw_jwt.as_bytes(), now.mono) {
-        return Begin::Ready(verified(core, caller, source, now.wall));
+        return Begin::Ready(verified(
+            core,
+            caller,
+            source,
+            now.wall,
+            By::Cache(now.mono),
+        ));
     }
     let Ok(jwt) = raw_jwt.validate() else {
         return Begin::Ready(failed(core, Reason::InvalidCredentials, source));
@@ -119,7 +125,7 @@ fn decided(
         return wrong_carrier(core, source);
     }
     match verification {
-        Verification::Verified(caller) => verified(core, caller, source, now),
+        Verification::Verified(caller) => verified(core, caller, source, now, By::Keys),
         // Signed by Stytch but not valid locally: Stytch decides (and renews), unless
         // it already said the session is gone.
         Verification::Stale {
@@ -156,14 +162,34 @@ fn decided(
     }
 }
 
+/// How a verified caller was verified: what its authentication counts as.
+#[derive(Clone, Copy)]
+enum By {
+    /// From the cache of verified tokens, at this monotonic reading.
+    Cache(Instant),
+    /// With the keys, here.
+    Keys,
+}
+
 /// A verified `caller`, if of a kind `source` may carry: a machine token in a session
 /// cookie, or a session JWT as a bearer token where only machine tokens are taken, is
-/// refused (401 `invalid_token`), however valid.
+/// refused (401 `invalid_token`), however valid. Only a caller taken counts as
+/// authenticated.
 #[inline]
-fn verified(core: &Arc<Core>, caller: Caller, source: Source, at: SystemTime) -> AuthContext {
+fn verified(
+    core: &Arc<Core>,
+    caller: Caller,
+    source: Source,
+    at: SystemTime,
+    by: By,
+) -> AuthContext {
     if !core.credentials.accepts(caller.kind(), source) {
         tracing::debug!(kind = ?caller.kind(), ?source, "valid token of a kind not taken from there");
         return failed(core, Reason::InvalidToken, source);
+    }
+    match by {
+        By::Cache(now) => core.metrics.cache_hit(now),
+        By::Keys => core.metrics.verified_locally(),
     }
     AuthContext::Verified {
         core: Arc::clone(core),
