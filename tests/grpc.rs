@@ -254,3 +254,47 @@ async fn other_requests_keep_json() {
         "Bearer realm=\"stytch\""
     );
 }
+
+/// M2M tokens over gRPC: a method guarded by `RequireScope` answers a token without
+/// the scope `PERMISSION_DENIED` (`insufficient_scope`, naming the scope), lets one
+/// with it through, and the member-only service then answers `UNAUTHENTICATED`
+/// (`caller_not_accepted`): each refusal a gRPC status.
+#[tokio::test]
+async fn machine_tokens_are_refused_and_admitted_as_grpc_statuses() {
+    use axum::routing::post_service;
+    use axum_stytch::RequireScope;
+    use example::proto::DocumentsServer;
+
+    let demo = Demo::start().await;
+    let auth = demo
+        .emulator
+        .auth_builder()
+        .grpc_status_errors()
+        .m2m_tokens(true)
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/demo.Documents/WhoAmI",
+            post_service(DocumentsServer::new(example::Library))
+                .route_layer(RequireScope::new("read:documents")),
+        )
+        .layer(auth.layer());
+    let addr = example::serve(app).await.unwrap();
+    let mut client = DocumentsClient::connect(addr).await.unwrap();
+
+    let writer = demo.emulator.create_m2m_client(&["write:documents"]);
+    let token = demo.emulator.mint_m2m_token(&writer.client_id, None);
+    let result = client.who_am_i(with_bearer(WhoAmIRequest {}, &token)).await;
+    let status = assert_status(result, Code::PermissionDenied, "insufficient_scope");
+    assert!(
+        status.message().ends_with("(scope \"read:documents\")"),
+        "{status:?}"
+    );
+
+    let reader = demo.emulator.create_m2m_client(&["read:documents"]);
+    let token = demo.emulator.mint_m2m_token(&reader.client_id, None);
+    let result = client.who_am_i(with_bearer(WhoAmIRequest {}, &token)).await;
+    assert_status(result, Code::Unauthenticated, "caller_not_accepted");
+    assert_eq!(demo.emulator.requests(Endpoint::Authenticate), 0);
+}
