@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum_stytch::testing::{Endpoint, Fault};
 use common::*;
 use http::StatusCode;
-use metrics::Unit;
+use metrics::{LocalRecorderGuard, Unit};
 use metrics_util::MetricKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
@@ -27,6 +27,16 @@ struct Recorded {
     gauges: HashMap<Series, f64>,
     histograms: HashMap<Series, Vec<f64>>,
     described: HashMap<String, (Option<Unit>, String)>,
+}
+
+/// A recorder for this test alone (this thread, while the guard lives), and what reads
+/// it. The recorder is leaked: a test's few kilobytes.
+fn recording() -> (Snapshotter, LocalRecorderGuard<'static>) {
+    let recorder: &'static DebuggingRecorder = Box::leak(Box::new(DebuggingRecorder::new()));
+    (
+        recorder.snapshotter(),
+        metrics::set_default_local_recorder(recorder),
+    )
 }
 
 /// A name and its labels (sorted).
@@ -155,9 +165,7 @@ const REASONS: [&str; 13] = [
 /// reads, and no label carries a token, an id or a URL.
 #[tokio::test]
 async fn requests_and_calls_are_published_by_method_reason_endpoint_and_result() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _local = metrics::set_default_local_recorder(&recorder);
+    let (snapshotter, _local) = recording();
     let mut recorded = Recorded::default();
 
     let f = fixture().await;
@@ -372,9 +380,7 @@ async fn requests_and_calls_are_published_by_method_reason_endpoint_and_result()
 /// has passed, and then without being asked.
 #[tokio::test]
 async fn the_layer_publishes_by_itself_once_a_second_of_its_clock() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _local = metrics::set_default_local_recorder(&recorder);
+    let (snapshotter, _local) = recording();
     let mut recorded = Recorded::default();
 
     let f = fixture().await;
@@ -446,9 +452,7 @@ async fn machine_tokens_are_counted_as_callers_by_method_and_reason() {
     use axum::routing::get;
     use axum_stytch::{AuthenticatedMember, M2mCaller, RequireScope};
 
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _local = metrics::set_default_local_recorder(&recorder);
+    let (snapshotter, _local) = recording();
     let mut recorded = Recorded::default();
 
     let f = fixture_with(|b| b.m2m_tokens(true)).await;
