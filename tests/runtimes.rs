@@ -368,13 +368,13 @@ fn machine_tokens_on_runtimes_built_and_dropped_in_turn() {
         .m2m_tokens(true)
         .build()
         .expect("a valid configuration");
-    let client = stytch.emu.create_m2m_client(&["read:users"]);
-    let tokens = [
-        stytch.emu.mint_m2m_token(&client.client_id, None),
-        stytch
-            .emu
-            .mint_m2m_token(&client.client_id, Some(&["read:users"])),
-    ];
+    // Two clients, so that the tokens differ (one client's tokens minted in the same
+    // second with the same scopes are the same bytes).
+    let tokens = [0, 1].map(|_| {
+        let client = stytch.emu.create_m2m_client(&["read:users"]);
+        stytch.emu.mint_m2m_token(&client.client_id, None)
+    });
+    assert_ne!(tokens[0], tokens[1]);
     let app = |auth: &StytchAuth| {
         Router::new()
             .route(
