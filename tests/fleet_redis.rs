@@ -276,7 +276,7 @@ async fn ten_thousand_requests_send_no_command_to_redis() {
         jwt(&f.session),
         cookies(None, Some(&f.session.session_token)),
     );
-    let before = redis.all_calls() - redis.calls("ping") - redis.calls("info");
+    let before = redis.calls_except(&["ping", "info"]);
     let started = Instant::now();
     for i in 0..10_000 {
         let on = if i % 2 == 0 { &a } else { &b };
@@ -289,7 +289,7 @@ async fn ten_thousand_requests_send_no_command_to_redis() {
         assert!(res.status.as_u16() < 500, "{}", res.body);
     }
     let seconds = started.elapsed().as_secs() + 2;
-    let after = redis.all_calls() - redis.calls("ping") - redis.calls("info");
+    let after = redis.calls_except(&["ping", "info"]);
     assert_eq!(after, before, "commands other than the heartbeat");
     assert!(redis.calls("ping") <= 2 * (seconds + 4), "heartbeats only");
 }

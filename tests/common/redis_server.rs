@@ -147,11 +147,14 @@ impl RedisServer {
             .unwrap_or(0)
     }
 
-    /// Every command's calls, summed.
-    pub fn all_calls(&self) -> u64 {
+    /// Every command's calls but those of `except` (lowercase names), summed, from
+    /// one reading of the server's statistics (a heartbeat between two readings
+    /// would otherwise count).
+    pub fn calls_except(&self, except: &[&str]) -> u64 {
         let info = self.command(&["INFO", "commandstats"]).unwrap_or_default();
         info.lines()
-            .filter_map(|l| l.split_once(":calls="))
+            .filter_map(|l| l.strip_prefix("cmdstat_")?.split_once(":calls="))
+            .filter(|(command, _)| !except.contains(command))
             .filter_map(|(_, rest)| rest.split(',').next()?.parse::<u64>().ok())
             .sum()
     }
