@@ -155,7 +155,7 @@ fn a_cold_jwks_fetch_does_not_use_another_runtimes_connection() {
     let auth = stytch
         .emu
         .auth_builder()
-        .request_timeout(Duration::from_millis(500))
+        .request_timeout(Duration::from_secs(5))
         .build()
         .expect("a valid configuration");
     let app = app(&auth);
@@ -279,7 +279,7 @@ fn auth_with_timeout(stytch: &Stytch, timeout: Duration, calls: usize) -> Stytch
 #[test]
 fn a_call_stuck_on_an_idle_runtime_hangs_no_one() {
     let stytch = stytch();
-    let auth = auth_with_timeout(&stytch, Duration::from_millis(300), 256);
+    let auth = auth_with_timeout(&stytch, Duration::from_secs(2), 256);
     let app = app(&auth);
     let cookie = cookies(None, Some(&stytch.session.session_token));
     stytch.emu.inject_fault(Endpoint::Authenticate, Fault::Hold);
@@ -310,7 +310,7 @@ fn a_call_stuck_on_an_idle_runtime_hangs_no_one() {
 #[test]
 fn a_call_stuck_on_an_idle_runtime_does_not_keep_its_permit() {
     let stytch = stytch();
-    let auth = auth_with_timeout(&stytch, Duration::from_millis(300), 1);
+    let auth = auth_with_timeout(&stytch, Duration::from_secs(2), 1);
     let app = app(&auth);
     let other = stytch.emu.create_session(
         &stytch

@@ -439,12 +439,13 @@ mod tests {
     /// join it at all.
     #[test]
     fn a_call_stuck_on_an_idle_runtime_is_given_up_at_its_deadline() {
-        let sf = Arc::new(SingleFlight::<u8, u8>::new(Duration::from_millis(50)));
+        // A deadline no pause of a loaded machine reaches between the two calls.
+        let sf = Arc::new(SingleFlight::<u8, u8>::new(Duration::from_secs(1)));
         let idle = current_thread();
+        let other = current_thread();
         let mut stuck = Box::pin(sf.run(0, || async { 1 }));
         // Started (in the table, its task spawned on `idle`), never run.
         poll_once(&idle, &mut stuck);
-        let other = current_thread();
         assert_eq!(other.block_on(sf.run(0, || async { 2 })), Some(2));
         assert_eq!(sf.joined(), 1, "joined the stuck call first");
         assert_eq!(other.block_on(sf.run(0, || async { 3 })), Some(3));
