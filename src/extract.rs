@@ -46,19 +46,22 @@ pub(crate) fn reject_authz(
 /// `grpc_status_errors`, as a gRPC status), through the user's error handler.
 fn through_handler(rejection: AuthRejection, ctx: &AuthContext, parts: &Parts) -> AuthRejection {
     let core = ctx.core();
-    rejection
-        .with_bearer_challenge(core.credentials.bearer(), core.resource_metadata_url())
+    challenged(rejection, ctx)
         .with_grpc_status(core.grpc_status_errors && crate::grpc::is_grpc_request(&parts.headers))
         .customize(core.error_handler.as_ref(), parts)
+}
+
+/// `rejection` with the layer's 401 challenge (`Bearer` or `Cookie`, and the
+/// protected-resource metadata URL).
+fn challenged(rejection: AuthRejection, ctx: &AuthContext) -> AuthRejection {
+    let core = ctx.core();
+    rejection.with_bearer_challenge(core.credentials.bearer(), core.resource_metadata_url())
 }
 
 /// The rejection for `failure` outside an extractor (no request parts): with the
 /// layer's challenge, without the error handler.
 fn reject_outside(ctx: &AuthContext, failure: Failure) -> AuthRejection {
-    let core = ctx.core();
-    failure
-        .rejection(None)
-        .with_bearer_challenge(core.credentials.bearer(), core.resource_metadata_url())
+    challenged(failure.rejection(None), ctx)
 }
 
 /// Implements a caller's extractor and its `Option` form: `$get` is the caller (or the

@@ -5,7 +5,7 @@
 mod common;
 
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RSA_PSS_SHA256};
+use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
@@ -105,8 +105,18 @@ impl World {
 
     /// `claims` under `header`, signed with the emulator's key (RS256).
     fn signed_raw(&self, header: &str, payload: &str) -> String {
+        Self::signed_by(&self.emu_key, &RSA_PKCS1_SHA256, header, payload)
+    }
+
+    /// `claims` under `header`, signed with `key` and `alg`.
+    fn signed_by(
+        key: &KeyPair,
+        alg: &'static dyn RsaEncoding,
+        header: &str,
+        payload: &str,
+    ) -> String {
         let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(payload));
-        sign_input(&self.emu_key, &RSA_PKCS1_SHA256, &input)
+        sign_input(key, alg, &input)
     }
 
     async fn get(&self, path: &str, bearer: Option<&str>, cookie: Option<&str>) -> TestResponse {
@@ -430,14 +440,12 @@ async fn hostile_machine_tokens_are_refused_locally() {
         ),
         (
             "alg PS256",
-            {
-                let input = format!(
-                    "{}.{}",
-                    w.header("PS256", &kid),
-                    URL_SAFE_NO_PAD.encode(&payload)
-                );
-                sign_input(&w.emu_key, &RSA_PSS_SHA256, &input)
-            },
+            World::signed_by(
+                &w.emu_key,
+                &RSA_PSS_SHA256,
+                &w.header("PS256", &kid),
+                &payload,
+            ),
             "invalid_token",
         ),
         (
@@ -451,26 +459,22 @@ async fn hostile_machine_tokens_are_refused_locally() {
         ),
         (
             "another key, the emulator's kid",
-            {
-                let input = format!(
-                    "{}.{}",
-                    w.header("RS256", &kid),
-                    URL_SAFE_NO_PAD.encode(&payload)
-                );
-                sign_input(&w.attacker, &RSA_PKCS1_SHA256, &input)
-            },
+            World::signed_by(
+                &w.attacker,
+                &RSA_PKCS1_SHA256,
+                &w.header("RS256", &kid),
+                &payload,
+            ),
             "invalid_token",
         ),
         (
             "another key, an unknown kid",
-            {
-                let input = format!(
-                    "{}.{}",
-                    w.header("RS256", "jwk-attacker"),
-                    URL_SAFE_NO_PAD.encode(&payload)
-                );
-                sign_input(&w.attacker, &RSA_PKCS1_SHA256, &input)
-            },
+            World::signed_by(
+                &w.attacker,
+                &RSA_PKCS1_SHA256,
+                &w.header("RS256", "jwk-attacker"),
+                &payload,
+            ),
             "invalid_token",
         ),
         (
