@@ -81,11 +81,6 @@ impl CredentialSettings {
             (Source::Bearer, CallerKind::ConnectedApp) => self.accepts.connected_apps,
         }
     }
-
-    /// Whether a member session may be sent as a bearer token.
-    pub(crate) fn bearer_sessions(&self) -> bool {
-        self.accepts.bearer_sessions
-    }
 }
 
 /// Which callers a bearer token may be.

@@ -9,7 +9,7 @@ use http::HeaderMap;
 use std::time::{Instant, SystemTime};
 
 use super::context::{AuthContext, RequestAuth, Signed};
-use crate::caller::Caller;
+use crate::caller::{Caller, CallerKind};
 use crate::client::wire::SessionCredential;
 use crate::core::Core;
 use crate::credentials::{self, CredentialError, Source};
@@ -201,7 +201,7 @@ fn verified(
 
 /// Whether `source` may carry a member session at all.
 fn session_carrier(core: &Core, source: Source) -> bool {
-    source == Source::Cookie || core.credentials.bearer_sessions()
+    core.credentials.accepts(CallerKind::Member, source)
 }
 
 /// A session credential sent as a bearer token where only machine tokens are taken:
